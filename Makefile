@@ -1,0 +1,64 @@
+# p11proxy. `make demo` and `make test` are the two commands; both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+PREFIX ?= /usr/local
+BUILD_DIR ?= build
+PROXY_SO := .build/release/libp11proxy.so
+CC ?= cc
+export BUILD_DIR PROXY_SO
+
+# Debian packages the build, the demo and the tests use.
+APT_PACKAGES := libp11-kit-dev pkg-config softhsm2 opensc p11-kit p11-kit-modules gnutls-bin jq
+
+# Release build (lld: gold leaves local Swift symbols in .dynsym): Swift runtime linked statically (any C program can dlopen it without a Swift
+# toolchain), only the PKCS#11 entry points exported, and -z nodelete because unloading a
+# Swift runtime is not safe (dlclose leaves the library loaded).
+SWIFT_RELEASE_FLAGS := -c release --product p11proxy -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
+	-Xlinker --version-script=$(CURDIR)/support/libp11proxy.map -Xlinker -z -Xlinker nodelete
+
+SWIFT_SOURCES := $(shell find Sources include -name '*.swift' -o -name '*.h' -o -name '*.modulemap' 2>/dev/null)
+
+.PHONY: build deps demo test unit-tests c-tests-run integration-tests generate check-generated tsan clean
+
+build: $(PROXY_SO)
+
+# Installs missing packages only, so repeated runs cost nothing.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "==> installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# p11-kit's own paths, from pkg-config at build time (issue 2: no hard-coded guesses).
+include/p11kit_paths.h: | deps
+	@sysconf=$$(pkg-config --variable=sysconfdir p11-kit-1); \
+	{ echo "/* Written by make from pkg-config p11-kit-1; not committed. */"; \
+	  echo "#define P11PROXY_P11_MODULE_PATH \"$$(pkg-config --variable=p11_module_path p11-kit-1)\""; \
+	  echo "#define P11PROXY_P11_SYSTEM_CONFIG \"$$sysconf/pkcs11/pkcs11.conf\""; \
+	  echo "#define P11PROXY_P11_SYSTEM_CONFIG_MODULES \"$$sysconf/pkcs11/modules\""; \
+	  echo "#define P11PROXY_P11_PACKAGE_CONFIG_MODULES \"$$(pkg-config --variable=p11_module_configs p11-kit-1)\""; \
+	} > $@
+
+$(PROXY_SO): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift support/libp11proxy.map | deps
+	swift build $(SWIFT_RELEASE_FLAGS)
+	@touch $@
+
+generate:
+	swift run p11proxy-generate $(CURDIR)
+
+check-generated:
+	swift run p11proxy-generate --check $(CURDIR)
+
+include Tests/C/tests.mk
+
+demo: build
+	bash scripts/demo.sh
+
+# Everything, with one closing line "N passed, N failed" (scripts/run-tests.sh).
+test: build deps
+	bash scripts/run-tests.sh
+
+clean:
+	rm -rf .build $(BUILD_DIR) include/p11kit_paths.h

@@ -1,0 +1,126 @@
+// Managed callers (issue 3): every C_GetFunctionList / C_GetInterface / C_GetInterfaceList
+// hands out a caller of its own, with its own function tables and its own initialise count.
+// The tables' entry points come from the generated pool (CallerTables.generated.swift).
+//
+// Beyond the pool: a caller that has called C_Finalize may be recycled for a new caller
+// (oldest finalisation first); when every caller is handed out and none has finalised,
+// C_GetFunctionList answers CKR_HOST_MEMORY with a message.
+import CPKCS11
+import Synchronization
+
+enum CallerTables {}
+
+enum CallerState: UInt8 {
+    /// Never handed out.
+    case free = 0
+    /// Handed out; not initialised (or finalised and then taken again).
+    case handedOut = 1
+    case initialized = 2
+    /// Finalised; may be recycled when the pool runs out.
+    case finalized = 3
+}
+
+/// The storage one caller's tables live in; allocated on first use and never freed, because a
+/// caller may keep using its pointers after C_Finalize.
+struct CallerTablesStorage {
+    var list30: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>
+    var list240: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>
+    /// [0] "PKCS 11" 3.0, [1] "PKCS 11" 2.40.
+    var interfaces: UnsafeMutablePointer<CK_INTERFACE>
+}
+
+enum CallerPool {
+    static var size: Int { CallerTables.poolSize }
+
+    // Who may touch them: `states` is read anywhere; changed under `lock` (hand-out/recycle) or
+    // under ProxyRuntime's lock (initialise/finalise). `storage` and `finalizeOrder` only under `lock`.
+    nonisolated(unsafe) static let states: UnsafeMutablePointer<Atomic<UInt8>> = {
+        let states = UnsafeMutablePointer<Atomic<UInt8>>.allocate(capacity: CallerTables.poolSize)
+        for index in 0..<CallerTables.poolSize { (states + index).initialize(to: Atomic(0)) }
+        return states
+    }()
+    static let lock = ProcessLock()
+    nonisolated(unsafe) static var storage: [CallerTablesStorage?] = Array(repeating: nil, count: CallerTables.poolSize)
+    nonisolated(unsafe) static var finalizeOrder: [Int] = []
+
+    /// "PKCS 11", NUL-terminated, shared by every CK_INTERFACE we hand out.
+    nonisolated(unsafe) static let interfaceName: UnsafeMutablePointer<CK_CHAR> = {
+        let bytes = Array("PKCS 11".utf8) + [0]
+        let name = UnsafeMutablePointer<CK_CHAR>.allocate(capacity: bytes.count)
+        name.initialize(from: bytes, count: bytes.count)
+        return name
+    }()
+
+    @inline(__always)
+    static func state(_ caller: Int) -> CallerState {
+        CallerState(rawValue: states[caller].load(ordering: .acquiring)) ?? .free
+    }
+
+    @inline(__always)
+    static func isInitialized(_ caller: Int) -> Bool {
+        states[caller].load(ordering: .acquiring) == CallerState.initialized.rawValue
+    }
+
+    static func setState(_ caller: Int, _ state: CallerState) {
+        states[caller].store(state.rawValue, ordering: .sequentiallyConsistent)
+        if state == .finalized {
+            lock.withLock {
+                finalizeOrder.removeAll { $0 == caller }
+                finalizeOrder.append(caller)
+            }
+        }
+    }
+
+    /// A new caller's tables, or nil when the pool is exhausted.
+    static func acquire() -> CallerTablesStorage? {
+        let acquired: CallerTablesStorage? = lock.withLock {
+            var chosen: Int?
+            for caller in 0..<size where state(caller) == .free {
+                chosen = caller
+                break
+            }
+            if chosen == nil, let index = finalizeOrder.firstIndex(where: { state($0) == .finalized }) {
+                chosen = finalizeOrder.remove(at: index)
+            }
+            guard let caller = chosen else { return nil }
+            states[caller].store(CallerState.handedOut.rawValue, ordering: .sequentiallyConsistent)
+            return tables(for: caller)
+        }
+        if acquired == nil {
+            Diagnostics.report("all \(size) caller function lists are in use and none has called C_Finalize; "
+                + "C_GetFunctionList returns CKR_HOST_MEMORY")
+        }
+        return acquired
+    }
+
+    /// The caller's tables, built the first time; only under `lock`.
+    private static func tables(for caller: Int) -> CallerTablesStorage {
+        if let existing = storage[caller] { return existing }
+        let list30 = UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>.allocate(capacity: 1)
+        list30.initialize(to: CK_FUNCTION_LIST_3_0())
+        CallerTables.fill(list30, caller: caller)
+        list30.pointee.version = CK_VERSION(major: 3, minor: 0)
+        let list240 = UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>.allocate(capacity: 1)
+        list240.initialize(to: list30.pointee)
+        list240.pointee.version = CK_VERSION(major: 2, minor: 40)
+        let interfaces = UnsafeMutablePointer<CK_INTERFACE>.allocate(capacity: 2)
+        interfaces.initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list30), flags: 0))
+        (interfaces + 1).initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list240), flags: 0))
+        let made = CallerTablesStorage(list30: list30, list240: list240, interfaces: interfaces)
+        storage[caller] = made
+        return made
+    }
+
+    /// The tables of a caller already handed out (for C_GetFunctionList called through its list).
+    static func existingTables(for caller: Int) -> CallerTablesStorage? {
+        lock.withLock { storage[caller] }
+    }
+
+    /// In the fork child: no caller is initialised; each must call C_Initialize again.
+    static func forkChild() {
+        lock.reinitializeInChild()
+        for caller in 0..<size where state(caller) == .initialized {
+            states[caller].store(CallerState.handedOut.rawValue, ordering: .relaxed)
+        }
+    }
+}

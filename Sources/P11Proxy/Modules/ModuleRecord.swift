@@ -1,0 +1,53 @@
+// The cold half of a loaded module: where it came from and its configuration. Only touched
+// under ProxyRuntime's lock; the hot half is its ModuleSlot.
+import CPKCS11
+import Glibc
+import P11ProxyConfig
+
+final class ModuleRecord {
+    let index: Int
+    let path: String
+    let identity: FileIdentity
+    var config: ModuleConfig
+    var isManaged = true
+    var isCritical = false
+    /// Our C_Initialize of it succeeded in this process (reset in a fork child).
+    var isInitialized = false
+    /// `x-init-reserved`, NUL-terminated, passed as CK_C_INITIALIZE_ARGS.pReserved as p11-kit does.
+    private(set) var initReserved: UnsafeMutablePointer<CChar>?
+
+    init(index: Int, path: String, identity: FileIdentity, config: ModuleConfig) {
+        self.index = index
+        self.path = path
+        self.identity = identity
+        self.config = config
+    }
+
+    var name: String { config.name }
+    var slot: UnsafeMutablePointer<ModuleSlot> { ModuleTable.slot(index) }
+
+    func apply(_ config: ModuleConfig, managed: Bool) {
+        self.config = config
+        isManaged = managed
+        isCritical = config.isCritical
+        if let old = initReserved { free(old) }
+        initReserved = config.initReserved.map { strdup($0) }
+    }
+
+    /// C_Initialize with OS locking and the configured pReserved; ALREADY_INITIALIZED counts as
+    /// success, as in p11-kit (someone else in the process initialised it first).
+    func initialize() throws(ReturnValue) {
+        guard let initialize = slot.pointee.functions.C_Initialize else { throw .functionNotSupported }
+        var arguments = CK_C_INITIALIZE_ARGS()
+        arguments.flags = CK_FLAGS(CKF_OS_LOCKING_OK)
+        arguments.pReserved = UnsafeMutableRawPointer(initReserved)
+        let rv = ReturnValue(withUnsafeMutablePointer(to: &arguments) { initialize(UnsafeMutableRawPointer($0)) })
+        guard rv == .ok || rv == .cryptokiAlreadyInitialized else { throw rv }
+        isInitialized = true
+    }
+
+    func finalize() {
+        _ = slot.pointee.functions.C_Finalize?(nil)
+        isInitialized = false
+    }
+}

@@ -1,0 +1,38 @@
+// The hot half of every loaded module: its function list and whether it is live, in a fixed
+// buffer read without locks on every call. Libraries are never dlclosed, so entries never move
+// or die; a module leaving the configuration only clears `isActive`.
+import CPKCS11
+import Synchronization
+
+struct ModuleSlot: ~Copyable {
+    /// A copy of the module's list. For a 2.x module only the 2.40 prefix is copied and the 3.0
+    /// entries stay nil, so a 3.0 call answers CKR_FUNCTION_NOT_SUPPORTED without reaching it.
+    /// Written once, under ProxyRuntime's lock, before any slot or session of it is published.
+    var functions: CK_FUNCTION_LIST_3_0
+    /// In the current configuration and initialised (for unmanaged modules: configured).
+    let isActive: Atomic<Bool>
+    /// `managed: no`: C_Initialize/C_Finalize/C_CloseAllSessions pass straight through.
+    let isUnmanaged: Atomic<Bool>
+}
+
+enum ModuleTable {
+    /// More modules than any system configures; loading beyond it reports and skips.
+    static let capacity = 256
+
+    // Who may touch it: anyone may read; `functions` is written by ProxyRuntime (under its lock)
+    // before the module is first activated; the atomics are stored under that lock.
+    nonisolated(unsafe) static let slots: UnsafeMutablePointer<ModuleSlot> = {
+        let slots = UnsafeMutablePointer<ModuleSlot>.allocate(capacity: capacity)
+        for index in 0..<capacity {
+            (slots + index).initialize(to: ModuleSlot(
+                functions: CK_FUNCTION_LIST_3_0(), isActive: Atomic(false), isUnmanaged: Atomic(false)))
+        }
+        return slots
+    }()
+
+    @inline(__always)
+    static func slot(_ index: Int) -> UnsafeMutablePointer<ModuleSlot> { slots + index }
+
+    @inline(__always)
+    static func index(of slot: UnsafeMutablePointer<ModuleSlot>) -> Int { slot - slots }
+}

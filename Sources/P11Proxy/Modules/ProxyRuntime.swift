@@ -1,0 +1,200 @@
+// The process-wide lifecycle behind C_Initialize/C_Finalize: reading the configuration,
+// loading and initialising real modules when the first caller initialises, finalising them
+// when the last caller finalises, and putting everything right in a fork child.
+import CPKCS11
+import Glibc
+import P11ProxyConfig
+
+/// Only touched while holding `ProxyRuntime.lock`.
+struct RuntimeState {
+    var initializedCallers = 0
+    /// Every module ever loaded, by ModuleTable index.
+    var modules: [ModuleRecord] = []
+    var byIdentity: [FileIdentity: Int] = [:]
+    /// The current configuration's modules, in load order (priority, then name).
+    var active: [Int] = []
+}
+
+enum ProxyRuntime {
+    static let lock = ProcessLock()
+    // Who may touch it: only code holding `lock`.
+    nonisolated(unsafe) static var state = RuntimeState()
+
+    /// Registers the fork handlers once; called from every exported entry point.
+    static let forkHandlersInstalled: Bool = {
+        pthread_atfork(forkPrepare, forkParent, forkChild) == 0
+    }()
+
+    /// The active modules' indices, for calls that visit every module (C_GetSlotList).
+    static func activeModules() -> [Int] {
+        lock.withLock { state.active }
+    }
+
+    static func record(_ index: Int) -> ModuleRecord? {
+        lock.withLock { index < state.modules.count ? state.modules[index] : nil }
+    }
+
+    // MARK: C_Initialize / C_Finalize, per caller (under `lock`, so they are serialised)
+
+    static func initialize(caller: Int, options: InitializeOptions) throws(ReturnValue) {
+        try lock.withLock { () throws(ReturnValue) in
+            guard CallerPool.state(caller) != .initialized else { throw .cryptokiAlreadyInitialized }
+            if state.initializedCallers == 0 {
+                try startModules(options: options)
+            } else {
+                // managed: no: every caller's C_Initialize reaches the module, as for a plain module.
+                for index in state.active where state.modules[index].isManaged == false {
+                    try? state.modules[index].initialize()
+                }
+            }
+            state.initializedCallers += 1
+            CallerPool.setState(caller, .initialized)
+        }
+    }
+
+    static func finalize(caller: Int) throws(ReturnValue) {
+        try lock.withLock { () throws(ReturnValue) in
+            guard CallerPool.state(caller) == .initialized else { throw .cryptokiNotInitialized }
+            // Stored before the scan below; C_OpenSession checks it after registering (Dekker).
+            CallerPool.setState(caller, .finalized)
+            state.initializedCallers -= 1
+            let last = state.initializedCallers == 0
+            for session in SessionTable.liveSessions(where: { owner, _, _ in owner == caller }) {
+                let record = state.modules[session.module]
+                // The last caller's sessions go with the module's C_Finalize.
+                if !last || !record.isManaged {
+                    _ = record.slot.pointee.functions.C_CloseSession?(session.realHandle)
+                }
+                SessionTable.release(session)
+            }
+            for index in state.active where !state.modules[index].isManaged {
+                stopModule(state.modules[index])
+            }
+            if last {
+                for index in state.active { stopModule(state.modules[index]) }
+                state.active = []
+            }
+        }
+    }
+
+    /// Finalises a module and retires every session on it (any caller's).
+    private static func stopModule(_ record: ModuleRecord) {
+        if record.isInitialized { record.finalize() }
+        for session in SessionTable.liveSessions(where: { _, module, _ in module == record.index }) {
+            SessionTable.release(session)
+        }
+        if state.initializedCallers == 0 || record.isManaged {
+            record.slot.pointee.isActive.store(false, ordering: .releasing)
+        }
+    }
+
+    // MARK: Starting the configuration's modules (first caller)
+
+    private static func startModules(options: InitializeOptions) throws(ReturnValue) {
+        let configuration = ConfigurationSource.current(options: options)
+        for diagnostic in configuration.diagnostics { Diagnostics.report(diagnostic.description) }
+        for skipped in configuration.skipped {
+            let place = skipped.file.map { file in skipped.line.map { "\(file):\($0)" } ?? file } ?? "configuration"
+            Diagnostics.report("\(place): module '\(skipped.name)' skipped: \(skipped.reason)")
+            if skipped.isCritical && !skipped.isDisabledByProgramName {
+                Diagnostics.report("module '\(skipped.name)' is critical; C_Initialize fails")
+                throw .generalError
+            }
+        }
+        var started: [ModuleRecord] = []
+        do throws(ReturnValue) {
+            for config in configuration.modules {
+                guard let record = try load(config, skipping: started.map(\.identity)) else { continue }
+                record.apply(config, managed: configuration.isManaged(config))
+                do throws(ReturnValue) {
+                    try record.initialize()
+                } catch {
+                    Diagnostics.report("module '\(record.name)' (\(record.path)): C_Initialize failed: \(error)"
+                        + (record.isCritical ? "; it is critical, so C_Initialize fails" : "; skipped"))
+                    if record.isCritical { throw error }
+                    continue
+                }
+                started.append(record)
+            }
+        } catch {
+            for record in started where record.isInitialized { record.finalize() }
+            throw error
+        }
+        state.active = started.map(\.index)
+        for record in started {
+            record.slot.pointee.isUnmanaged.store(!record.isManaged, ordering: .relaxed)
+            record.slot.pointee.isActive.store(true, ordering: .releasing)
+        }
+    }
+
+    /// The module's record, loading the library on first use; nil (with a message) when it is
+    /// skipped. Throws only for a critical module that cannot be loaded.
+    private static func load(_ config: ModuleConfig, skipping alreadyStarted: [FileIdentity]) throws(ReturnValue) -> ModuleRecord? {
+        let place = config.files.first ?? "configuration"
+        func skip(_ reason: String) throws(ReturnValue) -> ModuleRecord? {
+            Diagnostics.report("\(place): module '\(config.name)' skipped: \(reason)")
+            if config.isCritical {
+                Diagnostics.report("module '\(config.name)' is critical; C_Initialize fails")
+                throw .generalError
+            }
+            return nil
+        }
+        guard let path = config.modulePath else { return try skip("no module: path") }
+        guard let identity = FileIdentity(path: path) else { return try skip("\(path): no such file") }
+        if identity == ModuleLoader.ownIdentity {
+            // Loading ourselves would recurse; never fatal, even for a critical module.
+            Diagnostics.report("\(place): module '\(config.name)' skipped: \(path) is p11proxy itself")
+            return nil
+        }
+        if alreadyStarted.contains(identity) {
+            Diagnostics.report("\(place): module '\(config.name)' skipped: \(path) is already loaded by another module file")
+            return nil
+        }
+        if let index = state.byIdentity[identity] { return state.modules[index] }
+        guard state.modules.count < ModuleTable.capacity else { return try skip("more than \(ModuleTable.capacity) modules") }
+        let functions: CK_FUNCTION_LIST_3_0
+        do throws(LoadError) {
+            functions = try ModuleLoader.load(path: path)
+        } catch {
+            return try skip("\(path): \(error)")
+        }
+        let record = ModuleRecord(index: state.modules.count, path: path, identity: identity, config: config)
+        record.slot.pointee.functions = functions
+        state.modules.append(record)
+        state.byIdentity[identity] = record.index
+        return record
+    }
+
+    // MARK: fork
+
+    // Lock order everywhere: ProxyRuntime, CallerPool, SlotMap, SessionTable, Diagnostics.
+    private static let forkPrepare: @convention(c) () -> Void = {
+        ProxyRuntime.lock.lock()
+        CallerPool.lock.lock()
+        SlotMap.lock.lock()
+        SessionTable.lock.lock()
+    }
+
+    private static let forkParent: @convention(c) () -> Void = {
+        SessionTable.lock.unlock()
+        SlotMap.lock.unlock()
+        CallerPool.lock.unlock()
+        ProxyRuntime.lock.unlock()
+    }
+
+    /// The child starts with every caller uninitialised; its first C_Initialize initialises the
+    /// real modules afresh (ALREADY_INITIALIZED from a module that kept the parent's state is fine).
+    private static let forkChild: @convention(c) () -> Void = {
+        ProxyRuntime.lock.reinitializeInChild()
+        CallerPool.forkChild()
+        SlotMap.forkChild()
+        SessionTable.forkChild()
+        Diagnostics.forkChild()
+        ProxyRuntime.state.initializedCallers = 0
+        for index in ProxyRuntime.state.active {
+            ProxyRuntime.state.modules[index].slot.pointee.isActive.store(false, ordering: .relaxed)
+        }
+        ProxyRuntime.state.active = []
+        for record in ProxyRuntime.state.modules { record.isInitialized = false }
+    }
+}

@@ -1,0 +1,41 @@
+// The router: a proxy slot ID or session handle in, the module and its real ID out. Inlined
+// into every generated entry point; the failure code says why a route does not exist.
+import CPKCS11
+
+struct Route {
+    /// Nil when there is no route; `failure` then says why.
+    var module: UnsafeMutablePointer<ModuleSlot>?
+    /// The module's own slot ID or session handle.
+    var handle: CK_ULONG
+    var failure: CK_RV
+    /// The proxy slot the call is about (for sessions: the slot the session was opened on).
+    var proxySlot: CK_SLOT_ID
+    var session: SessionRecord?
+
+    @inline(__always)
+    static func failed(_ rv: ReturnValue) -> Route {
+        Route(module: nil, handle: 0, failure: rv.rawValue, proxySlot: 0, session: nil)
+    }
+}
+
+enum Router {
+    @inline(__always)
+    static func slot(_ proxySlot: CK_SLOT_ID, caller: Int) -> Route {
+        guard CallerPool.isInitialized(caller) else { return .failed(.cryptokiNotInitialized) }
+        guard let key = SlotMap.key(for: proxySlot) else { return .failed(.slotIDInvalid) }
+        let module = ModuleTable.slot(key.module)
+        guard module.pointee.isActive.load(ordering: .acquiring) else { return .failed(.slotIDInvalid) }
+        return Route(module: module, handle: key.realSlot, failure: CK_RV(CKR_OK), proxySlot: proxySlot, session: nil)
+    }
+
+    /// A live session implies an initialised caller (C_Finalize retires a caller's sessions), so
+    /// the caller's state is only read to pick the right error.
+    @inline(__always)
+    static func session(_ handle: CK_SESSION_HANDLE, caller: Int) -> Route {
+        guard let record = SessionTable.resolve(handle, caller: caller) else {
+            return .failed(CallerPool.isInitialized(caller) ? .sessionHandleInvalid : .cryptokiNotInitialized)
+        }
+        return Route(module: ModuleTable.slot(record.module), handle: record.realHandle,
+                     failure: CK_RV(CKR_OK), proxySlot: record.proxySlot, session: record)
+    }
+}

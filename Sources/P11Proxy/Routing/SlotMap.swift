@@ -1,0 +1,47 @@
+// Proxy slot IDs: (module, real slot ID) pairs numbered from 1 in the order first seen, never
+// reused for the life of the process, so an ID a caller holds keeps meaning the same slot.
+// Lookup by proxy ID is lock-free (an append-only buffer); the reverse map takes a lock.
+import CPKCS11
+import Synchronization
+
+struct SlotKey: Hashable {
+    var module: Int
+    var realSlot: CK_SLOT_ID
+}
+
+enum SlotMap {
+    /// Distinct slots in one process's life; hot-plugged readers usually reuse their IDs.
+    static let capacity = 4096
+
+    // Who may touch them: entries below `count` are immutable and read anywhere; appends
+    // happen under `lock`, which also guards `reverse`.
+    nonisolated(unsafe) static let entries = UnsafeMutablePointer<SlotKey>.allocate(capacity: capacity)
+    static let count = Atomic<Int>(0)
+    static let lock = ProcessLock()
+    nonisolated(unsafe) static var reverse: [SlotKey: CK_SLOT_ID] = [:]
+
+    @inline(__always)
+    static func key(for proxySlot: CK_SLOT_ID) -> SlotKey? {
+        guard proxySlot >= 1, proxySlot <= UInt(count.load(ordering: .acquiring)) else { return nil }
+        return entries[Int(proxySlot) - 1]
+    }
+
+    /// The proxy ID for a module's slot, assigned on first sight; nil only when the map is full.
+    static func proxySlot(for key: SlotKey) -> CK_SLOT_ID? {
+        lock.withLock {
+            if let known = reverse[key] { return known }
+            let next = count.load(ordering: .relaxed)
+            guard next < capacity else {
+                Diagnostics.report("more than \(capacity) distinct slots seen; slot \(key.realSlot) of module #\(key.module) is not shown")
+                return nil
+            }
+            (entries + next).initialize(to: key)
+            count.store(next + 1, ordering: .releasing)
+            let id = CK_SLOT_ID(next + 1)
+            reverse[key] = id
+            return id
+        }
+    }
+
+    static func forkChild() { lock.reinitializeInChild() }
+}

@@ -1,0 +1,157 @@
+// The only file that talks to libc: thin wrappers, one per call, in the manner of swift-system's
+// Internals/Syscalls.swift. Everything else in this target is plain Swift over Strings and bytes.
+
+import Glibc
+
+extension FileSystemError {
+    public static var noSuchFile: FileSystemError { .errno(ENOENT) }
+    public static var notDirectory: FileSystemError { .errno(ENOTDIR) }
+    public static var permissionDenied: FileSystemError { .errno(EACCES) }
+    public static var operationNotPermitted: FileSystemError { .errno(EPERM) }
+    public static var tooManySymbolicLinks: FileSystemError { .errno(ELOOP) }
+    public static var invalidArgument: FileSystemError { .errno(EINVAL) }
+
+    /// Fixed English texts rather than strerror(3), which is not thread-safe and follows the
+    /// host application's locale.
+    static func errnoDescription(_ code: Int32) -> String {
+        switch code {
+        case ENOENT: return "no such file or directory"
+        case ENOTDIR: return "a path component is not a directory"
+        case EACCES: return "permission denied"
+        case EPERM: return "operation not permitted"
+        case ELOOP: return "too many levels of symbolic links"
+        case EISDIR: return "is a directory"
+        case EIO: return "input/output error"
+        case ENAMETOOLONG: return "file name too long"
+        case EMFILE, ENFILE: return "too many open files"
+        case ENOMEM: return "out of memory"
+        case EINVAL: return "invalid argument"
+        default: return "error \(code)"
+        }
+    }
+}
+
+enum Syscalls {
+    /// A path as the C string libc gets. A Swift string with an embedded NUL would be silently
+    /// cut short by C, naming a different file, so such paths are refused.
+    private static func withPath<R>(_ path: String,
+                                    _ body: (UnsafePointer<CChar>) throws(FileSystemError) -> R)
+        throws(FileSystemError) -> R {
+        if path.utf8.contains(0) { throw .invalidArgument }
+        var cString = Array(path.utf8CString)
+        return try cString.withUnsafeMutableBufferPointer { (buffer) throws(FileSystemError) -> R in
+            try body(UnsafePointer(buffer.baseAddress!))
+        }
+    }
+
+    static func status(_ path: String, followingLinks: Bool) throws(FileSystemError) -> FileStatus {
+        try withPath(path) { (cPath) throws(FileSystemError) -> FileStatus in
+            var info = stat()
+            // fstatat, because Swift resolves the name `stat` to the struct, not the function.
+            let flags = followingLinks ? 0 : AT_SYMLINK_NOFOLLOW
+            guard fstatat(AT_FDCWD, cPath, &info, flags) == 0 else { throw .errno(errno) }
+            return fileStatus(info)
+        }
+    }
+
+    private static func fileStatus(_ info: stat) -> FileStatus {
+        let kind: FileStatus.Kind
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: kind = .regular
+        case S_IFDIR: kind = .directory
+        case S_IFLNK: kind = .symbolicLink
+        default: kind = .other
+        }
+        return FileStatus(kind: kind, size: Int(info.st_size))
+    }
+
+    static func directoryEntries(_ path: String) throws(FileSystemError) -> [[UInt8]] {
+        try withPath(path) { (cPath) throws(FileSystemError) -> [[UInt8]] in
+            guard let directory = opendir(cPath) else { throw .errno(errno) }
+            defer { closedir(directory) }
+            var names: [[UInt8]] = []
+            while true {
+                errno = 0
+                guard let entry = readdir(directory) else {
+                    if errno != 0 { throw .errno(errno) }
+                    return names
+                }
+                var rawName = entry.pointee.d_name
+                let name = withUnsafeBytes(of: &rawName) { Array($0.prefix(while: { $0 != 0 })) }
+                if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+                names.append(name)
+            }
+        }
+    }
+
+    static func contents(_ path: String, maximumSize: Int) throws(FileSystemError) -> [UInt8] {
+        try withPath(path) { (cPath) throws(FileSystemError) -> [UInt8] in
+            // O_NONBLOCK: if the path became a FIFO after the caller's stat, open must not wait
+            // for a writer. O_NOCTTY: a terminal device must not become our controlling terminal.
+            let descriptor = open(cPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+            guard descriptor >= 0 else { throw .errno(errno) }
+            defer { close(descriptor) }
+            var info = stat()
+            guard fstat(descriptor, &info) == 0 else { throw .errno(errno) }
+            guard fileStatus(info).kind == .regular else { throw .notRegularFile }
+
+            var bytes: [UInt8] = []
+            let limit = maximumSize + 1
+            let chunkSize = 64 * 1024
+            var chunk = [UInt8](repeating: 0, count: chunkSize)
+            while bytes.count < limit {
+                let wanted = min(chunkSize, limit - bytes.count)
+                let got = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, wanted) }
+                if got < 0 {
+                    if errno == EINTR { continue }
+                    throw .errno(errno)
+                }
+                if got == 0 { break }
+                bytes.append(contentsOf: chunk[0..<got])
+            }
+            return bytes
+        }
+    }
+
+    static func processIdentity() -> ProcessIdentity {
+        ProcessIdentity(uid: getuid(), euid: geteuid(), gid: getgid(), egid: getegid(),
+                        secureExecution: secureExecution())
+    }
+
+    /// getauxval(AT_SECURE), which p11-kit checks in `_p11_conf_load_globals`: the kernel sets it
+    /// for setuid/setgid executables and for file capabilities, where uid == euid can still hold.
+    /// Glibc's Swift module does not import <sys/auxv.h>, so the function is looked up by name.
+    private static func secureExecution() -> Bool {
+        typealias GetAuxiliaryValue = @convention(c) (UInt) -> UInt
+        let atSecure: UInt = 23  // AT_SECURE in <elf.h>, part of the Linux ABI
+        guard let symbol = dlsym(nil, "getauxval") else {
+            return getuid() != geteuid() || getgid() != getegid()
+        }
+        return unsafeBitCast(symbol, to: GetAuxiliaryValue.self)(atSecure) != 0
+    }
+
+    /// The process environment. Read once per call; callers hand the dictionary on.
+    static func environment() -> [String: String] {
+        var result: [String: String] = [:]
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                let name = String(text[..<equals])
+                // The first definition wins, as getenv(3) returns the first match.
+                if result[name] == nil { result[name] = String(text[text.index(after: equals)...]) }
+            }
+            cursor += 1
+        }
+        return result
+    }
+
+    /// glibc's program_invocation_short_name: the base name of argv[0], which is what p11-kit's
+    /// getprogname() returns on Linux and so what `enable-in`/`disable-in` are matched against.
+    static func programName() -> String? {
+        guard let symbol = dlsym(nil, "program_invocation_short_name") else { return nil }
+        guard let name = symbol.assumingMemoryBound(to: UnsafePointer<CChar>?.self).pointee else { return nil }
+        let text = String(cString: name)
+        return text.isEmpty ? nil : text
+    }
+}

@@ -1,0 +1,84 @@
+/* p11test.h: what every C test program shares: TAP-style checks whose numbering and
+ * counts survive forked scenarios, loading the proxy and the mock modules the way a C
+ * application would (dlopen + dlsym), and writing p11-kit style config directories. */
+#ifndef P11PROXY_P11TEST_H
+#define P11PROXY_P11TEST_H
+
+#include <stddef.h>
+
+#include "p11proxy_pkcs11.h"
+#include "mock_control.h"
+#include "mock_algo.h"
+
+/* argv[1]: the proxy .so, argv[2]: the directory holding libmock-*.so (both made absolute). */
+extern const char *t_proxy_path;
+extern const char *t_mock_dir;
+
+void t_init(int argc, char **argv);
+/* Prints the summary and returns the exit status for main. */
+int t_done(void);
+
+/* Each prints "ok N - what" or "not ok N - what (got X, want Y)"; returns cond. */
+int t_ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int t_rv(CK_RV got, CK_RV want, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int t_ul(unsigned long got, unsigned long want, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int t_str(const char *got, const char *want, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A failed check whose message says itself what went wrong. */
+int t_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void t_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *t_rv_name(CK_RV rv);
+int t_failures(void);
+
+/* Runs fn in a forked child (a fresh process state for the proxy: it reads its config
+ * when the first caller initialises). A crash, a hang past the timeout or a non-zero
+ * exit is reported as a failed check. */
+void t_scenario(const char *name, void (*fn)(void *), void *arg);
+
+/* Config directories: DIR/modules/NAME.module and DIR/pkcs11.conf, under one temporary
+ * tree that the main process removes at exit (kept when P11TEST_KEEP is set). */
+char *t_config_new(const char *label);
+void t_config_module(const char *dir, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void t_config_file(const char *dir, const char *relpath, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void t_config_use(const char *dir);
+/* "<mock dir>/lib<name>.so"; the caller frees. */
+char *t_mock_path(const char *name);
+/* A scratch path under the temporary tree; the caller frees. */
+char *t_temp_path(const char *name);
+
+struct t_mock {
+    char name[32];
+    char path[4096];
+    void *dl;
+    mock_stats_fn stats;
+    mock_control_fn control;
+};
+/* dlopen(RTLD_NOW) of the mock: the proxy's dlopen of the same file then gets this very
+ * instance, and our reference keeps it (and its counters) alive across proxy reloads. */
+int t_mock_open(struct t_mock *m, const char *name);
+struct mock_stats t_mock_stats(struct t_mock *m);
+CK_RV t_mock_control(struct t_mock *m, int op, CK_ULONG arg);
+
+struct t_proxy {
+    void *dl;
+    CK_C_GetFunctionList get_function_list;
+    CK_C_GetInterfaceList get_interface_list;
+    CK_C_GetInterface get_interface;
+};
+int t_proxy_open(struct t_proxy *p);
+void t_proxy_close(struct t_proxy *p);
+/* A new caller from C_GetFunctionList, or NULL (reported). */
+CK_FUNCTION_LIST_PTR t_caller(struct t_proxy *p);
+
+/* Small PKCS#11 helpers. */
+CK_RV t_slot_list(CK_FUNCTION_LIST_PTR f, CK_SLOT_ID **slots, CK_ULONG *n); /* *slots: free() */
+void t_trim(char *dst, const unsigned char *src, size_t n);                /* blank-padded -> C string */
+CK_RV t_token_label(CK_FUNCTION_LIST_PTR f, CK_SLOT_ID slot, char label[33]);
+/* The proxy slot whose token label is `label`, or (CK_SLOT_ID)-1. */
+CK_SLOT_ID t_slot_by_label(CK_FUNCTION_LIST_PTR f, const char *label);
+CK_RV t_digest(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE h, const void *data, size_t len,
+               unsigned char out[MOCK_DIGEST_LEN]);
+int t_all_distinct(const CK_ULONG *v, CK_ULONG n);
+
+#define T_NO_SLOT ((CK_SLOT_ID)-1)
+
+#endif
