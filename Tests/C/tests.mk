@@ -27,7 +27,7 @@ P11T_MOCK_LDFLAGS := -fPIC -shared -fvisibility=hidden -Wl,-z,defs
 P11T_LDLIBS := -ldl -lpthread
 
 P11T_MOCKS := mock-a mock-b mock-c mock-failinit mock-garbage mock-fast
-P11T_PROGRAMS := test_routing test_faults test_managed stress_managed
+P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed
 
 # One line per mock variant (see the top of Tests/Mock/mock_module.c).
 P11T_MOCK_FLAGS_mock-a := -DMOCK_NAME='"mock-a"' -DMOCK_TAG=0xA -DMOCK_SLOTS='{1,5}' -DMOCK_V3=1

@@ -23,10 +23,9 @@ struct LoadError: Error, CustomStringConvertible {
 
 enum ModuleLoader {
     /// The file p11proxy itself was loaded from: the mapping in /proc/self/maps that contains
-    /// one of its own functions (dladdr needs _GNU_SOURCE, which Swift's Glibc module lacks).
+    /// a variable of its own (dladdr needs _GNU_SOURCE, which Swift's Glibc module lacks).
     static let ownIdentity: FileIdentity? = {
-        let function = exportedGetFunctionList as @convention(c) (CK_FUNCTION_LIST_PTR_PTR?) -> CK_RV
-        let address = UInt(bitPattern: unsafeBitCast(function, to: UnsafeRawPointer.self))
+        let address = withUnsafeMutablePointer(to: &anchor) { UInt(bitPattern: $0) }
         guard let maps = readWholeFile("/proc/self/maps") else { return nil }
         for line in maps.split(separator: "\n") {
             // "start-end perms offset dev inode path"
@@ -39,6 +38,9 @@ enum ModuleLoader {
         }
         return nil
     }()
+
+    /// Only its address matters: it lives in p11proxy's own data segment.
+    private nonisolated(unsafe) static var anchor: UInt8 = 0
 
     private static func readWholeFile(_ path: String) -> String? {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)

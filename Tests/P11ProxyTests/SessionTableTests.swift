@@ -1,0 +1,89 @@
+// SessionTable: handle uniqueness, ownership, stale handles, and retirement races.
+import CPKCS11
+import Testing
+@testable import P11Proxy
+
+@Suite(.serialized) struct SessionTableTests {
+    @Test func handlesAreUniqueAndResolveToTheirOwnerOnly() throws {
+        var handles = Set<CK_SESSION_HANDLE>()
+        for index in 0..<500 {
+            let handle = try #require(SessionTable.open(caller: index % 3, module: 7, proxySlot: 2, realHandle: CK_ULONG(index)))
+            #expect(handles.insert(handle).inserted)
+            #expect(handle >> 32 == 0, "handles fit 32 bits")
+            let record = try #require(SessionTable.resolve(handle, caller: index % 3))
+            #expect(record.realHandle == CK_ULONG(index))
+            #expect(record.module == 7)
+            #expect(record.proxySlot == 2)
+            #expect(SessionTable.resolve(handle, caller: (index % 3) + 1) == nil, "another caller's handle")
+        }
+        for handle in handles {
+            for caller in 0..<3 {
+                if let record = SessionTable.resolve(handle, caller: caller) { #expect(SessionTable.release(record)) }
+            }
+        }
+    }
+
+    @Test func closedHandlesStayInvalidEvenWhenTheirEntryIsReused() throws {
+        let first = try #require(SessionTable.open(caller: 1, module: 1, proxySlot: 1, realHandle: 10))
+        let record = try #require(SessionTable.resolve(first, caller: 1))
+        #expect(SessionTable.release(record))
+        #expect(SessionTable.release(record) == false, "a second release of the same session loses")
+        #expect(SessionTable.resolve(first, caller: 1) == nil)
+        var reopened: [CK_SESSION_HANDLE] = []
+        for index in 0..<2000 {
+            let handle = try #require(SessionTable.open(caller: 1, module: 1, proxySlot: 1, realHandle: CK_ULONG(index)))
+            #expect(handle != first)
+            reopened.append(handle)
+        }
+        #expect(SessionTable.resolve(first, caller: 1) == nil)
+        for handle in reopened { SessionTable.release(try #require(SessionTable.resolve(handle, caller: 1))) }
+    }
+
+    @Test func handlesNeverGivenOutDoNotResolve() {
+        for handle: CK_SESSION_HANDLE in [0, 1, 0xFFFFF, 0xFFFF_FFFF, ~0, 1 << 40 | 1] {
+            #expect(SessionTable.resolve(handle, caller: 0) == nil)
+        }
+    }
+
+    @Test func liveSessionsFiltersByCallerAndSlot() throws {
+        let a = try #require(SessionTable.open(caller: 5, module: 2, proxySlot: 9, realHandle: 1))
+        let b = try #require(SessionTable.open(caller: 5, module: 2, proxySlot: 8, realHandle: 2))
+        let c = try #require(SessionTable.open(caller: 6, module: 2, proxySlot: 9, realHandle: 3))
+        let found = SessionTable.liveSessions { caller, _, slot in caller == 5 && slot == 9 }
+        #expect(found.map(\.realHandle) == [1])
+        for handle in [(a, 5), (b, 5), (c, 6)] {
+            SessionTable.release(try #require(SessionTable.resolve(handle.0, caller: handle.1)))
+        }
+        #expect(SessionTable.liveSessions { caller, _, _ in caller == 5 || caller == 6 }.isEmpty)
+    }
+
+    @Test func concurrentOpenAndCloseNeverHandsOutALiveHandleTwice() async throws {
+        let collisions = await withTaskGroup(of: Int.self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    var collisions = 0
+                    for round in 0..<2000 {
+                        guard let handle = SessionTable.open(caller: 20 + worker, module: 3, proxySlot: 1,
+                                                             realHandle: CK_ULONG(round)) else { continue }
+                        guard let record = SessionTable.resolve(handle, caller: 20 + worker),
+                              record.realHandle == CK_ULONG(round) else {
+                            collisions += 1
+                            continue
+                        }
+                        if !SessionTable.release(record) { collisions += 1 }
+                    }
+                    return collisions
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(collisions == 0)
+    }
+
+    @Test func freeIndexQueueIsFirstInFirstOut() {
+        var queue = FreeIndexQueue()
+        for index in 0..<3000 { queue.push(index) }
+        for index in 0..<3000 { #expect(queue.pop() == index) }
+        #expect(queue.pop() == nil)
+    }
+}

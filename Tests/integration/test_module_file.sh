@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The shape of libp11proxy.so itself (issue 2): exactly the three PKCS#11 symbols exported,
+# the Swift runtime linked in (no libswift*.so needed), NODELETE set, and under 8 MB stripped.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PROXY_SO="${PROXY_SO:-$REPO/.build/release/libp11proxy.so}"
+passed=0 failed=0 n=0
+check() { # check DESCRIPTION COMMAND...
+    local what="$1"; shift
+    n=$((n + 1))
+    if "$@"; then echo "ok $n - $what"; passed=$((passed + 1)); else echo "not ok $n - $what"; failed=$((failed + 1)); fi
+}
+
+exports="$(nm -D --defined-only "$PROXY_SO" | awk '{print $3}' | sort | tr '\n' ' ')"
+check "exports exactly C_GetFunctionList C_GetInterface C_GetInterfaceList (got: $exports)" \
+    test "$exports" = "C_GetFunctionList C_GetInterface C_GetInterfaceList "
+check "needs no Swift runtime library" bash -c "! ldd '$PROXY_SO' | grep -q libswift"
+check "is marked NODELETE (stays loaded after dlclose)" bash -c "readelf -d '$PROXY_SO' | grep -q 'Flags: NODELETE'"
+stripped="$(mktemp)"
+strip -o "$stripped" "$PROXY_SO"
+size=$(stat -c %s "$stripped")
+rm -f "$stripped"
+echo "# stripped size: $size bytes"
+check "stripped size $size is under 8 MB" test "$size" -lt 8000000
+
+# A C program with no Swift toolchain on its library path can load it.
+check "dlopen from a plain C program, without LD_LIBRARY_PATH" \
+    env -u LD_LIBRARY_PATH python3 -c "import ctypes,sys; l=ctypes.CDLL(sys.argv[1]); l.C_GetFunctionList" "$PROXY_SO"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# `make test`: every suite in turn, each one's own output shown, then one closing line
+# "N passed, N failed" summing the individual checks of all suites. Exits non-zero if any
+# check failed or any suite could not run.
+set -uo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export PROXY_SO="${PROXY_SO:-$REPO/.build/release/libp11proxy.so}"
+export BUILD_DIR="${BUILD_DIR:-build}"
+LOG_DIR="$BUILD_DIR/test-logs"
+mkdir -p "$LOG_DIR"
+
+total_passed=0 total_failed=0 broken=()
+
+# run_suite NAME COMMAND...: runs it, shows its output, adds the counts from its closing
+# "N passed, N failed" line (a suite that prints none, or exits non-zero, counts as broken).
+run_suite() {
+    local name="$1"; shift
+    local log="$LOG_DIR/$name.log"
+    echo "==> $name: $*"
+    "$@" 2>&1 | tee "$log"
+    local status=${PIPESTATUS[0]}
+    local line
+    line="$(grep -E '^[#[:alnum:]_ -]*:? ?[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)"
+    if [ -n "$line" ]; then
+        local p f
+        p="$(sed -E 's/.*[^0-9]?([0-9]+) passed.*/\1/' <<<"$line")"
+        f="$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
+        total_passed=$((total_passed + p))
+        total_failed=$((total_failed + f))
+    fi
+    if [ "$status" -ne 0 ] || [ -z "$line" ]; then broken+=("$name (exit $status)"); fi
+}
+
+# swift test prints its own summary; turn it into the common closing line.
+swift_unit_tests() {
+    local log="$LOG_DIR/swift-test.raw"
+    swift test 2>&1 | tee "$log" | grep -E '✘|error:|Test run with|Executed' 
+    local status=${PIPESTATUS[0]}
+    local summary total issues
+    summary="$(grep -E 'Test run with [0-9]+ tests?' "$log" | tail -1)"
+    total="$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"$summary")"
+    issues="$(grep -cE '^✘ Test .*(failed|recorded an issue)' "$log")"
+    [ -n "$total" ] || total=0
+    echo "swift test: $((total - issues)) passed, $issues failed"
+    return "$status"
+}
+
+run_suite generated swift run p11proxy-generate --check "$REPO"
+run_suite swift-unit swift_unit_tests
+run_suite module-file bash Tests/integration/test_module_file.sh
+run_suite c-tests bash Tests/C/run.sh "$PROXY_SO" "$BUILD_DIR"
+run_suite pkcs11-tool bash Tests/integration/test_pkcs11_tool.sh
+if [ -x "$BUILD_DIR/tests-tsan/stress_managed" ]; then
+    run_suite stress-tsan bash Tests/C/run.sh --tsan "$PROXY_SO" "$BUILD_DIR"
+fi
+
+echo
+if [ "${#broken[@]}" -gt 0 ]; then
+    echo "suites that did not finish cleanly: ${broken[*]}"
+fi
+echo "$total_passed passed, $total_failed failed"
+[ "$total_failed" -eq 0 ] && [ "${#broken[@]}" -eq 0 ]
