@@ -24,7 +24,7 @@ run_suite() {
     line="$(grep -E '^[#[:alnum:]_ -]*:? ?[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)"
     if [ -n "$line" ]; then
         local p f
-        p="$(sed -E 's/.*[^0-9]?([0-9]+) passed.*/\1/' <<<"$line")"
+        p="$(sed -E 's/^(.*[^0-9])?([0-9]+) passed.*/\2/' <<<"$line")"
         f="$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")"
         total_passed=$((total_passed + p))
         total_failed=$((total_failed + f))
@@ -46,11 +46,16 @@ swift_unit_tests() {
     return "$status"
 }
 
-run_suite generated swift run p11proxy-generate --check "$REPO"
+generated_sources() {
+    if swift run p11proxy-generate --check "$REPO"; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; return 1; fi
+}
+
+run_suite generated generated_sources
 run_suite swift-unit swift_unit_tests
 run_suite module-file bash Tests/integration/test_module_file.sh
 run_suite c-tests bash Tests/C/run.sh "$PROXY_SO" "$BUILD_DIR"
 run_suite pkcs11-tool bash Tests/integration/test_pkcs11_tool.sh
+run_suite p11tool bash Tests/integration/test_p11tool.sh
 if [ -x "$BUILD_DIR/tests-tsan/stress_managed" ]; then
     run_suite stress-tsan bash Tests/C/run.sh --tsan "$PROXY_SO" "$BUILD_DIR"
 fi

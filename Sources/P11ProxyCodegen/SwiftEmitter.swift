@@ -14,6 +14,8 @@ public enum SwiftEmitter {
         [
             ("Sources/P11Proxy/Generated/CallerTables.generated.swift", callerTables(functions)),
             ("Sources/P11Proxy/Generated/Forwarding.generated.swift", forwarding(functions)),
+            ("Sources/P11Proxy/Generated/ModuleCalls.generated.swift", moduleCalls(functions)),
+            ("Sources/P11Proxy/Generated/Traced.generated.swift", TraceEmitter.traced(functions)),
         ]
     }
 
@@ -68,13 +70,32 @@ public enum SwiftEmitter {
             let resolve = function.route == .slot
                 ? "Router.slot(\(first), caller: caller)"
                 : "Router.session(\(first), caller: caller)"
-            let callArguments = (["route.handle"] + rest).joined(separator: ", ")
+            let callArguments = (["module", "caller", "route.handle"] + rest).joined(separator: ", ")
             out += "    @inline(never)\n"
             out += "    static func \(function.name)(_ caller: Int, \(parameterList(function))) -> CK_RV {\n"
             out += "        let route = \(resolve)\n"
             out += "        guard let module = route.module else { return route.failure }\n"
+            out += "        return ModuleCall.\(function.name)(\(callArguments))\n"
+            out += "    }\n\n"
+        }
+        out.removeLast()
+        out += "}\n"
+        return out
+    }
+
+    /// The layer just above each real module: call it directly, or through the tracer when
+    /// log-calls is on for that module. Every module call p11proxy makes goes through here.
+    static func moduleCalls(_ functions: [FunctionDescription]) -> String {
+        var out = header + "\n\nimport CPKCS11\n\nenum ModuleCall {\n"
+        for function in functions {
+            let names = function.arguments.map(\.name).joined(separator: ", ")
+            out += "    @inline(__always)\n"
+            out += "    static func \(function.name)(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, \(parameterList(function))) -> CK_RV {\n"
             out += "        guard let function = module.pointee.functions.\(function.name) else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }\n"
-            out += "        return function(\(callArguments))\n"
+            out += "        if module.pointee.traceMode.load(ordering: .relaxed) != 0 {\n"
+            out += "            return Traced.\(function.name)(module, caller, function\(names.isEmpty ? "" : ", " + names))\n"
+            out += "        }\n"
+            out += "        return function(\(names))\n"
             out += "    }\n\n"
         }
         out.removeLast()

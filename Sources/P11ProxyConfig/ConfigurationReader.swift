@@ -241,7 +241,7 @@ struct ConfigurationReader<Files: FileSystem> {
             if let owner = ownerOfPath[path] {
                 let value = module.values[ConfigKey.module]!
                 skipped.append(SkippedModule(
-                    name: module.name, file: value.file, line: value.line,
+                    name: module.name, cause: .duplicateLibrary, file: value.file, line: value.line,
                     reason: "module: \(path) is the same library as module '\(owner)', which loads first",
                     isCritical: module.isCritical))
                 continue
@@ -273,18 +273,18 @@ struct ConfigurationReader<Files: FileSystem> {
             switch file.content {
             case .unusable(let reason):
                 return .skipped(SkippedModule(
-                    name: name, file: file.path, line: nil,
+                    name: name, cause: .unreadableConfig, file: file.path, line: nil,
                     reason: "module config \(file.path) \(reason); the module is skipped because its configuration cannot be read whole",
                     isCritical: critical))
             case .parsed(let parsed) where parsed.isRejected:
                 return .skipped(SkippedModule(
-                    name: name, file: file.path, line: nil,
+                    name: name, cause: .unreadableConfig, file: file.path, line: nil,
                     reason: "module config \(file.path) is too large to read; the module is skipped",
                     isCritical: critical))
             case .parsed(let parsed):
                 if let line = parsed.malformedLines.first {
                     return .skipped(SkippedModule(
-                        name: name, file: file.path, line: line,
+                        name: name, cause: .malformedConfig, file: file.path, line: line,
                         reason: "\(file.path):\(line) is not a 'key: value' line; the module is skipped because a partly read configuration could lose its critical: or disable-in:",
                         isCritical: critical))
                 }
@@ -300,22 +300,22 @@ struct ConfigurationReader<Files: FileSystem> {
     /// The checks of p11-kit's `take_config_and_load_module_inlock`, in its order: enabled for
     /// this program, then `remote:`, then `module:`.
     private func reasonToSkip(_ module: ModuleConfig) -> SkippedModule? {
-        func skip(_ reason: String, _ value: ConfigValue?) -> SkippedModule {
-            SkippedModule(name: module.name, file: value?.file ?? module.files.first, line: value?.line,
-                          reason: reason, isCritical: module.isCritical)
+        func skip(_ cause: SkippedModule.Cause, _ reason: String, _ value: ConfigValue?) -> SkippedModule {
+            SkippedModule(name: module.name, cause: cause, file: value?.file ?? module.files.first,
+                          line: value?.line, reason: reason, isCritical: module.isCritical)
         }
         let enablement = module.enablement(programNames: programNames)
         if !enablement.enabled {
-            return skip("disabled: \(enablement.reason)", enablement.value)
+            return skip(.disabledForProgram, enablement.reason, enablement.value)
         }
         if let remote = module.values[ConfigKey.remote] {
-            return skip("remote: modules are not supported yet", remote)
+            return skip(.remote, "remote: modules are not supported yet", remote)
         }
         guard let path = module.values[ConfigKey.module] else {
-            return skip("no module: key, so there is no library to load", nil)
+            return skip(.noModulePath, "no module: key, so there is no library to load", nil)
         }
         if path.value.isEmpty {
-            return skip("module: is blank, which pkcs11.conf(5) defines as \"do not load\"", path)
+            return skip(.blankModulePath, "module: is blank, which pkcs11.conf(5) defines as \"do not load\"", path)
         }
         return nil
     }

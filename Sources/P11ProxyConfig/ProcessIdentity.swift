@@ -20,6 +20,14 @@ public struct ProcessIdentity: Sendable, Equatable {
     public static func current() -> ProcessIdentity {
         Syscalls.processIdentity()
     }
+
+    /// The environment may come from a less privileged caller (setuid/setgid, file capabilities,
+    /// or ids changed by the process): the case where glibc's secure_getenv returns nothing.
+    /// Anything taken from the environment that names files to load (HOME, XDG_CONFIG_HOME,
+    /// P11PROXY_CONFIG_DIR) must then be ignored.
+    public var isSecureExecution: Bool {
+        secureExecution || uid != euid || gid != egid
+    }
 }
 
 /// Whether files under the user's home may configure which modules load into this process.
@@ -33,7 +41,8 @@ public struct ProcessIdentity: Sendable, Equatable {
 public func userConfigAllowed(environment: [String: String], uid: UInt32, euid: UInt32,
                               gid: UInt32, egid: UInt32, secureExecution: Bool) -> Bool {
     if environment["P11_KIT_NO_USER_CONFIG"] != nil { return false }
-    if secureExecution || uid != euid || gid != egid { return false }
+    let identity = ProcessIdentity(uid: uid, euid: euid, gid: gid, egid: egid, secureExecution: secureExecution)
+    if identity.isSecureExecution { return false }
     if uid == 0 || euid == 0 { return false }
     return true
 }

@@ -1,4 +1,5 @@
-// p11proxy-generate: regenerates Sources/P11Proxy/Generated from codegen/pkcs11-functions.txt.
+// p11proxy-generate: regenerates Sources/P11Proxy/Generated from codegen/pkcs11-functions.txt
+// and codegen/pkcs11-constants.txt.
 // Usage: p11proxy-generate [--check] [REPO_ROOT]   (--check: exit 1 if any file is stale)
 import Foundation
 import P11ProxyCodegen
@@ -12,7 +13,9 @@ do {
     let description = try String(contentsOf: root.appendingPathComponent("codegen/pkcs11-functions.txt"), encoding: .utf8)
     let functions = try FunctionDescriptionParser.parse(description)
     var stale: [String] = []
-    for file in SwiftEmitter.files(for: functions) {
+    let constants = try ConstantsDescriptionParser.parse(
+        try String(contentsOf: root.appendingPathComponent(ConstantsEmitter.descriptionPath), encoding: .utf8))
+    for file in SwiftEmitter.files(for: functions) + [ConstantsEmitter.file(for: constants)] {
         let url = root.appendingPathComponent(file.path)
         let current = try? String(contentsOf: url, encoding: .utf8)
         if current == file.contents { continue }

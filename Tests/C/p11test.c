@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 const char *t_proxy_path;
+const char *t_proxy_path_unresolved;
 const char *t_mock_dir;
 
 /* Check numbering and counts live in a shared page so forked scenarios add to them. */
@@ -61,6 +62,14 @@ void t_init(int argc, char **argv)
         exit(2);
     }
     t_proxy_path = absolute(argv[1]);
+    if (argv[1][0] == '/') {
+        t_proxy_path_unresolved = strdup(argv[1]);
+    } else {
+        char cwd[PATH_MAX], *joined;
+        if (!getcwd(cwd, sizeof cwd) || asprintf(&joined, "%s/%s", cwd, argv[1]) < 0)
+            abort();
+        t_proxy_path_unresolved = joined;
+    }
     t_mock_dir = absolute(argv[2]);
     counters = mmap(NULL, sizeof *counters, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (counters == MAP_FAILED) {
@@ -477,4 +486,13 @@ int t_all_distinct(const CK_ULONG *v, CK_ULONG n)
             if (v[i] == v[j])
                 return 0;
     return 1;
+}
+
+int t_no_uninit_calls(const struct mock_stats *s, unsigned long baseline, const char *who)
+{
+    unsigned long extra = s->calls_while_uninitialised - baseline;
+    if (extra == 0)
+        return t_ok(1, "%s: never called while uninitialised", who);
+    return t_fail("%s: never called while uninitialised (%lu such calls, the last %s)", who, extra,
+                  mock_fn_name(s->last_call_while_uninitialised));
 }

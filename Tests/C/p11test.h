@@ -12,6 +12,7 @@
 
 /* argv[1]: the proxy .so, argv[2]: the directory holding libmock-*.so (both made absolute). */
 extern const char *t_proxy_path;
+extern const char *t_proxy_path_unresolved; /* argv[1] made absolute, symlinks kept */
 extern const char *t_mock_dir;
 
 void t_init(int argc, char **argv);
@@ -78,6 +79,9 @@ CK_SLOT_ID t_slot_by_label(CK_FUNCTION_LIST_PTR f, const char *label);
 CK_RV t_digest(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE h, const void *data, size_t len,
                unsigned char out[MOCK_DIGEST_LEN]);
 int t_all_distinct(const CK_ULONG *v, CK_ULONG n);
+/* Checks that no call reached the mock while it was not initialised since `baseline`
+ * calls; a failure names the last such function. */
+int t_no_uninit_calls(const struct mock_stats *s, unsigned long baseline, const char *who);
 
 #define T_NO_SLOT ((CK_SLOT_ID)-1)
 

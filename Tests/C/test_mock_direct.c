@@ -211,6 +211,184 @@ static void check_objects_crypto(CK_FUNCTION_LIST_3_0_PTR f)
     f->C_CloseSession(h);
 }
 
+/* Every entry after `version` is a function pointer; none may be NULL. */
+static int table_complete(const void *list, size_t size)
+{
+    /* CK_VERSION is padded to pointer alignment before the first entry. */
+    void (*const *fn)(void) = (void (*const *)(void))((const char *)list + sizeof(void *));
+    size_t n = (size - sizeof(void *)) / sizeof(void (*)(void));
+    for (size_t i = 0; i < n; i++)
+        if (!fn[i])
+            return 0;
+    return 1;
+}
+
+/* The functions the other checks do not reach: tokens and PINs, object edits, saved
+ * state, dual-function and recover operations, derive, random, legacy functions. */
+static void check_rest(struct t_mock *a, CK_FUNCTION_LIST_3_0_PTR f)
+{
+    CK_SESSION_HANDLE ro, rw;
+    CK_UTF8CHAR label[32];
+    memset(label, ' ', sizeof label);
+    memcpy(label, "relabelled", 10);
+    t_rv(f->C_InitToken(5, (CK_UTF8CHAR_PTR) "12345678", 8, label), CKR_OK, "mock: C_InitToken");
+    char got_label[33];
+    CK_TOKEN_INFO ti;
+    f->C_GetTokenInfo(5, &ti);
+    t_trim(got_label, ti.label, sizeof ti.label);
+    t_str(got_label, "relabelled", "mock: C_InitToken sets the label");
+    t_mock_control(a, MOCK_RESET_SLOTS, 0);
+    f->C_GetTokenInfo(5, &ti);
+    t_trim(got_label, ti.label, sizeof ti.label);
+    t_str(got_label, "mock-a-5", "mock: MOCK_RESET_SLOTS restores the label");
+
+    f->C_OpenSession(5, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &rw);
+    t_rv(f->C_InitToken(5, (CK_UTF8CHAR_PTR) "12345678", 8, label), CKR_SESSION_EXISTS,
+         "mock: C_InitToken with a session open");
+    t_rv(f->C_InitPIN(rw, (CK_UTF8CHAR_PTR) "4321", 4), CKR_USER_NOT_LOGGED_IN, "mock: C_InitPIN needs SO");
+    t_rv(f->C_Login(rw, CKU_SO, (CK_UTF8CHAR_PTR) "12345678", 8), CKR_OK, "mock: SO login");
+    t_rv(f->C_OpenSession(5, CKF_SERIAL_SESSION, NULL, NULL, &ro), CKR_SESSION_READ_WRITE_SO_EXISTS,
+         "mock: no RO session while SO is logged in");
+    t_rv(f->C_InitPIN(rw, (CK_UTF8CHAR_PTR) "4321", 4), CKR_OK, "mock: C_InitPIN");
+    f->C_Logout(rw);
+    t_rv(f->C_Login(rw, CKU_USER, (CK_UTF8CHAR_PTR) "4321", 4), CKR_OK, "mock: login with the new PIN");
+    t_rv(f->C_SetPIN(rw, (CK_UTF8CHAR_PTR) "4321", 4, (CK_UTF8CHAR_PTR) "1234", 4), CKR_OK, "mock: C_SetPIN");
+    t_rv(f->C_Login(rw, CKU_CONTEXT_SPECIFIC, (CK_UTF8CHAR_PTR) "1234", 4), CKR_OK, "mock: context-specific login");
+
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL yes = CK_TRUE;
+    char l1[] = "first", l2[] = "second";
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, l1, 5}, {CKA_PRIVATE, &yes, sizeof yes}};
+    CK_OBJECT_HANDLE obj, copy;
+    t_rv(f->C_CreateObject(rw, tmpl, 3, &obj), CKR_OK, "mock: create a private object");
+    CK_ATTRIBUTE relabel = {CKA_LABEL, l2, 6};
+    t_rv(f->C_SetAttributeValue(rw, obj, &relabel, 1), CKR_OK, "mock: C_SetAttributeValue");
+    CK_ATTRIBUTE cls_change = {CKA_CLASS, &cls, sizeof cls};
+    t_rv(f->C_SetAttributeValue(rw, obj, &cls_change, 1), CKR_ATTRIBUTE_READ_ONLY, "mock: CKA_CLASS is read-only");
+    t_rv(f->C_CopyObject(rw, obj, NULL, 0, &copy), CKR_OK, "mock: C_CopyObject");
+    CK_ULONG size = 0;
+    t_rv(f->C_GetObjectSize(rw, copy, &size), CKR_OK, "mock: C_GetObjectSize");
+    t_ok(size > 0, "mock: object size %lu", size);
+    char buf[16];
+    CK_ATTRIBUTE get = {CKA_LABEL, buf, sizeof buf};
+    f->C_GetAttributeValue(rw, copy, &get, 1);
+    t_ok(get.ulValueLen == 6 && !memcmp(buf, l2, 6), "mock: the copy has the edited label");
+    t_rv(f->C_DestroyObject(rw, copy), CKR_OK, "mock: C_DestroyObject");
+    t_rv(f->C_GetObjectSize(rw, copy, &size), CKR_OBJECT_HANDLE_INVALID, "mock: destroyed object gone");
+    f->C_Logout(rw);
+    t_rv(f->C_GetObjectSize(rw, obj, &size), CKR_OBJECT_HANDLE_INVALID, "mock: private object hidden after logout");
+
+    /* Saved digest state. */
+    CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+    unsigned char data[] = "saved state", md1[MOCK_DIGEST_LEN], md2[MOCK_DIGEST_LEN], state[256];
+    CK_ULONG len = sizeof state;
+    f->C_DigestInit(rw, &sha);
+    f->C_DigestUpdate(rw, data, 5);
+    t_rv(f->C_GetOperationState(rw, state, &len), CKR_OK, "mock: C_GetOperationState");
+    f->C_DigestUpdate(rw, data + 5, sizeof data - 5);
+    CK_ULONG mdlen = sizeof md1;
+    f->C_DigestFinal(rw, md1, &mdlen);
+    t_rv(f->C_SetOperationState(rw, state, len, 0, 0), CKR_OK, "mock: C_SetOperationState");
+    f->C_DigestUpdate(rw, data + 5, sizeof data - 5);
+    mdlen = sizeof md2;
+    f->C_DigestFinal(rw, md2, &mdlen);
+    t_ok(!memcmp(md1, md2, sizeof md1), "mock: restored state digests the same");
+
+    /* Dual functions, recover, digest-key, derive, random, legacy. */
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0}, gcm = {CKM_AES_GCM, NULL, 0}, rsa = {CKM_RSA_PKCS, NULL, 0};
+    CK_MECHANISM ecgen = {CKM_EC_KEY_PAIR_GEN, NULL, 0}, ecdsa = {CKM_ECDSA, NULL, 0};
+    CK_OBJECT_HANDLE key, pub, priv, derived;
+    f->C_GenerateKey(rw, &gen, NULL, 0, &key);
+    f->C_GenerateKeyPair(rw, &ecgen, NULL, 0, NULL, 0, &pub, &priv);
+    unsigned char ct[sizeof data], pt[sizeof data], sig[MOCK_DIGEST_LEN];
+    f->C_DigestInit(rw, &sha);
+    f->C_EncryptInit(rw, &gcm, key);
+    len = sizeof ct;
+    t_rv(f->C_DigestEncryptUpdate(rw, data, sizeof data, ct, &len), CKR_OK, "mock: C_DigestEncryptUpdate");
+    len = 0;
+    t_rv(f->C_EncryptFinal(rw, NULL, &len), CKR_OK, "mock: C_EncryptFinal length");
+    t_rv(f->C_EncryptFinal(rw, ct, &len), CKR_OK, "mock: C_EncryptFinal");
+    mdlen = sizeof md1;
+    f->C_DigestFinal(rw, md1, &mdlen);
+    mock_fake_digest(0xA, data, sizeof data, md2);
+    t_ok(!memcmp(md1, md2, sizeof md1), "mock: dual digest == plain digest");
+    f->C_DecryptInit(rw, &gcm, key);
+    f->C_DigestInit(rw, &sha);
+    len = sizeof pt;
+    t_rv(f->C_DecryptDigestUpdate(rw, ct, sizeof ct, pt, &len), CKR_OK, "mock: C_DecryptDigestUpdate");
+    t_ok(!memcmp(pt, data, sizeof data), "mock: dual decrypt");
+    len = sizeof pt;
+    f->C_DecryptFinal(rw, pt, &len);
+    mdlen = sizeof md1;
+    f->C_DigestFinal(rw, md1, &mdlen);
+    t_ok(!memcmp(md1, md2, sizeof md1), "mock: decrypt-digest digests the plaintext");
+    f->C_SignInit(rw, &ecdsa, priv);
+    f->C_EncryptInit(rw, &gcm, key);
+    len = sizeof ct;
+    t_rv(f->C_SignEncryptUpdate(rw, data, sizeof data, ct, &len), CKR_OK, "mock: C_SignEncryptUpdate");
+    len = sizeof sig;
+    t_rv(f->C_SignFinal(rw, sig, &len), CKR_OK, "mock: C_SignFinal");
+    len = 0;
+    f->C_EncryptFinal(rw, ct, &len);
+    f->C_DecryptInit(rw, &gcm, key);
+    f->C_VerifyInit(rw, &ecdsa, pub);
+    len = sizeof pt;
+    t_rv(f->C_DecryptVerifyUpdate(rw, ct, sizeof ct, pt, &len), CKR_OK, "mock: C_DecryptVerifyUpdate");
+    t_rv(f->C_VerifyFinal(rw, sig, sizeof sig), CKR_OK, "mock: multi-part signature verifies");
+    len = 0;
+    f->C_DecryptFinal(rw, pt, &len);
+
+    CK_OBJECT_HANDLE rpub, rpriv;
+    CK_MECHANISM rsagen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+    f->C_GenerateKeyPair(rw, &rsagen, NULL, 0, NULL, 0, &rpub, &rpriv);
+    unsigned char rsig[64], back[64];
+    len = sizeof rsig;
+    f->C_SignRecoverInit(rw, &rsa, rpriv);
+    t_rv(f->C_SignRecover(rw, data, sizeof data, rsig, &len), CKR_OK, "mock: C_SignRecover");
+    CK_ULONG blen = sizeof back;
+    f->C_VerifyRecoverInit(rw, &rsa, rpub);
+    t_rv(f->C_VerifyRecover(rw, rsig, len, back, &blen), CKR_OK, "mock: C_VerifyRecover");
+    t_ok(blen == sizeof data && !memcmp(back, data, blen), "mock: recovered data");
+
+    f->C_DigestInit(rw, &sha);
+    t_rv(f->C_DigestKey(rw, key), CKR_OK, "mock: C_DigestKey");
+    mdlen = sizeof md1;
+    f->C_DigestFinal(rw, md1, &mdlen);
+    unsigned char param[] = "other public key";
+    CK_MECHANISM ecdh = {CKM_ECDH1_DERIVE, param, sizeof param};
+    CK_OBJECT_CLASS sk = CKO_SECRET_KEY;
+    CK_ATTRIBUTE dt[] = {{CKA_CLASS, &sk, sizeof sk}};
+    t_rv(f->C_DeriveKey(rw, &ecdh, priv, dt, 1, &derived), CKR_OK, "mock: C_DeriveKey");
+    unsigned char rnd[4];
+    t_rv(f->C_SeedRandom(rw, rnd, 1), CKR_OK, "mock: C_SeedRandom");
+    t_rv(f->C_GenerateRandom(rw, rnd, sizeof rnd), CKR_OK, "mock: C_GenerateRandom");
+    t_rv(f->C_GetFunctionStatus(rw), CKR_FUNCTION_NOT_PARALLEL, "mock: C_GetFunctionStatus");
+    t_rv(f->C_CancelFunction(rw), CKR_FUNCTION_NOT_PARALLEL, "mock: C_CancelFunction");
+
+    /* Message-based signatures, single and multi-part. */
+    unsigned char iv[8] = {7};
+    t_rv(f->C_MessageSignInit(rw, &ecdsa, priv), CKR_OK, "mock: C_MessageSignInit");
+    len = sizeof sig;
+    t_rv(f->C_SignMessage(rw, iv, sizeof iv, data, sizeof data, sig, &len), CKR_OK, "mock: C_SignMessage");
+    t_rv(f->C_SignMessageBegin(rw, iv, sizeof iv), CKR_OK, "mock: C_SignMessageBegin");
+    t_rv(f->C_SignMessageNext(rw, iv, sizeof iv, data, 4, NULL, NULL), CKR_OK, "mock: C_SignMessageNext (part)");
+    unsigned char sig2[MOCK_DIGEST_LEN];
+    len = sizeof sig2;
+    t_rv(f->C_SignMessageNext(rw, iv, sizeof iv, data + 4, sizeof data - 4, sig2, &len), CKR_OK,
+         "mock: C_SignMessageNext (last)");
+    t_ok(!memcmp(sig, sig2, sizeof sig), "mock: multi-part message signature == single");
+    t_rv(f->C_MessageSignFinal(rw), CKR_OK, "mock: C_MessageSignFinal");
+    t_rv(f->C_MessageVerifyInit(rw, &ecdsa, pub), CKR_OK, "mock: C_MessageVerifyInit");
+    t_rv(f->C_VerifyMessage(rw, iv, sizeof iv, data, sizeof data, sig, sizeof sig), CKR_OK, "mock: C_VerifyMessage");
+    t_rv(f->C_VerifyMessageBegin(rw, iv, sizeof iv), CKR_OK, "mock: C_VerifyMessageBegin");
+    t_rv(f->C_VerifyMessageNext(rw, iv, sizeof iv, data, sizeof data, sig, sizeof sig), CKR_OK,
+         "mock: C_VerifyMessageNext");
+    t_rv(f->C_MessageVerifyFinal(rw), CKR_OK, "mock: C_MessageVerifyFinal");
+    t_rv(f->C_EncryptMessageBegin(rw, iv, sizeof iv, NULL, 0), CKR_OPERATION_NOT_INITIALIZED,
+         "mock: C_EncryptMessageBegin needs C_MessageEncryptInit");
+    f->C_CloseSession(rw);
+}
+
 struct waiter {
     CK_FUNCTION_LIST_3_0_PTR f;
     CK_RV rv;
@@ -285,6 +463,7 @@ static void check_variants(void)
     if (t_mock_open(&b, "mock-b")) {
         CK_FUNCTION_LIST_3_0_PTR f = list_of(&b);
         t_ok(f && f->version.major == 2 && f->version.minor == 40, "mock-b: 2.40 list");
+        t_ok(f && table_complete(f, sizeof(CK_FUNCTION_LIST)), "mock-b: no NULL entry in the 2.40 function list");
         t_ok(dlsym(b.dl, "C_GetInterface") == NULL, "mock-b: no C_GetInterface");
     }
     if (t_mock_open(&fail, "mock-failinit")) {
@@ -303,6 +482,7 @@ static void check_variants(void)
     }
     if (t_mock_open(&fast, "mock-fast")) {
         CK_FUNCTION_LIST_3_0_PTR f = list_of(&fast);
+        t_ok(f && table_complete(f, sizeof *f), "mock-fast: no NULL entry in the 3.0 function list");
         CK_SESSION_HANDLE h;
         CK_SESSION_INFO si;
         f->C_Initialize(NULL);
@@ -321,16 +501,18 @@ int main(int argc, char **argv)
     if (t_mock_open(&a, "mock-a")) {
         CK_FUNCTION_LIST_3_0_PTR f = list_of(&a);
         t_ok(f != NULL, "mock-a: C_GetFunctionList");
+        t_ok(f && table_complete(f, sizeof *f), "mock-a: no NULL entry in the 3.0 function list");
         if (f) {
             check_lifecycle(&a, f);
             check_slots_sessions(&a, f);
             check_objects_crypto(f);
+            check_rest(&a, f);
             check_events(&a, f);
             check_fork(&a, f);
             t_rv(f->C_Finalize(NULL), CKR_OK, "mock: finalize");
             struct mock_stats s = t_mock_stats(&a);
             t_ul(s.open_sessions, 0, "mock: no sessions after finalize");
-            t_ul(s.calls_3_0, 9, "mock: every 3.0 call counted");
+            t_ul(s.calls_3_0, 21, "mock: every 3.0 call counted");
         }
     }
     check_variants();

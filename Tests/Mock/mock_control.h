@@ -30,6 +30,7 @@ struct mock_stats {
     unsigned long finalize_ok;
     unsigned long double_init_attempts;      /* C_Initialize answered CKR_CRYPTOKI_ALREADY_INITIALIZED */
     unsigned long calls_while_uninitialised; /* any other call answered CKR_CRYPTOKI_NOT_INITIALIZED */
+    int last_call_while_uninitialised;       /* its enum mock_fn, -1 if none */
     unsigned long fork_resets;               /* times a fork child dropped inherited state */
 
     /* Arguments of the last C_Initialize that got past argument checks. */
@@ -59,6 +60,17 @@ enum mock_op {
     MOCK_FAIL_NEXT_INIT = 6, /* arg: CK_RV the next C_Initialize returns (0 = off) */
     MOCK_FAIL_NEXT_CALL = 7, /* arg: CK_RV the next wrapped call returns (0 = off) */
 };
+
+/* "C_Digest" for MOCK_FN_C_Digest; "?" out of range. */
+static inline const char *mock_fn_name(int fn)
+{
+    static const char *const names[] = {
+#define MOCK_FN_NAME(name, kind, params, args) #name,
+        MOCK_FUNCTIONS_2_40(MOCK_FN_NAME) MOCK_FUNCTIONS_3_0(MOCK_FN_NAME)
+#undef MOCK_FN_NAME
+    };
+    return fn >= 0 && fn < (int)(sizeof names / sizeof names[0]) ? names[fn] : "?";
+}
 
 typedef void (*mock_stats_fn)(struct mock_stats *out);
 typedef CK_RV (*mock_control_fn)(int op, CK_ULONG arg);

@@ -336,6 +336,7 @@ MOCK_EXPORT void mock_stats(struct mock_stats *out)
     snprintf(out->name, sizeof out->name, "%s", MOCK_NAME);
     out->v3 = MOCK_V3;
     out->slots = N_INITIAL_SLOTS;
+    out->last_call_while_uninitialised = -1;
     out->initialize_calls = __atomic_load_n(&fast_stats.initialize_calls, __ATOMIC_RELAXED);
     out->initialize_ok = __atomic_load_n(&fast_stats.initialize_ok, __ATOMIC_RELAXED);
     out->finalize_calls = __atomic_load_n(&fast_stats.finalize_calls, __ATOMIC_RELAXED);
@@ -976,6 +977,7 @@ static CK_RV call_begin(enum mock_fn fn, int v3)
         st.stats.calls_3_0++;
     if (!st.initialized) {
         st.stats.calls_while_uninitialised++;
+        st.stats.last_call_while_uninitialised = fn;
         return CKR_CRYPTOKI_NOT_INITIALIZED;
     }
     if (st.fail_next_call) {
@@ -2413,6 +2415,7 @@ __attribute__((constructor)) static void mock_load(void)
     snprintf(st.stats.name, sizeof st.stats.name, "%s", MOCK_NAME);
     st.stats.tag = MOCK_TAG;
     st.stats.v3 = MOCK_V3;
+    st.stats.last_call_while_uninitialised = -1;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -2456,6 +2459,7 @@ MOCK_EXPORT CK_RV mock_control(int op, CK_ULONG arg)
     case MOCK_RESET_STATS: {
         struct mock_stats keep = st.stats;
         memset(&st.stats, 0, sizeof st.stats);
+        st.stats.last_call_while_uninitialised = -1;
         memcpy(st.stats.name, keep.name, sizeof keep.name);
         st.stats.tag = keep.tag;
         st.stats.v3 = keep.v3;

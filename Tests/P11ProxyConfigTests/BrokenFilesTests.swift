@@ -18,6 +18,7 @@ import P11ProxyConfig
             let skip = try #require(config.skip(name))
             #expect(skip.file == Fixture.path("bad-lines/modules/\(name).module"))
             #expect(skip.line == line, "\(name)")
+            #expect(skip.cause == .malformedConfig)
             #expect(skip.reason.contains(":\(line) is not a 'key: value' line"), "\(skip.reason)")
             // The line is also a diagnostic, so it is logged even by a caller that ignores `skipped`.
             #expect(config.diagnostics.contains { $0.file == skip.file && $0.line == line })
@@ -96,6 +97,7 @@ import P11ProxyConfig
         let skip = try #require(config.skip("huge"))
         #expect(skip.line == nil)
         #expect(skip.reason.contains("more than the \(ConfigFileParser.maximumFileSize)-byte limit"))
+        #expect(skip.cause == .unreadableConfig)
         #expect(!files.readPaths.contains(tree.path("modules/huge.module")), "stat's size is enough to refuse it")
         #expect(files.readPaths.contains(tree.path("modules/small.module")))
     }
@@ -134,6 +136,7 @@ import P11ProxyConfig
         let skip = try #require(config.skip("y"))
         #expect(skip.file == tree.path("modules/y.module"))
         #expect(skip.reason.contains("does not exist"))
+        #expect(skip.cause == .unreadableConfig)
         #expect(config.diagnostics.contains { $0.file == tree.path("modules/y.module") && $0.line == nil })
     }
 
@@ -195,6 +198,7 @@ import P11ProxyConfig
         let config = readConfiguration(tree.configDirectory, programNames: ["test"], fileSystem: files)
         #expect(config.moduleNames == ["open"])
         #expect(config.skip("secret")?.reason.contains("permission denied") == true)
+        #expect(config.skip("secret")?.cause == .unreadableConfig)
         #expect(config.diagnostics == [ConfigDiagnostic(file: tree.path("modules/secret.module"), line: nil,
                                                         message: "cannot be read: permission denied")])
     }

@@ -85,6 +85,13 @@ import P11ProxyConfig
         #expect(!allowed(secure: true), "AT_SECURE alone (file capabilities) is enough")
     }
 
+    @Test func secureExecutionCoversEveryWayIdsCanDiffer() {
+        #expect(!ProcessIdentity(uid: 5, euid: 5, gid: 6, egid: 6, secureExecution: false).isSecureExecution)
+        #expect(ProcessIdentity(uid: 5, euid: 5, gid: 6, egid: 6, secureExecution: true).isSecureExecution)
+        #expect(ProcessIdentity(uid: 5, euid: 0, gid: 6, egid: 6, secureExecution: false).isSecureExecution)
+        #expect(ProcessIdentity(uid: 5, euid: 5, gid: 6, egid: 0, secureExecution: false).isSecureExecution)
+    }
+
     @Test func currentProcessAnswersFromItsRealIds() {
         let identity = ProcessIdentity.current()
         #expect(identity.uid == getuid())

@@ -2,6 +2,7 @@
 // enable-in/disable-in (with the `p11-kit-proxy` pseudo name), priority, skip reasons,
 // duplicates, global overrides and the P11PROXY_CONFIG_DIR layout.
 
+import Foundation
 import Testing
 import P11ProxyConfig
 
@@ -37,11 +38,15 @@ import P11ProxyConfig
         #expect(config.skippedNames == ["both", "empty-enable", "p11-kit-trust", "substring"])
         // Debian's own p11-kit-trust.module: `disable-in: p11-kit-proxy` keeps it out of proxies.
         let trust = try #require(config.skip("p11-kit-trust"))
+        #expect(trust.cause == .disabledForProgram)
+        #expect(trust.cause.isDeliberate)
+        #expect(trust.reason.hasPrefix("disable-in: "), "callers and logs read the key first")
         #expect(trust.reason.contains("'p11-kit-proxy'"))
         #expect(trust.file == Fixture.path("enable-disable/modules/p11-kit-trust.module"))
         #expect(trust.line == 20)
         // `enable-in: firefox-bin` must not match "firefox" as a substring.
-        #expect(config.skip("substring")?.reason.contains("does not name this program") == true)
+        #expect(config.skip("substring")?.reason.hasPrefix("enable-in: 'firefox-bin,,thunderbird-bin' does not name this program") == true)
+        #expect(config.skipped.allSatisfy { $0.cause == .disabledForProgram })
     }
 
     @Test func insideTheProxyInSsh() {
@@ -75,6 +80,17 @@ import P11ProxyConfig
         }
     }
 
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/share/p11-kit/modules/p11-kit-trust.module"),
+                   "needs Debian's p11-kit-modules package"))
+    func thisMachinesPackageModulesReadCleanly() {
+        let locations = ConfigLocations(packageModulesDirectory: "/usr/share/p11-kit/modules",
+                                        moduleDirectory: "/usr/lib/x86_64-linux-gnu/pkcs11")
+        let config = readConfiguration(locations, programNames: ["test", "p11-kit-proxy"])
+        #expect(config.diagnostics == [])
+        #expect(config.skip("p11-kit-trust")?.reason.contains("p11-kit-proxy") == true)
+        #expect(!config.moduleNames.contains("p11-kit-trust"))
+    }
+
     // MARK: order
 
     @Test func priorityDescendingThenNameAscending() {
@@ -94,16 +110,21 @@ import P11ProxyConfig
 
         let remote = try #require(config.skip("remote"))
         #expect(remote.reason == "remote: modules are not supported yet")
+        #expect(remote.cause == .remote)
+        #expect(!remote.cause.isDeliberate)
         #expect(remote.line == 1)
 
         let missing = try #require(config.skip("no-module"))
         #expect(missing.reason.contains("no module:"))
+        #expect(missing.cause == .noModulePath)
         #expect(missing.line == nil)
         #expect(missing.file == Fixture.path("skip-reasons/modules/no-module.module"))
         #expect(missing.isCritical, "the caller may treat a critical module without a library as fatal")
 
         let blank = try #require(config.skip("blank-module"))
         #expect(blank.reason.contains("blank"))
+        #expect(blank.cause == .blankModulePath)
+        #expect(blank.cause.isDeliberate, "a blank module: masks a module on purpose")
         #expect(blank.line == 1)
         #expect(!blank.isCritical)
     }
@@ -148,6 +169,7 @@ import P11ProxyConfig
         for name in ["same-lib-b", "same-lib-c"] {
             let skip = try #require(config.skip(name))
             #expect(skip.reason.contains("'same-lib-a'"), "\(skip.reason)")
+            #expect(skip.cause == .duplicateLibrary)
             #expect(skip.line == 1)
         }
     }

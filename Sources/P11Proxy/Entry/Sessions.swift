@@ -9,22 +9,21 @@ extension Entry {
         let route = Router.slot(slotID, caller: caller)
         guard let module = route.module else { return route.failure }
         guard let phSession else { return CK_RV(CKR_ARGUMENTS_BAD) }
-        guard let openSession = module.pointee.functions.C_OpenSession else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
         // pApplication and Notify go through unchanged, as p11-kit's proxy passes them: a module
         // that calls Notify hands it its own session handle.
         var realHandle: CK_SESSION_HANDLE = 0
-        let rv = openSession(route.handle, flags, pApplication, Notify, &realHandle)
+        let rv = ModuleCall.C_OpenSession(module, caller, route.handle, flags, pApplication, Notify, &realHandle)
         guard rv == CKR_OK else { return rv }
         let moduleIndex = ModuleTable.index(of: module)
         guard let handle = SessionTable.open(caller: caller, module: moduleIndex, proxySlot: slotID, realHandle: realHandle) else {
-            _ = module.pointee.functions.C_CloseSession?(realHandle)
+            _ = ModuleCall.C_CloseSession(module, caller, realHandle)
             return CK_RV(CKR_SESSION_COUNT)
         }
         // A C_Finalize of this caller that ran since the check above retired the caller's
         // sessions before this one existed; undo it rather than leave it behind.
         guard CallerPool.isInitialized(caller) else {
             if let record = SessionTable.resolve(handle, caller: caller), SessionTable.release(record) {
-                _ = module.pointee.functions.C_CloseSession?(realHandle)
+                _ = ModuleCall.C_CloseSession(module, caller, realHandle)
             }
             return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED)
         }
@@ -36,8 +35,7 @@ extension Entry {
     static func C_CloseSession(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module, let session = route.session else { return route.failure }
-        guard let closeSession = module.pointee.functions.C_CloseSession else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        let rv = closeSession(route.handle)
+        let rv = ModuleCall.C_CloseSession(module, caller, route.handle)
         // Gone in the module either way: stop routing to it.
         if rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED {
             SessionTable.release(session)
@@ -54,8 +52,7 @@ extension Entry {
         guard let module = route.module else { return route.failure }
         let moduleIndex = ModuleTable.index(of: module)
         if module.pointee.isUnmanaged.load(ordering: .relaxed) {
-            guard let closeAll = module.pointee.functions.C_CloseAllSessions else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-            let rv = closeAll(route.handle)
+            let rv = ModuleCall.C_CloseAllSessions(module, caller, route.handle)
             if rv == CKR_OK {
                 for session in SessionTable.liveSessions(where: { _, owner, slot in owner == moduleIndex && slot == slotID }) {
                     SessionTable.release(session)
@@ -66,7 +63,7 @@ extension Entry {
         var result = CK_RV(CKR_OK)
         for session in SessionTable.liveSessions(where: { owner, _, slot in owner == caller && slot == slotID })
         where SessionTable.release(session) {
-            let rv = module.pointee.functions.C_CloseSession?(session.realHandle) ?? CK_RV(CKR_FUNCTION_NOT_SUPPORTED)
+            let rv = ModuleCall.C_CloseSession(module, caller, session.realHandle)
             if rv != CKR_OK && rv != CKR_SESSION_HANDLE_INVALID && rv != CKR_SESSION_CLOSED && result == CKR_OK {
                 result = rv
             }
@@ -79,8 +76,7 @@ extension Entry {
     static func C_GetSessionInfo(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pInfo: CK_SESSION_INFO_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let getSessionInfo = module.pointee.functions.C_GetSessionInfo else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        let rv = getSessionInfo(route.handle, pInfo)
+        let rv = ModuleCall.C_GetSessionInfo(module, caller, route.handle, pInfo)
         if rv == CKR_OK, let pInfo { pInfo.pointee.slotID = route.proxySlot }
         return rv
     }

@@ -10,7 +10,7 @@ extension Entry {
         guard let pulCount else { return CK_RV(CKR_ARGUMENTS_BAD) }
         var slots: [CK_SLOT_ID] = []
         for module in ProxyRuntime.activeModules() {
-            for realSlot in SlotQuery.realSlots(of: module, tokenPresent: tokenPresent) {
+            for realSlot in SlotQuery.realSlots(of: module, caller: caller, tokenPresent: tokenPresent) {
                 if let proxySlot = SlotMap.proxySlot(for: SlotKey(module: module, realSlot: realSlot)) {
                     slots.append(proxySlot)
                 }
@@ -45,14 +45,13 @@ extension Entry {
         guard !modules.isEmpty else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
         let dontBlock = flags & CK_FLAGS(CKF_DONT_BLOCK) != 0
         if !dontBlock, modules.count == 1 {
-            return SlotQuery.waitBlocking(module: modules[0], flags: flags, pSlot: pSlot)
+            return SlotQuery.waitBlocking(module: modules[0], caller: caller, flags: flags, pSlot: pSlot)
         }
         while true {
             var supported = false
             for module in modules {
                 var realSlot: CK_SLOT_ID = 0
-                let wait = ModuleTable.slot(module).pointee.functions.C_WaitForSlotEvent!
-                let rv = wait(flags | CK_FLAGS(CKF_DONT_BLOCK), &realSlot, nil)
+                let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.slot(module), caller, flags | CK_FLAGS(CKF_DONT_BLOCK), &realSlot, nil)
                 if rv == CKR_OK, let proxySlot = SlotMap.proxySlot(for: SlotKey(module: module, realSlot: realSlot)) {
                     pSlot.pointee = proxySlot
                     return CK_RV(CKR_OK)
@@ -72,8 +71,11 @@ enum SlotQuery {
     /// A module's slot IDs. A module that fails is left out (reported once); one whose count
     /// changes between the size query and the fetch (hot-plug, or a broken module) is asked
     /// again a few times; duplicate IDs are dropped.
-    static func realSlots(of module: Int, tokenPresent: CK_BBOOL) -> [CK_SLOT_ID] {
-        guard let getSlotList = ModuleTable.slot(module).pointee.functions.C_GetSlotList else { return [] }
+    static func realSlots(of module: Int, caller: Int, tokenPresent: CK_BBOOL) -> [CK_SLOT_ID] {
+        let slot = ModuleTable.slot(module)
+        func getSlotList(_ present: CK_BBOOL, _ list: UnsafeMutablePointer<CK_SLOT_ID>?, _ count: UnsafeMutablePointer<CK_ULONG>) -> CK_RV {
+            ModuleCall.C_GetSlotList(slot, caller, present, list, count)
+        }
         for _ in 0..<4 {
             var count: CK_ULONG = 0
             var rv = getSlotList(tokenPresent, nil, &count)
@@ -96,9 +98,9 @@ enum SlotQuery {
         return failed(module, CK_RV(CKR_GENERAL_ERROR), "its slot count kept changing")
     }
 
-    static func waitBlocking(module: Int, flags: CK_FLAGS, pSlot: UnsafeMutablePointer<CK_SLOT_ID>) -> CK_RV {
+    static func waitBlocking(module: Int, caller: Int, flags: CK_FLAGS, pSlot: UnsafeMutablePointer<CK_SLOT_ID>) -> CK_RV {
         var realSlot: CK_SLOT_ID = 0
-        let rv = ModuleTable.slot(module).pointee.functions.C_WaitForSlotEvent!(flags, &realSlot, nil)
+        let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.slot(module), caller, flags, &realSlot, nil)
         guard rv == CKR_OK else { return rv }
         guard let proxySlot = SlotMap.proxySlot(for: SlotKey(module: module, realSlot: realSlot)) else {
             return CK_RV(CKR_GENERAL_ERROR)

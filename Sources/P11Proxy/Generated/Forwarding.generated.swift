@@ -22,639 +22,559 @@ extension Entry {
     static func C_GetSlotInfo(_ caller: Int, _ slotID: CK_SLOT_ID, _ pInfo: CK_SLOT_INFO_PTR?) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_GetSlotInfo else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pInfo)
+        return ModuleCall.C_GetSlotInfo(module, caller, route.handle, pInfo)
     }
 
     @inline(never)
     static func C_GetTokenInfo(_ caller: Int, _ slotID: CK_SLOT_ID, _ pInfo: CK_TOKEN_INFO_PTR?) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_GetTokenInfo else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pInfo)
+        return ModuleCall.C_GetTokenInfo(module, caller, route.handle, pInfo)
     }
 
     @inline(never)
     static func C_GetMechanismList(_ caller: Int, _ slotID: CK_SLOT_ID, _ pMechanismList: CK_MECHANISM_TYPE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_GetMechanismList else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanismList, pulCount)
+        return ModuleCall.C_GetMechanismList(module, caller, route.handle, pMechanismList, pulCount)
     }
 
     @inline(never)
     static func C_GetMechanismInfo(_ caller: Int, _ slotID: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE, _ pInfo: CK_MECHANISM_INFO_PTR?) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_GetMechanismInfo else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, type, pInfo)
+        return ModuleCall.C_GetMechanismInfo(module, caller, route.handle, type, pInfo)
     }
 
     @inline(never)
     static func C_InitToken(_ caller: Int, _ slotID: CK_SLOT_ID, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pLabel: CK_UTF8CHAR_PTR?) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_InitToken else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pPin, ulPinLen, pLabel)
+        return ModuleCall.C_InitToken(module, caller, route.handle, pPin, ulPinLen, pLabel)
     }
 
     @inline(never)
     static func C_InitPIN(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_InitPIN else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pPin, ulPinLen)
+        return ModuleCall.C_InitPIN(module, caller, route.handle, pPin, ulPinLen)
     }
 
     @inline(never)
     static func C_SetPIN(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pOldPin: CK_UTF8CHAR_PTR?, _ ulOldLen: CK_ULONG, _ pNewPin: CK_UTF8CHAR_PTR?, _ ulNewLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SetPIN else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pOldPin, ulOldLen, pNewPin, ulNewLen)
+        return ModuleCall.C_SetPIN(module, caller, route.handle, pOldPin, ulOldLen, pNewPin, ulNewLen)
     }
 
     @inline(never)
     static func C_GetOperationState(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ pulOperationStateLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_GetOperationState else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pOperationState, pulOperationStateLen)
+        return ModuleCall.C_GetOperationState(module, caller, route.handle, pOperationState, pulOperationStateLen)
     }
 
     @inline(never)
     static func C_SetOperationState(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ ulOperationStateLen: CK_ULONG, _ hEncryptionKey: CK_OBJECT_HANDLE, _ hAuthenticationKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SetOperationState else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pOperationState, ulOperationStateLen, hEncryptionKey, hAuthenticationKey)
+        return ModuleCall.C_SetOperationState(module, caller, route.handle, pOperationState, ulOperationStateLen, hEncryptionKey, hAuthenticationKey)
     }
 
     @inline(never)
     static func C_Login(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_Login else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, userType, pPin, ulPinLen)
+        return ModuleCall.C_Login(module, caller, route.handle, userType, pPin, ulPinLen)
     }
 
     @inline(never)
     static func C_Logout(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_Logout else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle)
+        return ModuleCall.C_Logout(module, caller, route.handle)
     }
 
     @inline(never)
     static func C_CreateObject(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_CreateObject else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pTemplate, ulCount, phObject)
+        return ModuleCall.C_CreateObject(module, caller, route.handle, pTemplate, ulCount, phObject)
     }
 
     @inline(never)
     static func C_CopyObject(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phNewObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_CopyObject else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, hObject, pTemplate, ulCount, phNewObject)
+        return ModuleCall.C_CopyObject(module, caller, route.handle, hObject, pTemplate, ulCount, phNewObject)
     }
 
     @inline(never)
     static func C_DestroyObject(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DestroyObject else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, hObject)
+        return ModuleCall.C_DestroyObject(module, caller, route.handle, hObject)
     }
 
     @inline(never)
     static func C_GetObjectSize(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pulSize: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_GetObjectSize else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, hObject, pulSize)
+        return ModuleCall.C_GetObjectSize(module, caller, route.handle, hObject, pulSize)
     }
 
     @inline(never)
     static func C_GetAttributeValue(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_GetAttributeValue else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, hObject, pTemplate, ulCount)
+        return ModuleCall.C_GetAttributeValue(module, caller, route.handle, hObject, pTemplate, ulCount)
     }
 
     @inline(never)
     static func C_SetAttributeValue(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SetAttributeValue else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, hObject, pTemplate, ulCount)
+        return ModuleCall.C_SetAttributeValue(module, caller, route.handle, hObject, pTemplate, ulCount)
     }
 
     @inline(never)
     static func C_FindObjectsInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_FindObjectsInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pTemplate, ulCount)
+        return ModuleCall.C_FindObjectsInit(module, caller, route.handle, pTemplate, ulCount)
     }
 
     @inline(never)
     static func C_FindObjects(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ phObject: CK_OBJECT_HANDLE_PTR?, _ ulMaxObjectCount: CK_ULONG, _ pulObjectCount: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_FindObjects else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, phObject, ulMaxObjectCount, pulObjectCount)
+        return ModuleCall.C_FindObjects(module, caller, route.handle, phObject, ulMaxObjectCount, pulObjectCount)
     }
 
     @inline(never)
     static func C_FindObjectsFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_FindObjectsFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle)
+        return ModuleCall.C_FindObjectsFinal(module, caller, route.handle)
     }
 
     @inline(never)
     static func C_EncryptInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_EncryptInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, hKey)
+        return ModuleCall.C_EncryptInit(module, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_Encrypt(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pEncryptedData: CK_BYTE_PTR?, _ pulEncryptedDataLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_Encrypt else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen)
+        return ModuleCall.C_Encrypt(module, caller, route.handle, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen)
     }
 
     @inline(never)
     static func C_EncryptUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_EncryptUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
+        return ModuleCall.C_EncryptUpdate(module, caller, route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
     }
 
     @inline(never)
     static func C_EncryptFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pLastEncryptedPart: CK_BYTE_PTR?, _ pulLastEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_EncryptFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pLastEncryptedPart, pulLastEncryptedPartLen)
+        return ModuleCall.C_EncryptFinal(module, caller, route.handle, pLastEncryptedPart, pulLastEncryptedPartLen)
     }
 
     @inline(never)
     static func C_DecryptInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DecryptInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, hKey)
+        return ModuleCall.C_DecryptInit(module, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_Decrypt(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedData: CK_BYTE_PTR?, _ ulEncryptedDataLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_Decrypt else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen)
+        return ModuleCall.C_Decrypt(module, caller, route.handle, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen)
     }
 
     @inline(never)
     static func C_DecryptUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DecryptUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
+        return ModuleCall.C_DecryptUpdate(module, caller, route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
     }
 
     @inline(never)
     static func C_DecryptFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pLastPart: CK_BYTE_PTR?, _ pulLastPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DecryptFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pLastPart, pulLastPartLen)
+        return ModuleCall.C_DecryptFinal(module, caller, route.handle, pLastPart, pulLastPartLen)
     }
 
     @inline(never)
     static func C_DigestInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DigestInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism)
+        return ModuleCall.C_DigestInit(module, caller, route.handle, pMechanism)
     }
 
     @inline(never)
     static func C_Digest(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_Digest else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pData, ulDataLen, pDigest, pulDigestLen)
+        return ModuleCall.C_Digest(module, caller, route.handle, pData, ulDataLen, pDigest, pulDigestLen)
     }
 
     @inline(never)
     static func C_DigestUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DigestUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pPart, ulPartLen)
+        return ModuleCall.C_DigestUpdate(module, caller, route.handle, pPart, ulPartLen)
     }
 
     @inline(never)
     static func C_DigestKey(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DigestKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, hKey)
+        return ModuleCall.C_DigestKey(module, caller, route.handle, hKey)
     }
 
     @inline(never)
     static func C_DigestFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DigestFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pDigest, pulDigestLen)
+        return ModuleCall.C_DigestFinal(module, caller, route.handle, pDigest, pulDigestLen)
     }
 
     @inline(never)
     static func C_SignInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SignInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, hKey)
+        return ModuleCall.C_SignInit(module, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_Sign(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_Sign else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pData, ulDataLen, pSignature, pulSignatureLen)
+        return ModuleCall.C_Sign(module, caller, route.handle, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(never)
     static func C_SignUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SignUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pPart, ulPartLen)
+        return ModuleCall.C_SignUpdate(module, caller, route.handle, pPart, ulPartLen)
     }
 
     @inline(never)
     static func C_SignFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SignFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pSignature, pulSignatureLen)
+        return ModuleCall.C_SignFinal(module, caller, route.handle, pSignature, pulSignatureLen)
     }
 
     @inline(never)
     static func C_SignRecoverInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SignRecoverInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, hKey)
+        return ModuleCall.C_SignRecoverInit(module, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_SignRecover(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SignRecover else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pData, ulDataLen, pSignature, pulSignatureLen)
+        return ModuleCall.C_SignRecover(module, caller, route.handle, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(never)
     static func C_VerifyInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_VerifyInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, hKey)
+        return ModuleCall.C_VerifyInit(module, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_Verify(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_Verify else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pData, ulDataLen, pSignature, ulSignatureLen)
+        return ModuleCall.C_Verify(module, caller, route.handle, pData, ulDataLen, pSignature, ulSignatureLen)
     }
 
     @inline(never)
     static func C_VerifyUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_VerifyUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pPart, ulPartLen)
+        return ModuleCall.C_VerifyUpdate(module, caller, route.handle, pPart, ulPartLen)
     }
 
     @inline(never)
     static func C_VerifyFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_VerifyFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pSignature, ulSignatureLen)
+        return ModuleCall.C_VerifyFinal(module, caller, route.handle, pSignature, ulSignatureLen)
     }
 
     @inline(never)
     static func C_VerifyRecoverInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_VerifyRecoverInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, hKey)
+        return ModuleCall.C_VerifyRecoverInit(module, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_VerifyRecover(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_VerifyRecover else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pSignature, ulSignatureLen, pData, pulDataLen)
+        return ModuleCall.C_VerifyRecover(module, caller, route.handle, pSignature, ulSignatureLen, pData, pulDataLen)
     }
 
     @inline(never)
     static func C_DigestEncryptUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DigestEncryptUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
+        return ModuleCall.C_DigestEncryptUpdate(module, caller, route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
     }
 
     @inline(never)
     static func C_DecryptDigestUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DecryptDigestUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
+        return ModuleCall.C_DecryptDigestUpdate(module, caller, route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
     }
 
     @inline(never)
     static func C_SignEncryptUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SignEncryptUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
+        return ModuleCall.C_SignEncryptUpdate(module, caller, route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
     }
 
     @inline(never)
     static func C_DecryptVerifyUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DecryptVerifyUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
+        return ModuleCall.C_DecryptVerifyUpdate(module, caller, route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
     }
 
     @inline(never)
     static func C_GenerateKey(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_GenerateKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, pTemplate, ulCount, phKey)
+        return ModuleCall.C_GenerateKey(module, caller, route.handle, pMechanism, pTemplate, ulCount, phKey)
     }
 
     @inline(never)
     static func C_GenerateKeyPair(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pPublicKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPublicKeyAttributeCount: CK_ULONG, _ pPrivateKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPrivateKeyAttributeCount: CK_ULONG, _ phPublicKey: CK_OBJECT_HANDLE_PTR?, _ phPrivateKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_GenerateKeyPair else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey)
+        return ModuleCall.C_GenerateKeyPair(module, caller, route.handle, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey)
     }
 
     @inline(never)
     static func C_WrapKey(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_WrapKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen)
+        return ModuleCall.C_WrapKey(module, caller, route.handle, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen)
     }
 
     @inline(never)
     static func C_UnwrapKey(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_UnwrapKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey)
+        return ModuleCall.C_UnwrapKey(module, caller, route.handle, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey)
     }
 
     @inline(never)
     static func C_DeriveKey(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hBaseKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DeriveKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey)
+        return ModuleCall.C_DeriveKey(module, caller, route.handle, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey)
     }
 
     @inline(never)
     static func C_SeedRandom(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSeed: CK_BYTE_PTR?, _ ulSeedLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SeedRandom else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pSeed, ulSeedLen)
+        return ModuleCall.C_SeedRandom(module, caller, route.handle, pSeed, ulSeedLen)
     }
 
     @inline(never)
     static func C_GenerateRandom(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ RandomData: CK_BYTE_PTR?, _ ulRandomLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_GenerateRandom else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, RandomData, ulRandomLen)
+        return ModuleCall.C_GenerateRandom(module, caller, route.handle, RandomData, ulRandomLen)
     }
 
     @inline(never)
     static func C_GetFunctionStatus(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_GetFunctionStatus else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle)
+        return ModuleCall.C_GetFunctionStatus(module, caller, route.handle)
     }
 
     @inline(never)
     static func C_CancelFunction(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_CancelFunction else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle)
+        return ModuleCall.C_CancelFunction(module, caller, route.handle)
     }
 
     @inline(never)
     static func C_LoginUser(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pUsername: CK_UTF8CHAR_PTR?, _ ulUsernameLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_LoginUser else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, userType, pPin, ulPinLen, pUsername, ulUsernameLen)
+        return ModuleCall.C_LoginUser(module, caller, route.handle, userType, pPin, ulPinLen, pUsername, ulUsernameLen)
     }
 
     @inline(never)
     static func C_SessionCancel(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ flags: CK_FLAGS) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SessionCancel else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, flags)
+        return ModuleCall.C_SessionCancel(module, caller, route.handle, flags)
     }
 
     @inline(never)
     static func C_MessageEncryptInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_MessageEncryptInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, hKey)
+        return ModuleCall.C_MessageEncryptInit(module, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_EncryptMessage(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ ulPlaintextLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_EncryptMessage else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen, pCiphertext, pulCiphertextLen)
+        return ModuleCall.C_EncryptMessage(module, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen, pCiphertext, pulCiphertextLen)
     }
 
     @inline(never)
     static func C_EncryptMessageBegin(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_EncryptMessageBegin else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
+        return ModuleCall.C_EncryptMessageBegin(module, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
     }
 
     @inline(never)
     static func C_EncryptMessageNext(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ ulPlaintextPartLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ pulCiphertextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_EncryptMessageNext else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags)
+        return ModuleCall.C_EncryptMessageNext(module, caller, route.handle, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags)
     }
 
     @inline(never)
     static func C_MessageEncryptFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_MessageEncryptFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle)
+        return ModuleCall.C_MessageEncryptFinal(module, caller, route.handle)
     }
 
     @inline(never)
     static func C_MessageDecryptInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_MessageDecryptInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, hKey)
+        return ModuleCall.C_MessageDecryptInit(module, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_DecryptMessage(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ pulPlaintextLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DecryptMessage else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext, ulCiphertextLen, pPlaintext, pulPlaintextLen)
+        return ModuleCall.C_DecryptMessage(module, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext, ulCiphertextLen, pPlaintext, pulPlaintextLen)
     }
 
     @inline(never)
     static func C_DecryptMessageBegin(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DecryptMessageBegin else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
+        return ModuleCall.C_DecryptMessageBegin(module, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
     }
 
     @inline(never)
     static func C_DecryptMessageNext(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ ulCiphertextPartLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ pulPlaintextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_DecryptMessageNext else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags)
+        return ModuleCall.C_DecryptMessageNext(module, caller, route.handle, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags)
     }
 
     @inline(never)
     static func C_MessageDecryptFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_MessageDecryptFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle)
+        return ModuleCall.C_MessageDecryptFinal(module, caller, route.handle)
     }
 
     @inline(never)
     static func C_MessageSignInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_MessageSignInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, hKey)
+        return ModuleCall.C_MessageSignInit(module, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_SignMessage(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SignMessage else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
+        return ModuleCall.C_SignMessage(module, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(never)
     static func C_SignMessageBegin(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SignMessageBegin else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pParameter, ulParameterLen)
+        return ModuleCall.C_SignMessageBegin(module, caller, route.handle, pParameter, ulParameterLen)
     }
 
     @inline(never)
     static func C_SignMessageNext(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_SignMessageNext else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
+        return ModuleCall.C_SignMessageNext(module, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(never)
     static func C_MessageSignFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_MessageSignFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle)
+        return ModuleCall.C_MessageSignFinal(module, caller, route.handle)
     }
 
     @inline(never)
     static func C_MessageVerifyInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_MessageVerifyInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pMechanism, hKey)
+        return ModuleCall.C_MessageVerifyInit(module, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_VerifyMessage(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_VerifyMessage else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
+        return ModuleCall.C_VerifyMessage(module, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
     }
 
     @inline(never)
     static func C_VerifyMessageBegin(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_VerifyMessageBegin else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pParameter, ulParameterLen)
+        return ModuleCall.C_VerifyMessageBegin(module, caller, route.handle, pParameter, ulParameterLen)
     }
 
     @inline(never)
     static func C_VerifyMessageNext(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_VerifyMessageNext else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
+        return ModuleCall.C_VerifyMessageNext(module, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
     }
 
     @inline(never)
     static func C_MessageVerifyFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module else { return route.failure }
-        guard let function = module.pointee.functions.C_MessageVerifyFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
-        return function(route.handle)
+        return ModuleCall.C_MessageVerifyFinal(module, caller, route.handle)
     }
 }

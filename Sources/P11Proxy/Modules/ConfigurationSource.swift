@@ -7,8 +7,16 @@ import CPKCS11
 import P11ProxyConfig
 
 enum ConfigurationSource {
-    static func current(options: InitializeOptions) -> ProxyConfiguration {
+    /// The environment p11proxy reads. In a setuid/setgid process the P11PROXY_* variables are
+    /// ignored: they name a library to load and a file to write, which a less privileged
+    /// caller must not choose.
+    static func environment() -> [String: String] {
         let environment = CurrentProcess.environment()
+        guard ProcessIdentity.current().isSecureExecution else { return environment }
+        return environment.filter { !$0.key.hasPrefix("P11PROXY_") }
+    }
+
+    static func current(options: InitializeOptions, environment: [String: String]) -> ProxyConfiguration {
         let programNames = CurrentProcess.programNamesForProxy()
         if let module = environment["P11PROXY_MODULE"], !module.isEmpty {
             return spyConfiguration(module: module)
@@ -49,10 +57,3 @@ enum ConfigurationSource {
     }
 }
 
-extension SkippedModule {
-    /// enable-in/disable-in leave a module out on purpose; that is never a failure, even for a
-    /// critical module (the reasons are worded by ModuleConfig.enablement).
-    var isDisabledByProgramName: Bool {
-        reason.hasPrefix("enable-in") || reason.hasPrefix("disable-in")
-    }
-}

@@ -36,18 +36,19 @@ final class ModuleRecord {
 
     /// C_Initialize with OS locking and the configured pReserved; ALREADY_INITIALIZED counts as
     /// success, as in p11-kit (someone else in the process initialised it first).
-    func initialize() throws(ReturnValue) {
-        guard let initialize = slot.pointee.functions.C_Initialize else { throw .functionNotSupported }
+    func initialize(caller: Int) throws(ReturnValue) {
         var arguments = CK_C_INITIALIZE_ARGS()
         arguments.flags = CK_FLAGS(CKF_OS_LOCKING_OK)
         arguments.pReserved = UnsafeMutableRawPointer(initReserved)
-        let rv = ReturnValue(withUnsafeMutablePointer(to: &arguments) { initialize(UnsafeMutableRawPointer($0)) })
+        let rv = ReturnValue(withUnsafeMutablePointer(to: &arguments) {
+            ModuleCall.C_Initialize(slot, caller, UnsafeMutableRawPointer($0))
+        })
         guard rv == .ok || rv == .cryptokiAlreadyInitialized else { throw rv }
         isInitialized = true
     }
 
-    func finalize() {
-        _ = slot.pointee.functions.C_Finalize?(nil)
+    func finalize(caller: Int) {
+        _ = ModuleCall.C_Finalize(slot, caller, nil)
         isInitialized = false
     }
 }

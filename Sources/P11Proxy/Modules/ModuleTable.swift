@@ -13,6 +13,8 @@ struct ModuleSlot: ~Copyable {
     let isActive: Atomic<Bool>
     /// `managed: no`: C_Initialize/C_Finalize/C_CloseAllSessions pass straight through.
     let isUnmanaged: Atomic<Bool>
+    /// TraceSettings.mode: 0 when log-calls is off for this module (the only cost then is this load).
+    let traceMode: Atomic<UInt8>
 }
 
 enum ModuleTable {
@@ -25,7 +27,8 @@ enum ModuleTable {
         let slots = UnsafeMutablePointer<ModuleSlot>.allocate(capacity: capacity)
         for index in 0..<capacity {
             (slots + index).initialize(to: ModuleSlot(
-                functions: CK_FUNCTION_LIST_3_0(), isActive: Atomic(false), isUnmanaged: Atomic(false)))
+                functions: CK_FUNCTION_LIST_3_0(), isActive: Atomic(false), isUnmanaged: Atomic(false),
+                traceMode: Atomic(0)))
         }
         return slots
     }()

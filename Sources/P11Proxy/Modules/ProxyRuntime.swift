@@ -20,9 +20,14 @@ enum ProxyRuntime {
     // Who may touch it: only code holding `lock`.
     nonisolated(unsafe) static var state = RuntimeState()
 
-    /// Registers the fork handlers once; called from every exported entry point.
+    /// Registers the fork handlers once; called from every exported entry point. It also creates
+    /// every lazily initialised global now, on the first caller's thread: their one-time
+    /// initialisation then happens before any thread the application starts afterwards.
     static let forkHandlersInstalled: Bool = {
-        pthread_atfork(forkPrepare, forkParent, forkChild) == 0
+        _ = (lock, CallerPool.lock, CallerPool.states, CallerPool.interfaceName, SlotMap.lock, SlotMap.entries,
+             SessionTable.lock, SessionTable.chunks, ModuleTable.slots, TraceOutput.lock)
+        Diagnostics.warmUp()
+        return pthread_atfork(forkPrepare, forkParent, forkChild) == 0
     }()
 
     /// The active modules' indices, for calls that visit every module (C_GetSlotList).
@@ -40,11 +45,11 @@ enum ProxyRuntime {
         try lock.withLock { () throws(ReturnValue) in
             guard CallerPool.state(caller) != .initialized else { throw .cryptokiAlreadyInitialized }
             if state.initializedCallers == 0 {
-                try startModules(options: options)
+                try startModules(caller: caller, options: options)
             } else {
                 // managed: no: every caller's C_Initialize reaches the module, as for a plain module.
                 for index in state.active where state.modules[index].isManaged == false {
-                    try? state.modules[index].initialize()
+                    try? state.modules[index].initialize(caller: caller)
                 }
             }
             state.initializedCallers += 1
@@ -63,23 +68,24 @@ enum ProxyRuntime {
                 let record = state.modules[session.module]
                 // The last caller's sessions go with the module's C_Finalize.
                 if !last || !record.isManaged {
-                    _ = record.slot.pointee.functions.C_CloseSession?(session.realHandle)
+                    _ = ModuleCall.C_CloseSession(record.slot, caller, session.realHandle)
                 }
                 SessionTable.release(session)
             }
             for index in state.active where !state.modules[index].isManaged {
-                stopModule(state.modules[index])
+                stopModule(state.modules[index], caller: caller)
             }
             if last {
-                for index in state.active { stopModule(state.modules[index]) }
+                for index in state.active { stopModule(state.modules[index], caller: caller) }
                 state.active = []
             }
+            TraceOutput.flushAll()
         }
     }
 
     /// Finalises a module and retires every session on it (any caller's).
-    private static func stopModule(_ record: ModuleRecord) {
-        if record.isInitialized { record.finalize() }
+    private static func stopModule(_ record: ModuleRecord, caller: Int) {
+        if record.isInitialized { record.finalize(caller: caller) }
         for session in SessionTable.liveSessions(where: { _, module, _ in module == record.index }) {
             SessionTable.release(session)
         }
@@ -90,13 +96,16 @@ enum ProxyRuntime {
 
     // MARK: Starting the configuration's modules (first caller)
 
-    private static func startModules(options: InitializeOptions) throws(ReturnValue) {
-        let configuration = ConfigurationSource.current(options: options)
+    private static func startModules(caller: Int, options: InitializeOptions) throws(ReturnValue) {
+        let environment = ConfigurationSource.environment()
+        let configuration = ConfigurationSource.current(options: options, environment: environment)
         for diagnostic in configuration.diagnostics { Diagnostics.report(diagnostic.description) }
         for skipped in configuration.skipped {
             let place = skipped.file.map { file in skipped.line.map { "\(file):\($0)" } ?? file } ?? "configuration"
             Diagnostics.report("\(place): module '\(skipped.name)' skipped: \(skipped.reason)")
-            if skipped.isCritical && !skipped.isDisabledByProgramName {
+            // enable-in/disable-in and a blank module: leave a module out on purpose; p11-kit
+            // never fails a load for those, even for a critical module.
+            if skipped.isCritical && !skipped.cause.isDeliberate {
                 Diagnostics.report("module '\(skipped.name)' is critical; C_Initialize fails")
                 throw .generalError
             }
@@ -106,8 +115,11 @@ enum ProxyRuntime {
             for config in configuration.modules {
                 guard let record = try load(config, skipping: started.map(\.identity)) else { continue }
                 record.apply(config, managed: configuration.isManaged(config))
+                let trace = TraceSettings.resolve(module: config, configuration: configuration, environment: environment)
+                if trace.enabled { TraceOutput.configure(module: record.index, name: record.name, settings: trace) }
+                record.slot.pointee.traceMode.store(trace.mode, ordering: .relaxed)
                 do throws(ReturnValue) {
-                    try record.initialize()
+                    try record.initialize(caller: caller)
                 } catch {
                     Diagnostics.report("module '\(record.name)' (\(record.path)): C_Initialize failed: \(error)"
                         + (record.isCritical ? "; it is critical, so C_Initialize fails" : "; skipped"))
@@ -117,7 +129,7 @@ enum ProxyRuntime {
                 started.append(record)
             }
         } catch {
-            for record in started where record.isInitialized { record.finalize() }
+            for record in started where record.isInitialized { record.finalize(caller: caller) }
             throw error
         }
         state.active = started.map(\.index)
@@ -167,15 +179,19 @@ enum ProxyRuntime {
 
     // MARK: fork
 
-    // Lock order everywhere: ProxyRuntime, CallerPool, SlotMap, SessionTable, Diagnostics.
+    // Lock order everywhere: ProxyRuntime, CallerPool, SlotMap, SessionTable, TraceOutput, Diagnostics.
     private static let forkPrepare: @convention(c) () -> Void = {
         ProxyRuntime.lock.lock()
         CallerPool.lock.lock()
         SlotMap.lock.lock()
         SessionTable.lock.lock()
+        TraceOutput.lock.lock()
+        // Written now, or the child would write the parent's buffered records a second time.
+        TraceOutput.flushAllLocked()
     }
 
     private static let forkParent: @convention(c) () -> Void = {
+        TraceOutput.lock.unlock()
         SessionTable.lock.unlock()
         SlotMap.lock.unlock()
         CallerPool.lock.unlock()
@@ -189,6 +205,7 @@ enum ProxyRuntime {
         CallerPool.forkChild()
         SlotMap.forkChild()
         SessionTable.forkChild()
+        TraceOutput.forkChild()
         Diagnostics.forkChild()
         ProxyRuntime.state.initializedCallers = 0
         for index in ProxyRuntime.state.active {

@@ -22,4 +22,6 @@ enum Diagnostics {
     }
 
     static func forkChild() { lock.reinitializeInChild() }
+
+    static func warmUp() { _ = lock }
 }

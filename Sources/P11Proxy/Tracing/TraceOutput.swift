@@ -1,0 +1,129 @@
+// Where finished records go. One sink per file (or standard error); a record is appended
+// in one piece under the sink lock, so records from concurrent threads never interleave.
+//
+// Files are buffered (up to 64 KiB) so tracing stays far under a microsecond per call, and
+// flushed when the buffer fills, when a call returns anything but CKR_OK, when 100 ms have
+// passed since the last flush, at every C_Finalize, before fork and at exit. Standard error
+// is written record by record. A trace file is created with mode 0600.
+import Glibc
+
+final class TraceSink {
+    let descriptor: Int32
+    let buffered: Bool
+    var buffer: [UInt8] = []
+    var lastFlush: UInt64 = 0
+
+    init(descriptor: Int32, buffered: Bool) {
+        self.descriptor = descriptor
+        self.buffered = buffered
+        buffer.reserveCapacity(TraceOutput.bufferLimit)
+    }
+
+    /// Under TraceOutput.lock.
+    func flush() {
+        guard !buffer.isEmpty else { return }
+        buffer.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { break }
+                offset += written
+            }
+        }
+        // The buffer may have held PINs or key bytes (x-log-secrets: yes): wipe before reuse.
+        buffer.withUnsafeMutableBytes { bytes in
+            if let base = bytes.baseAddress { TraceMemory.wipe(base, bytes.count) }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+enum TraceOutput {
+    static let bufferLimit = 64 * 1024
+    static let flushInterval: UInt64 = 100_000_000
+
+    static let lock = ProcessLock()
+    // Who may touch them: only code holding `lock`.
+    nonisolated(unsafe) static var sinksByPath: [String: TraceSink] = [:]
+    nonisolated(unsafe) static var moduleSinks: [Int: TraceSink] = [:]
+    nonisolated(unsafe) static var moduleNames: [Int: [UInt8]] = [:]
+    nonisolated(unsafe) static var standardError: TraceSink?
+
+    static let exitHandlerInstalled: Bool = {
+        atexit { TraceOutput.flushAll() } == 0
+    }()
+
+    /// Points a module's records at its sink, opening the file the first time. Called under
+    /// ProxyRuntime's lock when the configuration starts.
+    static func configure(module: Int, name: String, settings: TraceSettings) {
+        _ = exitHandlerInstalled
+        lock.withLock {
+            moduleNames[module] = Array(name.utf8)
+            moduleSinks[module] = sink(for: settings.path)
+        }
+    }
+
+    private static func sink(for path: String?) -> TraceSink {
+        guard let path else { return stderrSink() }
+        if let existing = sinksByPath[path] { return existing }
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            let reason = String(cString: strerror(errno))
+            Diagnostics.report("cannot open trace file \(path): \(reason); tracing to standard error instead")
+            return stderrSink()
+        }
+        let sink = TraceSink(descriptor: descriptor, buffered: true)
+        sinksByPath[path] = sink
+        return sink
+    }
+
+    private static func stderrSink() -> TraceSink {
+        if let standardError { return standardError }
+        let sink = TraceSink(descriptor: 2, buffered: false)
+        standardError = sink
+        return sink
+    }
+
+    /// Appends a finished record. `urgent` (an error return) flushes at once.
+    static func emit(module: Int, urgent: Bool, build: (_ moduleName: [UInt8], _ out: inout [UInt8]) -> Void) {
+        lock.withLock {
+            guard let sink = moduleSinks[module] else { return }
+            build(moduleNames[module] ?? [], &sink.buffer)
+            if !sink.buffered || urgent || sink.buffer.count >= bufferLimit {
+                sink.flush()
+                sink.lastFlush = TraceInstant.monotonicNow()
+            } else {
+                let now = TraceInstant.monotonicNow()
+                if now &- sink.lastFlush >= flushInterval {
+                    sink.flush()
+                    sink.lastFlush = now
+                }
+            }
+        }
+    }
+
+    static func flushAll() {
+        lock.withLock { flushAllLocked() }
+    }
+
+    static func flushAllLocked() {
+        for sink in sinksByPath.values { sink.flush() }
+        standardError?.flush()
+    }
+
+    /// In the fork child: what the parent had buffered is the parent's to write.
+    static func forkChild() {
+        lock.reinitializeInChild()
+        for sink in sinksByPath.values { sink.buffer.removeAll(keepingCapacity: true) }
+        TraceThread.forkChild()
+    }
+}
+
+enum TraceMemory {
+    /// Zeroes memory that stays allocated (a sink's buffer is reused, never freed), so the
+    /// optimiser has no dead store to drop.
+    static func wipe(_ base: UnsafeMutableRawPointer, _ count: Int) {
+        memset(base, 0, count)
+    }
+}

@@ -1,0 +1,374 @@
+// One traced call, built as it happens: IN fields before the module runs, OUT fields after,
+// then written whole (TraceOutput) with the header that only the end of the call can fill.
+//
+// Text follows p11-kit's log-calls layout (`C_X` line, `  IN:` / ` OUT:` lines, `C_X = CKR_..`),
+// with the proxy's identity of the call on the first line:
+//   C_Sign [softhsm2 caller=1 tid=4242 2026-11-22T01:56:34.123456Z 12.345us]
+// JSON is one object per line with the same content (schema in README.md).
+import CPKCS11
+import Glibc
+
+enum TraceDirection { case `in`, out }
+enum HandleKind { case session, slot, object, mechanism }
+enum Secrecy { case plain, secret, pin }
+/// What a template describes when the function says so (C_GenerateKey makes a key).
+enum ObjectHint { case unknown, key, publicObject }
+
+/// What the tracer needs to know about an object to decide what to redact.
+struct ObjectTraits {
+    /// Secret or private key; nil when unknown.
+    var isKey: Bool?
+    var isSensitive: Bool?
+}
+
+struct TraceRecord {
+    let function: StaticString
+    let module: Int
+    let caller: Int
+    let json: Bool
+    let secrets: Bool
+    var inputs: [UInt8] = []
+    var outputs: [UInt8] = []
+    var inputCount = 0
+    var outputCount = 0
+    var start = TraceInstant(wallSeconds: 0, wallNanoseconds: 0, monotonicNanoseconds: 0)
+    var end: UInt64 = 0
+
+    /// Beyond this many bytes a buffer is shown truncated (its length is always shown).
+    static let byteLimit = 1024
+    /// Beyond this many elements a list or template is not walked.
+    static let elementLimit = 1024
+
+    init(_ function: StaticString, module: UnsafeMutablePointer<ModuleSlot>, caller: Int) {
+        let mode = module.pointee.traceMode.load(ordering: .relaxed)
+        self.function = function
+        self.module = ModuleTable.index(of: module)
+        self.caller = caller
+        json = mode & 2 != 0
+        secrets = mode & 4 != 0
+        inputs.reserveCapacity(256)
+    }
+
+    // MARK: Record framing
+
+    mutating func callStarts() { start = TraceInstant.now() }
+    mutating func callEnded() { end = TraceInstant.monotonicNow() }
+
+    /// C_WaitForSlotEvent may block indefinitely: its IN half goes out first, as its own line(s).
+    mutating func writeInputsNow() {
+        let snapshot = self
+        TraceOutput.emit(module: module, urgent: true) { name, out in
+            var early = snapshot
+            early.start = TraceInstant.now()
+            early.end = early.start.monotonicNanoseconds
+            early.appendHeader(moduleName: name, to: &out, waiting: true)
+            out.append(contentsOf: early.inputs)
+            if early.json { TraceText.append("}}\n", to: &out) }
+        }
+        inputs.removeAll(keepingCapacity: true)
+        inputCount = 0
+    }
+
+    mutating func finish(_ rv: CK_RV) {
+        let record = self
+        TraceOutput.emit(module: module, urgent: rv != CKR_OK) { name, out in
+            record.appendHeader(moduleName: name, to: &out, waiting: false)
+            out.append(contentsOf: record.inputs)
+            if record.json { TraceText.append("},\"out\":{", to: &out) }
+            out.append(contentsOf: record.outputs)
+            record.appendFooter(rv, to: &out)
+        }
+        if secrets {
+            // The only copies p11proxy made of PINs and key bytes for this record.
+            inputs.withUnsafeMutableBytes { if let base = $0.baseAddress { TraceMemory.wipe(base, $0.count) } }
+            outputs.withUnsafeMutableBytes { if let base = $0.baseAddress { TraceMemory.wipe(base, $0.count) } }
+        }
+    }
+
+    func appendHeader(moduleName: [UInt8], to out: inout [UInt8], waiting: Bool) {
+        let duration = end >= start.monotonicNanoseconds ? end - start.monotonicNanoseconds : 0
+        if json {
+            TraceText.append("{\"time\":\"", to: &out)
+            start.appendISO8601(to: &out)
+            TraceText.append("\",\"thread\":", to: &out)
+            TraceText.appendSigned(TraceThread.current(), to: &out)
+            TraceText.append(",\"module\":", to: &out)
+            moduleName.withUnsafeBytes { TraceText.appendJSONString($0, to: &out) }
+            TraceText.append(",\"caller\":", to: &out)
+            TraceText.appendSigned(caller + 1, to: &out)
+            TraceText.append(",\"function\":", to: &out)
+            TraceText.appendJSONString(function, to: &out)
+            if waiting {
+                TraceText.append(",\"phase\":\"waiting\"", to: &out)
+            } else {
+                TraceText.append(",\"duration_us\":", to: &out)
+                TraceText.appendMicroseconds(nanoseconds: duration, to: &out)
+            }
+            TraceText.append(",\"in\":{", to: &out)
+        } else {
+            TraceText.append(function, to: &out)
+            TraceText.append(" [", to: &out)
+            out.append(contentsOf: moduleName)
+            TraceText.append(" caller=", to: &out)
+            TraceText.appendSigned(caller + 1, to: &out)
+            TraceText.append(" tid=", to: &out)
+            TraceText.appendSigned(TraceThread.current(), to: &out)
+            out.append(UInt8(ascii: " "))
+            start.appendISO8601(to: &out)
+            if waiting {
+                TraceText.append(" waiting]\n", to: &out)
+            } else {
+                out.append(UInt8(ascii: " "))
+                TraceText.appendMicroseconds(nanoseconds: duration, to: &out)
+                TraceText.append("us]\n", to: &out)
+            }
+        }
+    }
+
+    func appendFooter(_ rv: CK_RV, to out: inout [UInt8]) {
+        if json {
+            TraceText.append("},\"rv\":", to: &out)
+            TraceValue.named(&out, json: true, rv, PKCS11Name.returnValue)
+            TraceText.append(",\"rv_value\":", to: &out)
+            TraceText.appendDecimal(rv, to: &out)
+            TraceText.append("}\n", to: &out)
+        } else {
+            TraceText.append(function, to: &out)
+            TraceText.append(" = ", to: &out)
+            TraceValue.named(&out, json: false, rv, PKCS11Name.returnValue)
+            out.append(UInt8(ascii: "\n"))
+        }
+    }
+
+    // MARK: Fields
+
+    /// Writes one `name = value` (text) or `"name":value` (JSON) into the IN or OUT part.
+    @inline(__always)
+    mutating func field(_ direction: TraceDirection, _ name: StaticString, _ value: (inout [UInt8], Bool) -> Void) {
+        switch direction {
+        case .in: Self.field(&inputs, &inputCount, json: json, prefix: "  IN: ", name, value)
+        case .out: Self.field(&outputs, &outputCount, json: json, prefix: " OUT: ", name, value)
+        }
+    }
+
+    private static func field(_ out: inout [UInt8], _ count: inout Int, json: Bool, prefix: StaticString,
+                              _ name: StaticString, _ value: (inout [UInt8], Bool) -> Void) {
+        if json {
+            if count > 0 { out.append(UInt8(ascii: ",")) }
+            TraceText.appendJSONString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
+            value(&out, true)
+        } else {
+            TraceText.append(prefix, to: &out)
+            TraceText.append(name, to: &out)
+            TraceText.append(" = ", to: &out)
+            value(&out, false)
+            out.append(UInt8(ascii: "\n"))
+        }
+        count += 1
+    }
+
+    mutating func handle(_ direction: TraceDirection, _ name: StaticString, _ value: CK_ULONG, _ kind: HandleKind) {
+        field(direction, name) { out, json in TraceValue.handle(&out, json: json, value, kind) }
+    }
+
+    mutating func ulong(_ direction: TraceDirection, _ name: StaticString, _ value: CK_ULONG) {
+        field(direction, name) { out, json in TraceValue.ulong(&out, json: json, value) }
+    }
+
+    mutating func bool(_ direction: TraceDirection, _ name: StaticString, _ value: CK_BBOOL) {
+        field(direction, name) { out, json in TraceValue.bool(&out, json: json, value) }
+    }
+
+    mutating func named(_ direction: TraceDirection, _ name: StaticString, _ value: CK_ULONG, _ namer: (CK_ULONG) -> String?) {
+        field(direction, name) { out, json in TraceValue.named(&out, json: json, value, namer) }
+    }
+
+    mutating func flags(_ direction: TraceDirection, _ name: StaticString, _ value: CK_FLAGS, _ family: FlagFamily) {
+        field(direction, name) { out, json in TraceValue.flags(&out, json: json, value, family) }
+    }
+
+    mutating func pointer(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeRawPointer?) {
+        field(direction, name) { out, json in TraceValue.pointer(&out, json: json, value) }
+    }
+
+    mutating func pointer<T>(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<T>?) {
+        pointer(direction, name, UnsafeRawPointer(value))
+    }
+
+    mutating func pointer(_ direction: TraceDirection, _ name: StaticString, _ value: CK_NOTIFY?) {
+        pointer(direction, name, value.map { unsafeBitCast($0, to: UnsafeRawPointer.self) })
+    }
+
+    mutating func pointerPointee<T>(_ name: StaticString, _ value: UnsafeMutablePointer<T>?, _ rv: CK_RV) {
+        guard rv == CKR_OK else { return }
+        pointer(.out, name, UnsafeRawPointer(value))
+    }
+
+    mutating func ulongPointee(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_ULONG>?, _ rv: CK_RV = CK_RV(CKR_OK)) {
+        guard rv == CKR_OK else { return }
+        field(direction, name) { out, json in
+            if let value { TraceValue.ulong(&out, json: json, value.pointee) } else { TraceValue.pointer(&out, json: json, nil) }
+        }
+    }
+
+    mutating func handlePointee(_ name: StaticString, _ value: UnsafeMutablePointer<CK_ULONG>?, _ rv: CK_RV, _ kind: HandleKind) {
+        guard rv == CKR_OK else { return }
+        field(.out, name) { out, json in
+            if let value { TraceValue.handle(&out, json: json, value.pointee, kind) } else { TraceValue.pointer(&out, json: json, nil) }
+        }
+    }
+
+    mutating func version(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_VERSION>?) {
+        field(direction, name) { out, json in
+            if let value { TraceValue.version(&out, json: json, value.pointee) } else { TraceValue.pointer(&out, json: json, nil) }
+        }
+    }
+
+    // MARK: Buffers
+
+    mutating func bytes(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_BYTE>?,
+                        _ length: CK_ULONG, _ secrecy: Secrecy) {
+        bytes(direction, name, UnsafeRawPointer(value), length, secrecy)
+    }
+
+    mutating func bytes(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutableRawPointer?,
+                        _ length: CK_ULONG, _ secrecy: Secrecy) {
+        bytes(direction, name, UnsafeRawPointer(value), length, secrecy)
+    }
+
+    mutating func bytes(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeRawPointer?,
+                        _ length: CK_ULONG, _ secrecy: Secrecy) {
+        let redact = secrecy != .plain && !secrets
+        field(direction, name) { out, json in TraceValue.bytes(&out, json: json, value, length, redact: redact) }
+    }
+
+    /// An output buffer with a length pointer: the data on CKR_OK, the length asked for or
+    /// needed on a size query or CKR_BUFFER_TOO_SMALL.
+    mutating func bytesOut(_ name: StaticString, _ value: UnsafeMutablePointer<CK_BYTE>?,
+                           _ length: UnsafeMutablePointer<CK_ULONG>?, _ rv: CK_RV, _ secrecy: Secrecy) {
+        guard rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL, let length else { return }
+        let shown = rv == CKR_OK ? UnsafeRawPointer(value) : nil
+        let redact = secrecy != .plain && !secrets
+        let count = length.pointee
+        field(.out, name) { out, json in TraceValue.bytes(&out, json: json, shown, count, redact: redact) }
+    }
+
+    mutating func bytesOut(_ name: StaticString, _ value: UnsafeMutablePointer<CK_BYTE>?,
+                           fixedLength: CK_ULONG, _ rv: CK_RV, _ secrecy: Secrecy) {
+        guard rv == CKR_OK else { return }
+        let redact = secrecy != .plain && !secrets
+        field(.out, name) { out, json in TraceValue.bytes(&out, json: json, UnsafeRawPointer(value), fixedLength, redact: redact) }
+    }
+
+    mutating func paddedText(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_BYTE>?, _ width: Int) {
+        field(direction, name) { out, json in
+            guard let value else { return TraceValue.pointer(&out, json: json, nil) }
+            var length = width
+            while length > 0 && (value[length - 1] == 0x20 || value[length - 1] == 0) { length -= 1 }
+            TraceValue.string(&out, json: json, UnsafeRawBufferPointer(start: value, count: length))
+        }
+    }
+
+    mutating func cString(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_BYTE>?) {
+        field(direction, name) { out, json in
+            guard let value else { return TraceValue.pointer(&out, json: json, nil) }
+            let length = strnlen(UnsafeRawPointer(value).assumingMemoryBound(to: CChar.self), 256)
+            TraceValue.string(&out, json: json, UnsafeRawBufferPointer(start: value, count: length))
+        }
+    }
+
+    // MARK: Lists and structures
+
+    mutating func handleList(_ name: StaticString, _ value: UnsafeMutablePointer<CK_ULONG>?,
+                             _ count: UnsafeMutablePointer<CK_ULONG>?, _ rv: CK_RV, _ kind: HandleKind) {
+        guard rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL, let count else { return }
+        let shown = rv == CKR_OK ? value : nil
+        let total = count.pointee
+        field(.out, name) { out, json in TraceValue.handleList(&out, json: json, shown, total, kind) }
+    }
+
+    mutating func mechanism(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_MECHANISM>?) {
+        field(direction, name) { out, json in
+            guard let value else { return TraceValue.pointer(&out, json: json, nil) }
+            TraceMechanism.append(&out, json: json, value.pointee)
+        }
+    }
+
+    mutating func initializeArguments(_ name: StaticString, _ value: UnsafeMutableRawPointer?) {
+        field(.in, name) { out, json in
+            guard let value else { return TraceValue.pointer(&out, json: json, nil) }
+            TraceStructs.initializeArguments(&out, json: json, value.assumingMemoryBound(to: CK_C_INITIALIZE_ARGS.self).pointee)
+        }
+    }
+
+    mutating func info<T>(_ name: StaticString, _ value: UnsafeMutablePointer<T>?, _ rv: CK_RV) {
+        guard rv == CKR_OK, let value else { return }
+        field(.out, name) { out, json in TraceStructs.append(&out, json: json, value) }
+    }
+
+    // MARK: Templates
+
+    mutating func template(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_ATTRIBUTE>?,
+                           _ count: CK_ULONG, _ hint: ObjectHint) {
+        let secrets = secrets
+        field(direction, name) { out, json in
+            TraceTemplate.append(&out, json: json, value, count, showValues: true, secrets: secrets) {
+                TraceTemplate.traits(of: value, count, hint: hint)
+            }
+        }
+    }
+
+    mutating func templateTypes(_ name: StaticString, _ value: UnsafeMutablePointer<CK_ATTRIBUTE>?, _ count: CK_ULONG) {
+        field(.in, name) { out, json in
+            TraceTemplate.append(&out, json: json, value, count, showValues: false, secrets: true) { ObjectTraits() }
+        }
+    }
+
+    /// C_GetAttributeValue's results. Per PKCS#11 3.0 section 5.7 the per-attribute lengths are
+    /// meaningful for CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID and CKR_BUFFER_TOO_SMALL too.
+    mutating func templateOut(_ name: StaticString, _ value: UnsafeMutablePointer<CK_ATTRIBUTE>?, _ count: CK_ULONG,
+                              _ rv: CK_RV, lookup: () -> ObjectTraits) {
+        guard rv == CKR_OK || rv == CKR_ATTRIBUTE_SENSITIVE || rv == CKR_ATTRIBUTE_TYPE_INVALID
+                || rv == CKR_BUFFER_TOO_SMALL else { return }
+        let secrets = secrets
+        field(.out, name) { out, json in
+            TraceTemplate.append(&out, json: json, value, count, showValues: true, secrets: secrets) {
+                let fromTemplate = TraceTemplate.traits(of: value, count, hint: .unknown)
+                guard fromTemplate.isKey == nil || fromTemplate.isSensitive == nil else { return fromTemplate }
+                let looked = lookup()
+                return ObjectTraits(isKey: fromTemplate.isKey ?? looked.isKey,
+                                    isSensitive: fromTemplate.isSensitive ?? looked.isSensitive)
+            }
+        }
+    }
+}
+
+/// The tracer's per-function wrappers (Generated/Traced.generated.swift) and what they share.
+enum Traced {
+    /// Asks the module what an object is (class, CKA_SENSITIVE), only when a secret-capable
+    /// attribute is about to be shown without x-log-secrets. Not traced itself.
+    static func objectTraits(function: CK_C_GetAttributeValue?, _ session: CK_SESSION_HANDLE,
+                             _ object: CK_OBJECT_HANDLE) -> ObjectTraits {
+        guard let function else { return ObjectTraits() }
+        var objectClass: CK_ULONG = 0
+        var sensitive: CK_BBOOL = 0
+        return withUnsafeMutablePointer(to: &objectClass) { classPointer in
+            withUnsafeMutablePointer(to: &sensitive) { sensitivePointer in
+                var template = [
+                    CK_ATTRIBUTE(type: CK_ATTRIBUTE_TYPE(CKA_CLASS), pValue: UnsafeMutableRawPointer(classPointer),
+                                 ulValueLen: CK_ULONG(MemoryLayout<CK_ULONG>.size)),
+                    CK_ATTRIBUTE(type: CK_ATTRIBUTE_TYPE(CKA_SENSITIVE), pValue: UnsafeMutableRawPointer(sensitivePointer),
+                                 ulValueLen: 1),
+                ]
+                _ = template.withUnsafeMutableBufferPointer { function(session, object, $0.baseAddress, 2) }
+                var traits = ObjectTraits()
+                if template[0].ulValueLen == CK_ULONG(MemoryLayout<CK_ULONG>.size) {
+                    traits.isKey = TraceTemplate.isKeyClass(classPointer.pointee)
+                }
+                if template[1].ulValueLen == 1 { traits.isSensitive = sensitivePointer.pointee != 0 }
+                return traits
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+// Attribute templates in a trace: typed values (booleans, numbers, named constants, strings,
+// dates, byte strings), and the redaction that keeps key material out unless x-log-secrets.
+import CPKCS11
+
+enum TraceTemplate {
+    /// Text: `(2) [ { CKA_CLASS = CKO_SECRET_KEY }, { CKA_VALUE = (16) <redacted> } ]`, or with
+    /// types only `(2) [ CKA_CLASS, CKA_VALUE ]`. JSON: an array of
+    /// `{"type":"CKA_CLASS","len":8,"value":"CKO_SECRET_KEY"}`.
+    static func append(_ out: inout [UInt8], json: Bool, _ template: UnsafeMutablePointer<CK_ATTRIBUTE>?,
+                       _ count: CK_ULONG, showValues: Bool, secrets: Bool, depth: Int = 0,
+                       traits: () -> ObjectTraits) {
+        guard let template, count > 0 else {
+            if json { return TraceText.append(template == nil && count > 0 ? "null" : "[]", to: &out) }
+            out.append(UInt8(ascii: "("))
+            TraceText.appendDecimal(count, to: &out)
+            return TraceText.append(template == nil && count > 0 ? ") NULL" : ") NONE", to: &out)
+        }
+        guard count <= CK_ULONG(TraceRecord.elementLimit) else {
+            TraceText.append(json ? "{\"count\":" : "(", to: &out)
+            TraceText.appendDecimal(count, to: &out)
+            return TraceText.append(json ? ",\"items\":null}" : ") too many to show", to: &out)
+        }
+        var objectTraits: ObjectTraits?
+        if !json {
+            out.append(UInt8(ascii: "("))
+            TraceText.appendDecimal(count, to: &out)
+            TraceText.append(") [ ", to: &out)
+        } else {
+            out.append(UInt8(ascii: "["))
+        }
+        for index in 0..<Int(count) {
+            if index > 0 { TraceText.append(json ? "," : ", ", to: &out) }
+            let attribute = template[index]
+            var redact = false
+            if showValues && !secrets && attribute.pValue != nil && attribute.ulValueLen != CK_ULONG.max {
+                redact = shouldRedact(attribute.type) {
+                    if let objectTraits { return objectTraits }
+                    let found = traits()
+                    objectTraits = found
+                    return found
+                }
+            }
+            appendAttribute(&out, json: json, attribute, showValue: showValues, redact: redact, secrets: secrets, depth: depth)
+        }
+        TraceText.append(json ? "]" : " ]", to: &out)
+    }
+
+    static func appendAttribute(_ out: inout [UInt8], json: Bool, _ attribute: CK_ATTRIBUTE, showValue: Bool,
+                                redact: Bool, secrets: Bool, depth: Int) {
+        if json {
+            TraceText.append("{\"type\":", to: &out)
+            TraceValue.named(&out, json: true, attribute.type, PKCS11Name.attribute)
+            guard showValue else { return out.append(UInt8(ascii: "}")) }
+            TraceText.append(",\"len\":", to: &out)
+            TraceValue.ulong(&out, json: true, attribute.ulValueLen)
+            TraceText.append(",\"value\":", to: &out)
+            appendValue(&out, json: true, attribute, redact: redact, secrets: secrets, depth: depth)
+            return out.append(UInt8(ascii: "}"))
+        }
+        if showValue { TraceText.append("{ ", to: &out) }
+        TraceValue.named(&out, json: false, attribute.type, PKCS11Name.attribute)
+        guard showValue else { return }
+        TraceText.append(" = ", to: &out)
+        appendValue(&out, json: false, attribute, redact: redact, secrets: secrets, depth: depth)
+        TraceText.append(" }", to: &out)
+    }
+
+    static func appendValue(_ out: inout [UInt8], json: Bool, _ attribute: CK_ATTRIBUTE, redact: Bool,
+                            secrets: Bool, depth: Int) {
+        let length = attribute.ulValueLen
+        guard length != CK_ULONG.max else {
+            return TraceText.append(json ? "\"CK_UNAVAILABLE_INFORMATION\"" : "CK_UNAVAILABLE_INFORMATION", to: &out)
+        }
+        guard let value = attribute.pValue else {
+            // A size query: only the length is known.
+            return TraceValue.bytes(&out, json: json, nil, length, redact: false)
+        }
+        if redact { return TraceValue.bytes(&out, json: json, value, length, redact: true) }
+        let ulongSize = CK_ULONG(MemoryLayout<CK_ULONG>.size)
+        let number = { value.load(as: CK_ULONG.self) }
+        switch PKCS11Name.attributeKind(attribute.type) {
+        case .bool where length == 1:
+            TraceValue.bool(&out, json: json, value.load(as: CK_BBOOL.self))
+        case .ulong where length == ulongSize:
+            TraceValue.ulong(&out, json: json, number())
+        case .objectClass where length == ulongSize:
+            TraceValue.named(&out, json: json, number(), PKCS11Name.objectClass)
+        case .keyType where length == ulongSize:
+            TraceValue.named(&out, json: json, number(), PKCS11Name.keyType)
+        case .certificateType where length == ulongSize:
+            TraceValue.named(&out, json: json, number(), PKCS11Name.certificateType)
+        case .mechanismType where length == ulongSize:
+            TraceValue.named(&out, json: json, number(), PKCS11Name.mechanism)
+        case .hardwareFeature where length == ulongSize:
+            TraceValue.named(&out, json: json, number(), PKCS11Name.hardwareFeature)
+        case .profile where length == ulongSize:
+            TraceValue.named(&out, json: json, number(), PKCS11Name.profile)
+        case .utf8 where length <= CK_ULONG(TraceRecord.byteLimit):
+            TraceValue.string(&out, json: json, UnsafeRawBufferPointer(start: value, count: Int(length)))
+        case .date where length == 8:
+            // CK_DATE is "YYYYMMDD" in ASCII.
+            let bytes = UnsafeRawBufferPointer(start: value, count: 8)
+            if json { out.append(UInt8(ascii: "\"")) }
+            out.append(contentsOf: bytes[0..<4]); out.append(UInt8(ascii: "-"))
+            out.append(contentsOf: bytes[4..<6]); out.append(UInt8(ascii: "-"))
+            out.append(contentsOf: bytes[6..<8])
+            if json { out.append(UInt8(ascii: "\"")) }
+        case .attributes where depth == 0 && length % CK_ULONG(MemoryLayout<CK_ATTRIBUTE>.size) == 0:
+            let nested = length / CK_ULONG(MemoryLayout<CK_ATTRIBUTE>.size)
+            append(&out, json: json, value.assumingMemoryBound(to: CK_ATTRIBUTE.self), nested,
+                   showValues: true, secrets: secrets, depth: depth + 1) { ObjectTraits() }
+        case .mechanisms where length % ulongSize == 0:
+            let list = value.assumingMemoryBound(to: CK_ULONG.self)
+            TraceValue.handleList(&out, json: json, list, length / ulongSize, .mechanism)
+        default:
+            TraceValue.bytes(&out, json: json, value, length, redact: false)
+        }
+    }
+
+    /// PKCS#11 3.0 section 4.8-4.9: private and secret key material. CKA_VALUE is secret only for
+    /// keys (a certificate's CKA_VALUE is public); when the object is unknown, it is redacted.
+    /// Any byte-string value of an object with CKA_SENSITIVE true is redacted as well.
+    static func shouldRedact(_ type: CK_ATTRIBUTE_TYPE, traits: () -> ObjectTraits) -> Bool {
+        switch PKCS11Name.attributeSensitivity(type) {
+        case .always: return true
+        case .ifKey: return traits().isKey ?? true
+        case .never:
+            switch PKCS11Name.attributeKind(type) {
+            case .bytes, .bigint: return traits().isSensitive ?? false
+            default: return false
+            }
+        }
+    }
+
+    /// Classes whose CKA_VALUE is key material: secret, private and OTP keys.
+    static func isKeyClass(_ objectClass: CK_OBJECT_CLASS) -> Bool {
+        objectClass == CKO_SECRET_KEY || objectClass == CKO_PRIVATE_KEY || objectClass == CKO_OTP_KEY
+    }
+
+    /// What a template says about its object: CKA_CLASS, CKA_SENSITIVE, and the function's hint.
+    static func traits(of template: UnsafeMutablePointer<CK_ATTRIBUTE>?, _ count: CK_ULONG, hint: ObjectHint) -> ObjectTraits {
+        var traits = ObjectTraits()
+        switch hint {
+        case .key: traits.isKey = true
+        case .publicObject: traits.isKey = false
+        case .unknown: break
+        }
+        guard let template, count <= CK_ULONG(TraceRecord.elementLimit) else { return traits }
+        for index in 0..<Int(count) {
+            let attribute = template[index]
+            guard let value = attribute.pValue else { continue }
+            if attribute.type == CKA_CLASS && attribute.ulValueLen == CK_ULONG(MemoryLayout<CK_ULONG>.size) {
+                let objectClass = value.load(as: CK_ULONG.self)
+                traits.isKey = TraceTemplate.isKeyClass(objectClass)
+            } else if attribute.type == CKA_SENSITIVE && attribute.ulValueLen == 1 {
+                traits.isSensitive = value.load(as: CK_BBOOL.self) != 0
+            }
+        }
+        return traits
+    }
+}

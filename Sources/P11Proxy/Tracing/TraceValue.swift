@@ -1,0 +1,164 @@
+// How single values look in a trace, in text (p11-kit's spellings) and in JSON.
+import CPKCS11
+
+enum TraceValue {
+    static func handle(_ out: inout [UInt8], json: Bool, _ value: CK_ULONG, _ kind: HandleKind) {
+        if json { return TraceText.appendDecimal(value, to: &out) }
+        switch kind {
+        case .session: TraceText.append("S", to: &out)
+        case .slot: TraceText.append("SL", to: &out)
+        case .object: TraceText.append("H", to: &out)
+        case .mechanism: return named(&out, json: false, value, PKCS11Name.mechanism)
+        }
+        TraceText.appendDecimal(value, to: &out)
+    }
+
+    static func ulong(_ out: inout [UInt8], json: Bool, _ value: CK_ULONG) {
+        if value == CK_ULONG.max {
+            return json ? TraceText.append("\"CK_UNAVAILABLE_INFORMATION\"", to: &out)
+                        : TraceText.append("CK_UNAVAILABLE_INFORMATION", to: &out)
+        }
+        TraceText.appendDecimal(value, to: &out)
+    }
+
+    static func bool(_ out: inout [UInt8], json: Bool, _ value: CK_BBOOL) {
+        switch value {
+        case 0: TraceText.append(json ? "false" : "CK_FALSE", to: &out)
+        case 1: TraceText.append(json ? "true" : "CK_TRUE", to: &out)
+        default: TraceText.appendDecimal(UInt(value), to: &out)
+        }
+    }
+
+    /// A named constant; values without a name (vendor-defined) in hex.
+    static func named(_ out: inout [UInt8], json: Bool, _ value: CK_ULONG, _ namer: (CK_ULONG) -> String?) {
+        if let name = namer(value) {
+            if json { TraceText.appendJSONString(name, to: &out) } else { TraceText.append(name, to: &out) }
+        } else if json {
+            out.append(UInt8(ascii: "\""))
+            TraceText.appendHex(value, to: &out)
+            out.append(UInt8(ascii: "\""))
+        } else {
+            TraceText.appendHex(value, to: &out)
+        }
+    }
+
+    /// Text: `6 = CKF_RW_SESSION | CKF_SERIAL_SESSION`; JSON: `{"value":6,"names":[...]}`.
+    static func flags(_ out: inout [UInt8], json: Bool, _ value: CK_FLAGS, _ family: FlagFamily) {
+        let names = PKCS11Name.flags(value, family)
+        if json {
+            TraceText.append("{\"value\":", to: &out)
+            TraceText.appendDecimal(value, to: &out)
+            TraceText.append(",\"names\":[", to: &out)
+            for (index, name) in names.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                TraceText.appendJSONString(name, to: &out)
+            }
+            TraceText.append("]}", to: &out)
+            return
+        }
+        TraceText.appendDecimal(value, to: &out)
+        for (index, name) in names.enumerated() {
+            TraceText.append(index == 0 ? " = " : " | ", to: &out)
+            TraceText.append(name, to: &out)
+        }
+    }
+
+    static func pointer(_ out: inout [UInt8], json: Bool, _ value: UnsafeRawPointer?) {
+        guard let value else { return TraceText.append(json ? "null" : "NULL", to: &out) }
+        if json { out.append(UInt8(ascii: "\"")) }
+        TraceText.appendHex(UInt(bitPattern: value), to: &out)
+        if json { out.append(UInt8(ascii: "\"")) }
+    }
+
+    static func version(_ out: inout [UInt8], json: Bool, _ value: CK_VERSION) {
+        if json { out.append(UInt8(ascii: "\"")) }
+        TraceText.appendDecimal(UInt(value.major), to: &out)
+        out.append(UInt8(ascii: "."))
+        TraceText.appendPadded(Int(value.minor), width: value.minor < 10 ? 1 : 2, to: &out)
+        if json { out.append(UInt8(ascii: "\"")) }
+    }
+
+    /// Text: `(4) 31323334`, `(4) <redacted>`, `(4) NULL`; JSON: `{"len":4,"hex":"31323334"}`,
+    /// `{"len":4,"redacted":true}`, `{"len":4,"hex":null}`. Long buffers are cut at
+    /// TraceRecord.byteLimit bytes, marked `...` / `"truncated":true`.
+    static func bytes(_ out: inout [UInt8], json: Bool, _ value: UnsafeRawPointer?, _ length: CK_ULONG, redact: Bool) {
+        if json {
+            TraceText.append("{\"len\":", to: &out)
+            ulong(&out, json: true, length)
+        } else {
+            out.append(UInt8(ascii: "("))
+            ulong(&out, json: false, length)
+            TraceText.append(") ", to: &out)
+        }
+        guard let value, length != CK_ULONG.max else {
+            return TraceText.append(json ? ",\"hex\":null}" : "NULL", to: &out)
+        }
+        if redact {
+            return TraceText.append(json ? ",\"redacted\":true}" : "<redacted>", to: &out)
+        }
+        let shown = Int(min(length, CK_ULONG(TraceRecord.byteLimit)))
+        if json { TraceText.append(",\"hex\":\"", to: &out) }
+        TraceText.appendHexBytes(UnsafeRawBufferPointer(start: value, count: shown), to: &out)
+        if json {
+            out.append(UInt8(ascii: "\""))
+            if CK_ULONG(shown) < length { TraceText.append(",\"truncated\":true", to: &out) }
+            out.append(UInt8(ascii: "}"))
+        } else if CK_ULONG(shown) < length {
+            TraceText.append("...", to: &out)
+        }
+    }
+
+    static func string(_ out: inout [UInt8], json: Bool, _ bytes: UnsafeRawBufferPointer) {
+        if json { TraceText.appendJSONString(bytes, to: &out) } else { TraceText.appendQuoted(bytes, to: &out) }
+    }
+
+    /// Text: `(2) [ SL1, SL2 ]`, `(2) NULL` for a size query; JSON: `{"count":2,"items":[1,2]}`.
+    static func handleList(_ out: inout [UInt8], json: Bool, _ value: UnsafeMutablePointer<CK_ULONG>?,
+                           _ count: CK_ULONG, _ kind: HandleKind) {
+        if json {
+            TraceText.append("{\"count\":", to: &out)
+            TraceText.appendDecimal(count, to: &out)
+        } else {
+            out.append(UInt8(ascii: "("))
+            TraceText.appendDecimal(count, to: &out)
+            TraceText.append(") ", to: &out)
+        }
+        guard let value else { return TraceText.append(json ? ",\"items\":null}" : "NULL", to: &out) }
+        let shown = Int(min(count, CK_ULONG(TraceRecord.elementLimit)))
+        TraceText.append(json ? ",\"items\":[" : "[ ", to: &out)
+        for index in 0..<shown {
+            if index > 0 { TraceText.append(json ? "," : ", ", to: &out) }
+            handle(&out, json: json, value[index], kind)
+        }
+        if !json && CK_ULONG(shown) < count { TraceText.append(", ...", to: &out) }
+        TraceText.append(json ? "]}" : " ]", to: &out)
+    }
+}
+
+/// A structure member by member: text in p11-kit's multi-line `{ ... }` form, JSON as an object.
+struct TraceObject {
+    private var first = true
+    let json: Bool
+
+    init(_ out: inout [UInt8], json: Bool) {
+        self.json = json
+        out.append(UInt8(ascii: "{"))
+    }
+
+    mutating func member(_ out: inout [UInt8], _ name: StaticString) {
+        if json {
+            if !first { out.append(UInt8(ascii: ",")) }
+            TraceText.appendJSONString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
+        } else {
+            TraceText.append("\n\t", to: &out)
+            TraceText.append(name, to: &out)
+            TraceText.append(": ", to: &out)
+        }
+        first = false
+    }
+
+    func close(_ out: inout [UInt8]) {
+        TraceText.append(json ? "}" : "\n      }", to: &out)
+    }
+}

@@ -1,0 +1,150 @@
+// Writes the tracer's per-function wrappers (issue 4) from the arguments' roles in the
+// description: IN lines are rendered before the module is called, OUT lines after, and the
+// record is written in one piece once the call has returned.
+
+enum TraceEmitter {
+    static func traced(_ functions: [FunctionDescription]) -> String {
+        var out = SwiftEmitter.header + "\n\nimport CPKCS11\n\nextension Traced {\n"
+        for function in functions {
+            out += wrapper(function)
+        }
+        out.removeLast()
+        out += "}\n"
+        return out
+    }
+
+    /// Roles that name another argument as their length or count; that argument is then shown
+    /// as part of the buffer and not on a line of its own.
+    static func lengthArguments(_ function: FunctionDescription) -> Set<String> {
+        var names = Set<String>()
+        for argument in function.arguments {
+            guard let (kind, parameters) = parseRole(argument.role) else { continue }
+            if ["bytes", "secret", "pin", "attrs", "attrs-out"].contains(kind) { names.formUnion(parameters) }
+            if ["bytes-out", "secret-out"].contains(kind) { names.formUnion(parameters) }
+        }
+        return names
+    }
+
+    /// `bytes(ulDataLen)` -> ("bytes", ["ulDataLen"]); a plain role has no parameters.
+    static func parseRole(_ role: String) -> (String, [String])? {
+        guard let open = role.firstIndex(of: "(") else { return (role, []) }
+        let kind = String(role[..<open])
+        let inner = role[role.index(after: open)..<(role.lastIndex(of: ")") ?? role.endIndex)]
+        return (kind, inner.split(separator: ",").map(String.init))
+    }
+
+    static func wrapper(_ function: FunctionDescription) -> String {
+        let parameters = function.arguments.map { "_ \($0.name): \(SwiftEmitter.swiftType($0.cType))" }
+        let signature = (["_ module: UnsafeMutablePointer<ModuleSlot>", "_ caller: Int",
+                          "_ function: CK_\(function.name)"] + parameters).joined(separator: ", ")
+        let lengths = lengthArguments(function)
+        let byName = Dictionary(uniqueKeysWithValues: function.arguments.map { ($0.name, $0) })
+        var inputs: [String] = []
+        var outputs: [String] = []
+        for argument in function.arguments {
+            let name = argument.name, type = argument.cType
+            let (kind, roleParameters) = parseRole(argument.role) ?? (argument.role, [])
+            let quoted = "\"\(name)\""
+            switch kind {
+            case "in" where lengths.contains(name):
+                continue
+            case "in":
+                inputs.append(scalarInput(function: function.name, name: name, type: type))
+            case "inout":
+                if !lengths.contains(name) { inputs.append("record.ulongPointee(.in, \(quoted), \(name))") }
+            case "out":
+                outputs.append(scalarOutput(name: name, type: type))
+            case "enum":
+                let namer = ["CKU": "PKCS11Name.userType", "CKM": "PKCS11Name.mechanism"][roleParameters.first ?? ""] ?? "{ _ in nil }"
+                inputs.append("record.named(.in, \(quoted), \(name), \(namer))")
+            case "flags":
+                let family = ["CKF_SESSION": ".session", "CKF_WAIT": ".wait", "CKF_MESSAGE": ".message",
+                              "CKF_INTERFACE": ".interface", "CKF_MECH": ".mechanism"][roleParameters.first ?? ""] ?? ".session"
+                inputs.append("record.flags(.in, \(quoted), \(name), \(family))")
+            case "bytes", "secret", "pin":
+                let secrecy = kind == "bytes" ? ".plain" : (kind == "pin" ? ".pin" : ".secret")
+                inputs.append("record.bytes(.in, \(quoted), \(name), \(roleParameters[0]), \(secrecy))")
+            case "bytes-out", "secret-out":
+                let secrecy = kind == "bytes-out" ? ".plain" : ".secret"
+                let length = roleParameters[0]
+                if byName[length]?.cType == "CK_ULONG" {
+                    outputs.append("record.bytesOut(\(quoted), \(name), fixedLength: \(length), rv, \(secrecy))")
+                } else {
+                    inputs.append("record.ulongPointee(.in, \"\(length)\", \(length))")
+                    outputs.append("record.bytesOut(\(quoted), \(name), \(length), rv, \(secrecy))")
+                }
+            case "attrs":
+                inputs.append("record.template(.in, \(quoted), \(name), \(roleParameters[0]), \(objectHint(function.name, name)))")
+            case "attrs-out":
+                inputs.append("record.templateTypes(\(quoted), \(name), \(roleParameters[0]))")
+                outputs.append("record.templateOut(\(quoted), \(name), \(roleParameters[0]), rv) "
+                    + "{ Traced.objectTraits(function: module.pointee.functions.C_GetAttributeValue, hSession, hObject) }")
+            case "mechanism":
+                inputs.append("record.mechanism(.in, \(quoted), \(name))")
+            case "handles-out":
+                let element = ["CK_SLOT_ID_PTR": ".slot", "CK_MECHANISM_TYPE_PTR": ".mechanism",
+                               "CK_OBJECT_HANDLE_PTR": ".object"][type] ?? ".object"
+                outputs.append("record.handleList(\(quoted), \(name), \(roleParameters[1]), rv, \(element))")
+            case "struct-out":
+                outputs.append("record.info(\(quoted), \(name), rv)")
+            case "label32":
+                inputs.append("record.paddedText(.in, \(quoted), \(name), 32)")
+            case "cstring":
+                inputs.append("record.cString(.in, \(quoted), \(name))")
+            default:
+                inputs.append("record.pointer(.in, \(quoted), \(name))")
+            }
+        }
+        let names = function.arguments.map(\.name).joined(separator: ", ")
+        var out = "    @inline(never)\n    static func \(function.name)(\(signature)) -> CK_RV {\n"
+        out += "        var record = TraceRecord(\"\(function.name)\", module: module, caller: caller)\n"
+        for line in inputs { out += "        \(line)\n" }
+        if function.name == "C_WaitForSlotEvent" {
+            // It can block for as long as the caller likes: its IN half is written first.
+            out += "        record.writeInputsNow()\n"
+        }
+        out += "        record.callStarts()\n"
+        out += "        let rv = function(\(names))\n"
+        out += "        record.callEnded()\n"
+        for line in outputs { out += "        \(line)\n" }
+        out += "        record.finish(rv)\n"
+        out += "        return rv\n    }\n\n"
+        return out
+    }
+
+    static func scalarInput(function: String, name: String, type: String) -> String {
+        let quoted = "\"\(name)\""
+        switch type {
+        case "CK_SESSION_HANDLE": return "record.handle(.in, \(quoted), \(name), .session)"
+        case "CK_SLOT_ID": return "record.handle(.in, \(quoted), \(name), .slot)"
+        case "CK_OBJECT_HANDLE": return "record.handle(.in, \(quoted), \(name), .object)"
+        case "CK_BBOOL": return "record.bool(.in, \(quoted), \(name))"
+        case "CK_ULONG": return "record.ulong(.in, \(quoted), \(name))"
+        case "CK_VERSION_PTR": return "record.version(.in, \(quoted), \(name))"
+        case "CK_VOID_PTR" where function == "C_Initialize": return "record.initializeArguments(\(quoted), \(name))"
+        default: return "record.pointer(.in, \(quoted), \(name))"
+        }
+    }
+
+    static func scalarOutput(name: String, type: String) -> String {
+        let quoted = "\"\(name)\""
+        switch type {
+        case "CK_SESSION_HANDLE_PTR": return "record.handlePointee(\(quoted), \(name), rv, .session)"
+        case "CK_OBJECT_HANDLE_PTR": return "record.handlePointee(\(quoted), \(name), rv, .object)"
+        case "CK_SLOT_ID_PTR": return "record.handlePointee(\(quoted), \(name), rv, .slot)"
+        case "CK_ULONG_PTR": return "record.ulongPointee(.out, \(quoted), \(name), rv)"
+        default: return "record.pointerPointee(\(quoted), \(name), rv)"
+        }
+    }
+
+    /// What the objects a template describes are, when the function says so: their secret
+    /// values are redacted even if the template itself carries no CKA_CLASS.
+    static func objectHint(_ function: String, _ argument: String) -> String {
+        switch (function, argument) {
+        case ("C_GenerateKey", _), ("C_UnwrapKey", _), ("C_DeriveKey", _): return ".key"
+        case ("C_GenerateKeyPair", "pPrivateKeyTemplate"): return ".key"
+        case ("C_GenerateKeyPair", "pPublicKeyTemplate"): return ".publicObject"
+        default: return ".unknown"
+        }
+    }
+}
