@@ -3,6 +3,7 @@
 # Included by the top Makefile; also works alone from the repository root:
 #   make -f Tests/C/tests.mk mock-modules c-tests        # then: make -f Tests/C/tests.mk run-c-tests
 #   make -f Tests/C/tests.mk c-tests-tsan run-c-tests-tsan
+#   make -f Tests/C/tests.mk trace-tests                 # for Tests/integration/test_trace.sh
 # Variables: BUILD_DIR (build), PROXY_SO (.build/release/libp11proxy.so), CC.
 
 BUILD_DIR ?= build
@@ -28,6 +29,8 @@ P11T_LDLIBS := -ldl -lpthread
 
 P11T_MOCKS := mock-a mock-b mock-c mock-failinit mock-garbage mock-fast
 P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed
+# Run by Tests/integration/test_trace.sh (they write traces for it to check), not by run.sh.
+P11T_TRACE_PROGRAMS := trace_calls trace_concurrency
 
 # One line per mock variant (see the top of Tests/Mock/mock_module.c).
 P11T_MOCK_FLAGS_mock-a := -DMOCK_NAME='"mock-a"' -DMOCK_TAG=0xA -DMOCK_SLOTS='{1,5}' -DMOCK_V3=1
@@ -39,11 +42,13 @@ P11T_MOCK_FLAGS_mock-garbage := -DMOCK_NAME='"mock-garbage"' -DMOCK_TAG=0xE -DMO
 	-DMOCK_GARBAGE_SLOTS=1
 P11T_MOCK_FLAGS_mock-fast := -DMOCK_NAME='"mock-fast"' -DMOCK_TAG=0xD -DMOCK_SLOTS='{1}' -DMOCK_V3=1 -DMOCK_FAST=1
 
-.PHONY: mock-modules c-tests c-tests-tsan run-c-tests run-c-tests-tsan clean-c-tests
+.PHONY: mock-modules c-tests c-tests-tsan trace-tests run-c-tests run-c-tests-tsan clean-c-tests
 
 mock-modules: $(P11T_MOCKS:%=$(BUILD_DIR)/mock/lib%.so) $(BUILD_DIR)/mock/not-a-module.so
 
 c-tests: mock-modules $(P11T_PROGRAMS:%=$(BUILD_DIR)/tests/%)
+
+trace-tests: mock-modules $(P11T_TRACE_PROGRAMS:%=$(BUILD_DIR)/tests/%)
 
 c-tests-tsan: $(P11T_MOCKS:%=$(BUILD_DIR)/mock-tsan/lib%.so) $(BUILD_DIR)/mock-tsan/not-a-module.so \
 	$(P11T_PROGRAMS:%=$(BUILD_DIR)/tests-tsan/%)

@@ -23,9 +23,12 @@ struct LoadError: Error, CustomStringConvertible {
 
 enum ModuleLoader {
     /// The file p11proxy itself was loaded from: the mapping in /proc/self/maps that contains
-    /// a variable of its own (dladdr needs _GNU_SOURCE, which Swift's Glibc module lacks).
+    /// a constant string of its own (dladdr needs _GNU_SOURCE, which Swift's Glibc module lacks).
+    /// A string literal lives in .rodata, which is mapped from the file; a variable could sit in
+    /// the anonymous part of .bss, whose mapping names no file.
     static let ownIdentity: FileIdentity? = {
-        let address = withUnsafeMutablePointer(to: &anchor) { UInt(bitPattern: $0) }
+        let anchor: StaticString = "p11proxy: who am I"
+        let address = UInt(bitPattern: anchor.utf8Start)
         guard let maps = readWholeFile("/proc/self/maps") else { return nil }
         for line in maps.split(separator: "\n") {
             // "start-end perms offset dev inode path"
@@ -38,9 +41,6 @@ enum ModuleLoader {
         }
         return nil
     }()
-
-    /// Only its address matters: it lives in p11proxy's own data segment.
-    private nonisolated(unsafe) static var anchor: UInt8 = 0
 
     private static func readWholeFile(_ path: String) -> String? {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)

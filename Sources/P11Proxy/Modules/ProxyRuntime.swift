@@ -42,6 +42,7 @@ enum ProxyRuntime {
     // MARK: C_Initialize / C_Finalize, per caller (under `lock`, so they are serialised)
 
     static func initialize(caller: Int, options: InitializeOptions) throws(ReturnValue) {
+        try refuseReentry("C_Initialize")
         try lock.withLock { () throws(ReturnValue) in
             guard CallerPool.state(caller) != .initialized else { throw .cryptokiAlreadyInitialized }
             if state.initializedCallers == 0 {
@@ -58,6 +59,7 @@ enum ProxyRuntime {
     }
 
     static func finalize(caller: Int) throws(ReturnValue) {
+        try refuseReentry("C_Finalize")
         try lock.withLock { () throws(ReturnValue) in
             guard CallerPool.state(caller) == .initialized else { throw .cryptokiNotInitialized }
             // Stored before the scan below; C_OpenSession checks it after registering (Dekker).
@@ -81,6 +83,16 @@ enum ProxyRuntime {
             }
             TraceOutput.flushAll()
         }
+    }
+
+    /// A module that loads p11proxy again (p11-kit-proxy.so configured as a module of p11proxy,
+    /// with p11proxy registered in p11-kit) calls back into C_Initialize from inside our own
+    /// C_Initialize; fail that inner call rather than wait forever on our own lock.
+    private static func refuseReentry(_ function: String) throws(ReturnValue) {
+        guard lock.isHeldByCurrentThread else { return }
+        Diagnostics.report("\(function) called from inside p11proxy's own module initialisation "
+            + "(does a configured module load p11proxy again?); refused")
+        throw .generalError
     }
 
     /// Finalises a module and retires every session on it (any caller's).
