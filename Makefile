@@ -19,7 +19,19 @@ SWIFT_RELEASE_FLAGS := -c release --product p11proxy -Xswiftc -static-stdlib -Xs
 
 SWIFT_SOURCES := $(shell find Sources include -name '*.swift' -o -name '*.h' -o -name '*.modulemap' 2>/dev/null)
 
-.PHONY: build deps demo test unit-tests c-tests-run integration-tests generate check-generated tsan clean
+# ThreadSanitizer: the proxy built with -sanitize=thread (Swift runtime dynamic, from the
+# toolchain), and the C tests and mocks built with the toolchain's clang against the same
+# TSan runtime (gcc's libtsan lacks the entry points Swift's instrumentation calls).
+SWIFT_BIN_DIR := $(patsubst %/,%,$(dir $(shell readlink -f "$$(command -v swiftc)")))
+SWIFT_RUNTIME_DIR := $(SWIFT_BIN_DIR)/../lib/swift/linux
+TSAN_RUNTIME_DIR := $(shell $(SWIFT_BIN_DIR)/clang -print-resource-dir 2>/dev/null)/lib/linux
+TSAN_PROXY_SO := .build-tsan/release/libp11proxy.so
+export TSAN_PROXY_SO
+export TSAN_CC := $(SWIFT_BIN_DIR)/clang -shared-libsan
+export TSAN_LDLIBS := -Wl,-rpath,$(TSAN_RUNTIME_DIR) -L$(SWIFT_RUNTIME_DIR) -Wl,-rpath,$(SWIFT_RUNTIME_DIR) -ldispatch -lBlocksRuntime
+export TSAN_LIBRARY_PATH := $(SWIFT_RUNTIME_DIR):$(TSAN_RUNTIME_DIR)
+
+.PHONY: build deps demo test generate check-generated tsan tsan-build clean
 
 build: $(PROXY_SO)
 
@@ -45,6 +57,18 @@ $(PROXY_SO): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift support/libp1
 	swift build $(SWIFT_RELEASE_FLAGS)
 	@touch $@
 
+$(TSAN_PROXY_SO): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift support/libp11proxy.map | deps
+	swift build -c release --product p11proxy --scratch-path .build-tsan -Xswiftc -sanitize=thread \
+		-Xswiftc -use-ld=lld -Xlinker --version-script=$(CURDIR)/support/libp11proxy.map -Xlinker -z -Xlinker nodelete
+	@touch $@
+
+tsan-build: $(TSAN_PROXY_SO) c-tests-tsan
+
+# The C tests (stress test included) with the proxy, the mocks and the programs under TSan;
+# any report fails the program (TSan's exit code 66).
+tsan: tsan-build
+	LD_LIBRARY_PATH=$(TSAN_LIBRARY_PATH) P11TEST_NO_BUILD=1 bash Tests/C/run.sh $(TSAN_PROXY_SO) $(BUILD_DIR)/mock-tsan $(BUILD_DIR)/tests-tsan
+
 generate:
 	swift run p11proxy-generate $(CURDIR)
 
@@ -57,8 +81,8 @@ demo: build
 	bash scripts/demo.sh
 
 # Everything, with one closing line "N passed, N failed" (scripts/run-tests.sh).
-test: build deps
+test: build tsan-build deps
 	bash scripts/run-tests.sh
 
 clean:
-	rm -rf .build $(BUILD_DIR) include/p11kit_paths.h
+	rm -rf .build .build-tsan $(BUILD_DIR) include/p11kit_paths.h

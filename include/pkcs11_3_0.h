@@ -23,6 +23,34 @@ typedef CK_INTERFACE **CK_INTERFACE_PTR_PTR;
 #define CKF_END_OF_MESSAGE (0x00000001UL)
 #endif
 
+/* Current Mechanisms 3.0, sections 2.12.x: per-message parameters of the message-based
+ * AES-GCM and AES-CCM functions, and the IV/nonce generator values. */
+typedef CK_ULONG CK_GENERATOR_FUNCTION;
+#ifndef CKG_NO_GENERATE
+#define CKG_NO_GENERATE (0x0UL)
+#define CKG_GENERATE (0x1UL)
+#define CKG_GENERATE_COUNTER (0x2UL)
+#define CKG_GENERATE_RANDOM (0x3UL)
+#define CKG_GENERATE_COUNTER_XOR (0x4UL)
+#endif
+typedef struct CK_GCM_MESSAGE_PARAMS {
+    CK_BYTE_PTR pIv;
+    CK_ULONG ulIvLen;
+    CK_ULONG ulIvFixedBits;
+    CK_GENERATOR_FUNCTION ivGenerator;
+    CK_BYTE_PTR pTag;
+    CK_ULONG ulTagBits;
+} CK_GCM_MESSAGE_PARAMS;
+typedef struct CK_CCM_MESSAGE_PARAMS {
+    CK_ULONG ulDataLen;
+    CK_BYTE_PTR pNonce;
+    CK_ULONG ulNonceLen;
+    CK_ULONG ulNonceFixedBits;
+    CK_GENERATOR_FUNCTION nonceGenerator;
+    CK_BYTE_PTR pMAC;
+    CK_ULONG ulMACLen;
+} CK_CCM_MESSAGE_PARAMS;
+
 typedef CK_RV (*CK_C_GetInterfaceList)(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount);
 typedef CK_RV (*CK_C_GetInterface)(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion,
                                    CK_INTERFACE_PTR_PTR ppInterface, CK_FLAGS flags);

@@ -56,9 +56,11 @@ run_suite module-file bash Tests/integration/test_module_file.sh
 run_suite c-tests bash Tests/C/run.sh "$PROXY_SO" "$BUILD_DIR"
 run_suite pkcs11-tool bash Tests/integration/test_pkcs11_tool.sh
 run_suite p11tool bash Tests/integration/test_p11tool.sh
-if [ -x "$BUILD_DIR/tests-tsan/stress_managed" ]; then
-    run_suite stress-tsan bash Tests/C/run.sh --tsan "$PROXY_SO" "$BUILD_DIR"
-fi
+run_suite trace bash Tests/integration/test_trace.sh
+# The C tests again with the proxy, the mocks and the programs built with ThreadSanitizer
+# (`make tsan-build`); a TSan report makes its program fail.
+run_suite c-tests-tsan env LD_LIBRARY_PATH="${TSAN_LIBRARY_PATH:-}" P11TEST_NO_BUILD=1 \
+    bash Tests/C/run.sh "${TSAN_PROXY_SO:-.build-tsan/release/libp11proxy.so}" "$BUILD_DIR/mock-tsan" "$BUILD_DIR/tests-tsan"
 
 echo
 if [ "${#broken[@]}" -gt 0 ]; then

@@ -19,7 +19,9 @@ enum TraceEmitter {
         var names = Set<String>()
         for argument in function.arguments {
             guard let (kind, parameters) = parseRole(argument.role) else { continue }
-            if ["bytes", "secret", "pin", "attrs", "attrs-out"].contains(kind) { names.formUnion(parameters) }
+            if ["bytes", "secret", "pin", "utf8", "attrs", "attrs-out", "message-parameter"].contains(kind) {
+                names.formUnion(parameters)
+            }
             if ["bytes-out", "secret-out"].contains(kind) { names.formUnion(parameters) }
         }
         return names
@@ -64,10 +66,16 @@ enum TraceEmitter {
             case "bytes", "secret", "pin":
                 let secrecy = kind == "bytes" ? ".plain" : (kind == "pin" ? ".pin" : ".secret")
                 inputs.append("record.bytes(.in, \(quoted), \(name), \(roleParameters[0]), \(secrecy))")
+            case "utf8":
+                inputs.append("record.text(.in, \(quoted), \(name), \(roleParameters[0]))")
+            case "message-parameter":
+                inputs.append("record.messageParameter(.in, \(quoted), \(name), \(roleParameters[0]))")
+                outputs.append("record.messageParameterOut(\(quoted), \(name), \(roleParameters[0]), rv)")
             case "bytes-out", "secret-out":
                 let secrecy = kind == "bytes-out" ? ".plain" : ".secret"
                 let length = roleParameters[0]
                 if byName[length]?.cType == "CK_ULONG" {
+                    inputs.append("record.ulong(.in, \"\(length)\", \(length))")
                     outputs.append("record.bytesOut(\(quoted), \(name), fixedLength: \(length), rv, \(secrecy))")
                 } else {
                     inputs.append("record.ulongPointee(.in, \"\(length)\", \(length))")
@@ -101,7 +109,7 @@ enum TraceEmitter {
         for line in inputs { out += "        \(line)\n" }
         if function.name == "C_WaitForSlotEvent" {
             // It can block for as long as the caller likes: its IN half is written first.
-            out += "        record.writeInputsNow()\n"
+            out += "        if flags & CK_FLAGS(CKF_DONT_BLOCK) == 0 { record.writeInputsNow() }\n"
         }
         out += "        record.callStarts()\n"
         out += "        let rv = function(\(names))\n"

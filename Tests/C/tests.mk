@@ -23,6 +23,9 @@ P11T_COMMON_HDRS := $(P11T_ROOT)/Tests/C/p11test.h $(P11T_MOCK_HDRS)
 
 P11T_CPPFLAGS := -I$(P11T_ROOT)/include -I/usr/include/p11-kit-1 -I$(P11T_ROOT)/Tests/Mock -I$(P11T_ROOT)/Tests/C
 P11T_CFLAGS := -std=c11 -g -O2 -Wall -Wextra -pthread
+TSAN_CC ?= $(CC)
+# Extra libraries a TSan runtime may need (Swift's clang runtime intercepts libdispatch).
+TSAN_LDLIBS ?=
 P11T_TSAN_CFLAGS := -std=c11 -fsanitize=thread -g -O1 -Wall -Wextra -pthread
 P11T_MOCK_LDFLAGS := -fPIC -shared -fvisibility=hidden -Wl,-z,defs
 P11T_LDLIBS := -ldl -lpthread
@@ -69,7 +72,7 @@ $(BUILD_DIR)/mock/lib%.so: $(P11T_MOCK_SRC) $(P11T_MOCK_HDRS)
 
 $(BUILD_DIR)/mock-tsan/lib%.so: $(P11T_MOCK_SRC) $(P11T_MOCK_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(P11T_CPPFLAGS) $(P11T_TSAN_CFLAGS) -fPIC -shared -fvisibility=hidden $(P11T_MOCK_FLAGS_$*) \
+	$(TSAN_CC) $(P11T_CPPFLAGS) $(P11T_TSAN_CFLAGS) -fPIC -shared -fvisibility=hidden $(P11T_MOCK_FLAGS_$*) \
 		-o $@ $< $(P11T_LDLIBS)
 
 # A valid shared object without C_GetFunctionList: the proxy must skip it.
@@ -83,7 +86,7 @@ $(BUILD_DIR)/tests/%: $(P11T_ROOT)/Tests/C/%.c $(P11T_COMMON_SRC) $(P11T_COMMON_
 
 $(BUILD_DIR)/tests-tsan/%: $(P11T_ROOT)/Tests/C/%.c $(P11T_COMMON_SRC) $(P11T_COMMON_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(P11T_CPPFLAGS) $(P11T_TSAN_CFLAGS) -o $@ $< $(P11T_COMMON_SRC) $(P11T_LDLIBS)
+	$(TSAN_CC) $(P11T_CPPFLAGS) $(P11T_TSAN_CFLAGS) -o $@ $< $(P11T_COMMON_SRC) $(P11T_LDLIBS) $(TSAN_LDLIBS)
 
 ifeq ($(P11T_STANDALONE),yes)
 .DEFAULT_GOAL := c-tests

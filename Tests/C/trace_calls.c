@@ -19,7 +19,7 @@
  *   v3       C_LoginUser, C_SessionCancel, message-based encrypt/decrypt (3.0 interface)
  *   secrets  the redaction scenario: C_SetPIN/C_Login with a distinctive PIN, a secret key
  *            imported with 16 bytes of 0x5A, C_Encrypt/C_Decrypt of a distinctive
- *            plaintext, C_GetAttributeValue of the key's CKA_VALUE
+ *            plaintext, C_GetAttributeValue of the key's CKA_VALUE, C_GenerateRandom
  *   flush    the file-buffering rules, checked by reading P11PROXY_LOG_FILE while the
  *            process runs (error return, idle 100 ms, fork, C_Finalize, exit)
  *
@@ -380,6 +380,8 @@ static void family_secrets(void)
     unsigned char got[32];
     CK_ATTRIBUTE get_value[] = {{CKA_VALUE, got, sizeof got}};
     CALL(CKR_OK, f->C_GetAttributeValue(h, key, get_value, 1));
+    unsigned char random[12]; /* mock-a's "random" bytes count up from 00 */
+    CALL(CKR_OK, f->C_GenerateRandom(h, random, sizeof random));
     char cipher_hex[2 * sizeof cipher + 1];
     hex(cipher_hex, cipher, cipher_len);
     t_diag("ciphertext %s (may appear in the trace)", cipher_hex);

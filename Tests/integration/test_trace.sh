@@ -202,16 +202,18 @@ check "general: C_GetInfo (answered by the proxy) leaves no record" \
 
 # --- 2. redaction --------------------------------------------------------------------------
 # trace_calls secrets: C_SetPIN 1234 -> SECRET_PIN, C_Login SECRET_PIN, a secret key with
-# CKA_VALUE 16 x 0x5A, C_Encrypt/C_Decrypt of SECRET_PLAIN, C_GetAttributeValue(CKA_VALUE).
+# CKA_VALUE 16 x 0x5A, C_Encrypt/C_Decrypt of SECRET_PLAIN, C_GetAttributeValue(CKA_VALUE),
+# C_GenerateRandom of 12 bytes (mock-a's counter: 00 01 .. 0B).
 SECRET_PIN="Tr4ce-PIN-x9"
 SECRET_PLAIN="Attack at dawn, 0xC0FFEE!"
 KEY_HEX=5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A
+RANDOM_HEX=000102030405060708090A0B
 SECRETS_HIDDEN=("$SECRET_PIN" "$(hex_of "$SECRET_PIN")" 1234 "$(hex_of 1234)" "$KEY_HEX" ZZZZZZZZZZZZZZZZ
-    "$SECRET_PLAIN" "$(hex_of "$SECRET_PLAIN")")
+    "$SECRET_PLAIN" "$(hex_of "$SECRET_PLAIN")" "$RANDOM_HEX")
 # With secrets on, the trace shows buffers in hex.
-SECRETS_SHOWN=("$(hex_of "$SECRET_PIN")" "$(hex_of 1234)" "$KEY_HEX" "$(hex_of "$SECRET_PLAIN")")
-# SetPIN (2), Login, CreateObject, Encrypt, Decrypt, GetAttributeValue.
-REDACTED_FIELDS=7
+SECRETS_SHOWN=("$(hex_of "$SECRET_PIN")" "$(hex_of 1234)" "$KEY_HEX" "$(hex_of "$SECRET_PLAIN")" "$RANDOM_HEX")
+# SetPIN (2), Login, CreateObject, Encrypt, Decrypt, GetAttributeValue, GenerateRandom.
+REDACTED_FIELDS=8
 
 redaction_run() { # NAME FORMAT MODULE_LINES CONF_LINES ENV...
     local name=$1 format=$2 module_lines=$3 conf_lines=$4
@@ -226,26 +228,26 @@ redaction_run() { # NAME FORMAT MODULE_LINES CONF_LINES ENV...
 }
 
 redaction_run secrets-default-text text 'log-calls: yes\n' ''
-absent "default text trace: no PIN, key byte or plaintext" "$WORK/secrets-default-text.norm" "${SECRETS_HIDDEN[@]}"
+absent "default text trace: no PIN, key byte, plaintext or random byte" "$WORK/secrets-default-text.norm" "${SECRETS_HIDDEN[@]}"
 check_eq "default text trace: the $REDACTED_FIELDS secret fields are there, as (N) <redacted>" "$REDACTED_FIELDS" \
     "$(grep -cE '\([0-9]+\) <redacted>' "$WORK/secrets-default-text.trace")"
 check_contains "default text trace: the imported key's CKA_VALUE is (16) <redacted>" \
     '{ CKA_VALUE = (16) <redacted> }' "$(grep '^  IN: pTemplate' "$WORK/secrets-default-text.trace")"
 
 redaction_run secrets-default-json json '' 'log-calls: yes\n'
-absent "default JSON trace: no PIN, key byte or plaintext" "$WORK/secrets-default-json.norm" "${SECRETS_HIDDEN[@]}"
+absent "default JSON trace: no PIN, key byte, plaintext or random byte" "$WORK/secrets-default-json.norm" "${SECRETS_HIDDEN[@]}"
 check_eq "default JSON trace: the $REDACTED_FIELDS secret fields are {\"len\":N,\"redacted\":true}" "$REDACTED_FIELDS" \
     "$(grep -oE '\{"len":[0-9]+,"redacted":true\}' "$WORK/secrets-default-json.trace" | wc -l)"
 
 redaction_run secrets-conf-key text '' 'log-calls: yes\nx-log-secrets: yes\n'
-present "x-log-secrets: yes in pkcs11.conf: PINs, key and plaintext shown" "$WORK/secrets-conf-key.norm" "${SECRETS_SHOWN[@]}"
+present "x-log-secrets: yes in pkcs11.conf: PINs, key, plaintext and random bytes shown" "$WORK/secrets-conf-key.norm" "${SECRETS_SHOWN[@]}"
 check "x-log-secrets: yes in pkcs11.conf: nothing redacted" bash -c "! grep -q redacted '$WORK/secrets-conf-key.trace'"
 
 redaction_run secrets-module-key json 'log-calls: yes\nx-log-secrets: yes\n' ''
-present "x-log-secrets: yes in the .module file: PINs, key and plaintext shown" "$WORK/secrets-module-key.norm" "${SECRETS_SHOWN[@]}"
+present "x-log-secrets: yes in the .module file: PINs, key, plaintext and random bytes shown" "$WORK/secrets-module-key.norm" "${SECRETS_SHOWN[@]}"
 
 redaction_run secrets-env json 'log-calls: yes\n' '' P11PROXY_LOG_SECRETS=yes
-present "P11PROXY_LOG_SECRETS=yes: PINs, key and plaintext shown" "$WORK/secrets-env.norm" "${SECRETS_SHOWN[@]}"
+present "P11PROXY_LOG_SECRETS=yes: PINs, key, plaintext and random bytes shown" "$WORK/secrets-env.norm" "${SECRETS_SHOWN[@]}"
 
 redaction_run secrets-env-off text 'log-calls: yes\nx-log-secrets: yes\n' '' P11PROXY_LOG_SECRETS=no
 absent "P11PROXY_LOG_SECRETS=no overrides x-log-secrets: yes" "$WORK/secrets-env-off.norm" "${SECRETS_HIDDEN[@]}"
@@ -388,8 +390,9 @@ check "spy mode: the config dir is not read (no mock-b, no x-log-file)" \
     bash -c "! grep -q 'mock-b' '$RUN_DIR/spy-list.out' '$RUN_DIR/spy-list.err' && [[ ! -e '$WORK/ignored.trace' ]]"
 
 check_run "spy mode: pkcs11-tool --login -O" spy-login env "${spy[@]}" "${P11[@]}" --login --pin "$HSM_PIN" -O
-check_contains "spy mode --login: a C_Login record with the PIN redacted" \
-    "$(printf '  IN: userType = CKU_USER\n  IN: pPin = (8) <redacted>\nC_Login = CKR_OK')" "$(cat "$RUN_DIR/spy-login.err")"
+check "spy mode --login: a C_Login record with the PIN as (8) <redacted>, answered CKR_OK" \
+    awk '/^C_Login \[libsofthsm2 /{r = 1} r && /^  IN: pPin = \(8\) <redacted>$/{pin = 1}
+         r && /^C_Login = CKR_OK$/{ok = pin} /^C_Login = /{r = 0} END {exit !ok}' "$RUN_DIR/spy-login.err"
 check_contains "spy mode -O: a C_FindObjectsInit record" "C_FindObjectsInit [libsofthsm2" "$(cat "$RUN_DIR/spy-login.err")"
 absent "spy mode --login: the PIN is not on stderr (text or hex)" "$RUN_DIR/spy-login.err" "$HSM_PIN" "$HSM_PIN_HEX"
 

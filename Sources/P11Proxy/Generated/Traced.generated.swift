@@ -841,6 +841,7 @@ extension Traced {
     static func C_GenerateRandom(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GenerateRandom, _ hSession: CK_SESSION_HANDLE, _ RandomData: CK_BYTE_PTR?, _ ulRandomLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_GenerateRandom", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
+        record.ulong(.in, "ulRandomLen", ulRandomLen)
         record.callStarts()
         let rv = function(hSession, RandomData, ulRandomLen)
         record.callEnded()
@@ -876,7 +877,7 @@ extension Traced {
         var record = TraceRecord("C_WaitForSlotEvent", module: module, caller: caller)
         record.flags(.in, "flags", flags, .wait)
         record.pointer(.in, "pReserved", pReserved)
-        record.writeInputsNow()
+        if flags & CK_FLAGS(CKF_DONT_BLOCK) == 0 { record.writeInputsNow() }
         record.callStarts()
         let rv = function(flags, pSlot, pReserved)
         record.callEnded()
@@ -917,7 +918,7 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.named(.in, "userType", userType, PKCS11Name.userType)
         record.bytes(.in, "pPin", pPin, ulPinLen, .pin)
-        record.bytes(.in, "pUsername", pUsername, ulUsernameLen, .plain)
+        record.text(.in, "pUsername", pUsername, ulUsernameLen)
         record.callStarts()
         let rv = function(hSession, userType, pPin, ulPinLen, pUsername, ulUsernameLen)
         record.callEnded()
@@ -954,13 +955,14 @@ extension Traced {
     static func C_EncryptMessage(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_EncryptMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ ulPlaintextLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_EncryptMessage", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
-        record.bytes(.in, "pParameter", pParameter, ulParameterLen, .plain)
+        record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pAssociatedData", pAssociatedData, ulAssociatedDataLen, .plain)
         record.bytes(.in, "pPlaintext", pPlaintext, ulPlaintextLen, .secret)
         record.ulongPointee(.in, "pulCiphertextLen", pulCiphertextLen)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen, pCiphertext, pulCiphertextLen)
         record.callEnded()
+        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
         record.bytesOut("pCiphertext", pCiphertext, pulCiphertextLen, rv, .plain)
         record.finish(rv)
         return rv
@@ -970,11 +972,12 @@ extension Traced {
     static func C_EncryptMessageBegin(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_EncryptMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_EncryptMessageBegin", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
-        record.bytes(.in, "pParameter", pParameter, ulParameterLen, .plain)
+        record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pAssociatedData", pAssociatedData, ulAssociatedDataLen, .plain)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
         record.callEnded()
+        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
         record.finish(rv)
         return rv
     }
@@ -983,13 +986,14 @@ extension Traced {
     static func C_EncryptMessageNext(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_EncryptMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ ulPlaintextPartLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ pulCiphertextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         var record = TraceRecord("C_EncryptMessageNext", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
-        record.bytes(.in, "pParameter", pParameter, ulParameterLen, .plain)
+        record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pPlaintextPart", pPlaintextPart, ulPlaintextPartLen, .secret)
         record.ulongPointee(.in, "pulCiphertextPartLen", pulCiphertextPartLen)
         record.flags(.in, "flags", flags, .message)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags)
         record.callEnded()
+        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
         record.bytesOut("pCiphertextPart", pCiphertextPart, pulCiphertextPartLen, rv, .plain)
         record.finish(rv)
         return rv
@@ -1023,13 +1027,14 @@ extension Traced {
     static func C_DecryptMessage(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DecryptMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ pulPlaintextLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DecryptMessage", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
-        record.bytes(.in, "pParameter", pParameter, ulParameterLen, .plain)
+        record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pAssociatedData", pAssociatedData, ulAssociatedDataLen, .plain)
         record.bytes(.in, "pCiphertext", pCiphertext, ulCiphertextLen, .plain)
         record.ulongPointee(.in, "pulPlaintextLen", pulPlaintextLen)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext, ulCiphertextLen, pPlaintext, pulPlaintextLen)
         record.callEnded()
+        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
         record.bytesOut("pPlaintext", pPlaintext, pulPlaintextLen, rv, .secret)
         record.finish(rv)
         return rv
@@ -1039,11 +1044,12 @@ extension Traced {
     static func C_DecryptMessageBegin(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DecryptMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_DecryptMessageBegin", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
-        record.bytes(.in, "pParameter", pParameter, ulParameterLen, .plain)
+        record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pAssociatedData", pAssociatedData, ulAssociatedDataLen, .plain)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
         record.callEnded()
+        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
         record.finish(rv)
         return rv
     }
@@ -1052,13 +1058,14 @@ extension Traced {
     static func C_DecryptMessageNext(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DecryptMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ ulCiphertextPartLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ pulPlaintextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         var record = TraceRecord("C_DecryptMessageNext", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
-        record.bytes(.in, "pParameter", pParameter, ulParameterLen, .plain)
+        record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pCiphertextPart", pCiphertextPart, ulCiphertextPartLen, .plain)
         record.ulongPointee(.in, "pulPlaintextPartLen", pulPlaintextPartLen)
         record.flags(.in, "flags", flags, .message)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags)
         record.callEnded()
+        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
         record.bytesOut("pPlaintextPart", pPlaintextPart, pulPlaintextPartLen, rv, .secret)
         record.finish(rv)
         return rv
@@ -1092,12 +1099,13 @@ extension Traced {
     static func C_SignMessage(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SignMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_SignMessage", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
-        record.bytes(.in, "pParameter", pParameter, ulParameterLen, .plain)
+        record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
         record.ulongPointee(.in, "pulSignatureLen", pulSignatureLen)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
         record.callEnded()
+        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
         record.bytesOut("pSignature", pSignature, pulSignatureLen, rv, .plain)
         record.finish(rv)
         return rv
@@ -1107,10 +1115,11 @@ extension Traced {
     static func C_SignMessageBegin(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SignMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_SignMessageBegin", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
-        record.bytes(.in, "pParameter", pParameter, ulParameterLen, .plain)
+        record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen)
         record.callEnded()
+        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
         record.finish(rv)
         return rv
     }
@@ -1119,12 +1128,13 @@ extension Traced {
     static func C_SignMessageNext(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SignMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_SignMessageNext", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
-        record.bytes(.in, "pParameter", pParameter, ulParameterLen, .plain)
+        record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
         record.ulongPointee(.in, "pulSignatureLen", pulSignatureLen)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
         record.callEnded()
+        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
         record.bytesOut("pSignature", pSignature, pulSignatureLen, rv, .plain)
         record.finish(rv)
         return rv
@@ -1158,12 +1168,13 @@ extension Traced {
     static func C_VerifyMessage(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_VerifyMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifyMessage", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
-        record.bytes(.in, "pParameter", pParameter, ulParameterLen, .plain)
+        record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
         record.bytes(.in, "pSignature", pSignature, ulSignatureLen, .plain)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
         record.callEnded()
+        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
         record.finish(rv)
         return rv
     }
@@ -1172,10 +1183,11 @@ extension Traced {
     static func C_VerifyMessageBegin(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_VerifyMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifyMessageBegin", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
-        record.bytes(.in, "pParameter", pParameter, ulParameterLen, .plain)
+        record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen)
         record.callEnded()
+        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
         record.finish(rv)
         return rv
     }
@@ -1184,12 +1196,13 @@ extension Traced {
     static func C_VerifyMessageNext(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_VerifyMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifyMessageNext", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
-        record.bytes(.in, "pParameter", pParameter, ulParameterLen, .plain)
+        record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
         record.bytes(.in, "pSignature", pSignature, ulSignatureLen, .plain)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
         record.callEnded()
+        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
         record.finish(rv)
         return rv
     }

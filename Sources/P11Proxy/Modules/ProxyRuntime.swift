@@ -80,6 +80,7 @@ enum ProxyRuntime {
             if last {
                 for index in state.active { stopModule(state.modules[index], caller: caller) }
                 state.active = []
+                TraceFlusher.stop()
             }
             TraceOutput.flushAll()
         }

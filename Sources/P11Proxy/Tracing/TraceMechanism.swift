@@ -21,7 +21,7 @@ enum TraceMechanism {
                 object.member(&out, "mgf")
                 TraceValue.named(&out, json: json, oaep.mgf, PKCS11Name.mgf)
                 object.member(&out, "source")
-                TraceValue.ulong(&out, json: json, oaep.source)
+                TraceValue.named(&out, json: json, oaep.source, PKCS11Name.oaepSource)
                 object.member(&out, "pSourceData")
                 TraceValue.bytes(&out, json: json, UnsafeRawPointer(oaep.pSourceData), oaep.ulSourceDataLen, redact: false)
                 return object.close(&out)
@@ -71,5 +71,68 @@ enum TraceMechanism {
         object.member(&out, "pParameter")
         TraceValue.bytes(&out, json: json, UnsafeRawPointer(parameter), length, redact: false)
         object.close(&out)
+    }
+
+    /// True when a message parameter has members a module fills in (IV or nonce, tag or MAC).
+    static func hasOutputs(_ value: UnsafeMutableRawPointer?, _ length: CK_ULONG) -> Bool {
+        value != nil && (length == CK_ULONG(MemoryLayout<CK_GCM_MESSAGE_PARAMS>.size)
+                         || length == CK_ULONG(MemoryLayout<CK_CCM_MESSAGE_PARAMS>.size))
+    }
+
+    /// CK_GCM_MESSAGE_PARAMS (48 bytes) or CK_CCM_MESSAGE_PARAMS (56 bytes), told apart by size;
+    /// `output` shows only what the module may have written (IV/nonce, tag/MAC).
+    static func messageParameter(_ out: inout [UInt8], json: Bool, _ value: UnsafeMutableRawPointer?,
+                                 _ length: CK_ULONG, output: Bool) {
+        guard let value else { return TraceValue.bytes(&out, json: json, nil, length, redact: false) }
+        if length == CK_ULONG(MemoryLayout<CK_GCM_MESSAGE_PARAMS>.size) {
+            let gcm = value.load(as: CK_GCM_MESSAGE_PARAMS.self)
+            var object = TraceObject(&out, json: json)
+            object.member(&out, "pIv")
+            TraceValue.bytes(&out, json: json, UnsafeRawPointer(gcm.pIv), gcm.ulIvLen, redact: false)
+            if !output {
+                object.member(&out, "ulIvFixedBits")
+                TraceValue.ulong(&out, json: json, gcm.ulIvFixedBits)
+                object.member(&out, "ivGenerator")
+                TraceValue.named(&out, json: json, gcm.ivGenerator, generatorName)
+                object.member(&out, "ulTagBits")
+                TraceValue.ulong(&out, json: json, gcm.ulTagBits)
+            }
+            object.member(&out, "pTag")
+            TraceValue.bytes(&out, json: json, UnsafeRawPointer(gcm.pTag), (gcm.ulTagBits + 7) / 8, redact: false)
+            return object.close(&out)
+        }
+        if length == CK_ULONG(MemoryLayout<CK_CCM_MESSAGE_PARAMS>.size) {
+            let ccm = value.load(as: CK_CCM_MESSAGE_PARAMS.self)
+            var object = TraceObject(&out, json: json)
+            if !output {
+                object.member(&out, "ulDataLen")
+                TraceValue.ulong(&out, json: json, ccm.ulDataLen)
+            }
+            object.member(&out, "pNonce")
+            TraceValue.bytes(&out, json: json, UnsafeRawPointer(ccm.pNonce), ccm.ulNonceLen, redact: false)
+            if !output {
+                object.member(&out, "ulNonceFixedBits")
+                TraceValue.ulong(&out, json: json, ccm.ulNonceFixedBits)
+                object.member(&out, "nonceGenerator")
+                TraceValue.named(&out, json: json, ccm.nonceGenerator, generatorName)
+            }
+            object.member(&out, "pMAC")
+            TraceValue.bytes(&out, json: json, UnsafeRawPointer(ccm.pMAC), ccm.ulMACLen, redact: false)
+            return object.close(&out)
+        }
+        TraceValue.bytes(&out, json: json, value, length, redact: false)
+    }
+
+    /// CK_GENERATOR_FUNCTION values; they share the CKG_ prefix (and values) with the MGF names,
+    /// so they have their own table.
+    static func generatorName(_ value: CK_ULONG) -> String? {
+        switch value {
+        case CKG_NO_GENERATE: "CKG_NO_GENERATE"
+        case CKG_GENERATE: "CKG_GENERATE"
+        case CKG_GENERATE_COUNTER: "CKG_GENERATE_COUNTER"
+        case CKG_GENERATE_RANDOM: "CKG_GENERATE_RANDOM"
+        case CKG_GENERATE_COUNTER_XOR: "CKG_GENERATE_COUNTER_XOR"
+        default: nil
+        }
     }
 }

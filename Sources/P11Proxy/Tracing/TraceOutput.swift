@@ -2,9 +2,9 @@
 // in one piece under the sink lock, so records from concurrent threads never interleave.
 //
 // Files are buffered (up to 64 KiB) so tracing stays far under a microsecond per call, and
-// flushed when the buffer fills, when a call returns anything but CKR_OK, when 100 ms have
-// passed since the last flush, at every C_Finalize, before fork and at exit. Standard error
-// is written record by record. A trace file is created with mode 0600.
+// flushed when the buffer fills, when a call returns anything but CKR_OK, within 100 ms of a
+// record otherwise (TraceFlusher), at every C_Finalize, before fork and at exit. Standard
+// error is written record by record. A trace file is created with mode 0600.
 import Glibc
 
 final class TraceSink {
@@ -58,10 +58,13 @@ enum TraceOutput {
     /// ProxyRuntime's lock when the configuration starts.
     static func configure(module: Int, name: String, settings: TraceSettings) {
         _ = exitHandlerInstalled
-        lock.withLock {
+        let buffered = lock.withLock {
             moduleNames[module] = Array(name.utf8)
-            moduleSinks[module] = sink(for: settings.path)
+            let sink = sink(for: settings.path)
+            moduleSinks[module] = sink
+            return sink.buffered
         }
+        if buffered { TraceFlusher.start() }
     }
 
     private static func sink(for path: String?) -> TraceSink {
@@ -107,6 +110,18 @@ enum TraceOutput {
         lock.withLock { flushAllLocked() }
     }
 
+    /// Whatever is buffered; TraceFlusher calls it every `flushInterval`, so a record waits at
+    /// most that long after the call that made it.
+    static func flushStale() {
+        lock.withLock {
+            let now = TraceInstant.monotonicNow()
+            for sink in sinksByPath.values where !sink.buffer.isEmpty {
+                sink.flush()
+                sink.lastFlush = now
+            }
+        }
+    }
+
     static func flushAllLocked() {
         for sink in sinksByPath.values { sink.flush() }
         standardError?.flush()
@@ -115,6 +130,7 @@ enum TraceOutput {
     /// In the fork child: what the parent had buffered is the parent's to write.
     static func forkChild() {
         lock.reinitializeInChild()
+        TraceFlusher.forkChild()
         for sink in sinksByPath.values { sink.buffer.removeAll(keepingCapacity: true) }
         TraceThread.forkChild()
     }

@@ -65,8 +65,6 @@ struct TraceRecord {
             out.append(contentsOf: early.inputs)
             if early.json { TraceText.append("}}\n", to: &out) }
         }
-        inputs.removeAll(keepingCapacity: true)
-        inputCount = 0
     }
 
     mutating func finish(_ rv: CK_RV) {
@@ -270,6 +268,25 @@ struct TraceRecord {
         }
     }
 
+    mutating func text(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_BYTE>?, _ length: CK_ULONG) {
+        field(direction, name) { out, json in
+            guard let value, length != CK_ULONG.max else { return TraceValue.bytes(&out, json: json, nil, length, redact: false) }
+            TraceValue.string(&out, json: json, UnsafeRawBufferPointer(start: value, count: Int(min(length, CK_ULONG(TraceRecord.byteLimit)))))
+        }
+    }
+
+    /// A 3.0 message call's parameter (C_EncryptMessage etc.): its structure depends on the
+    /// mechanism given to the Init call, so it is recognised by its size (GCM and CCM message
+    /// parameters); anything else is shown as bytes.
+    mutating func messageParameter(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutableRawPointer?, _ length: CK_ULONG) {
+        field(direction, name) { out, json in TraceMechanism.messageParameter(&out, json: json, value, length, output: false) }
+    }
+
+    mutating func messageParameterOut(_ name: StaticString, _ value: UnsafeMutableRawPointer?, _ length: CK_ULONG, _ rv: CK_RV) {
+        guard rv == CKR_OK, TraceMechanism.hasOutputs(value, length) else { return }
+        field(.out, name) { out, json in TraceMechanism.messageParameter(&out, json: json, value, length, output: true) }
+    }
+
     mutating func cString(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_BYTE>?) {
         field(direction, name) { out, json in
             guard let value else { return TraceValue.pointer(&out, json: json, nil) }
@@ -346,8 +363,9 @@ struct TraceRecord {
 
 /// The tracer's per-function wrappers (Generated/Traced.generated.swift) and what they share.
 enum Traced {
-    /// Asks the module what an object is (class, CKA_SENSITIVE), only when a secret-capable
-    /// attribute is about to be shown without x-log-secrets. Not traced itself.
+    /// Asks the module what an object is (class, CKA_SENSITIVE), only when it decides what to
+    /// show: a CKA_VALUE (or a vendor attribute) returned without its object's CKA_CLASS in the
+    /// same template, with x-log-secrets off. One extra C_GetAttributeValue, not traced itself.
     static func objectTraits(function: CK_C_GetAttributeValue?, _ session: CK_SESSION_HANDLE,
                              _ object: CK_OBJECT_HANDLE) -> ObjectTraits {
         guard let function else { return ObjectTraits() }

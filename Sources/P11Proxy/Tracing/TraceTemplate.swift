@@ -117,18 +117,16 @@ enum TraceTemplate {
         }
     }
 
-    /// PKCS#11 3.0 section 4.8-4.9: private and secret key material. CKA_VALUE is secret only for
-    /// keys (a certificate's CKA_VALUE is public); when the object is unknown, it is redacted.
-    /// Any byte-string value of an object with CKA_SENSITIVE true is redacted as well.
+    /// PKCS#11 3.0 sections 4.8-4.9: private and secret key material. CKA_VALUE is secret only for
+    /// keys (a certificate's CKA_VALUE is public); when the object's class is unknown, it is
+    /// redacted. An attribute p11proxy has no name for (a vendor's) is redacted on an object the
+    /// module marks CKA_SENSITIVE, since it may carry key material in the vendor's format; known
+    /// public attributes of a sensitive key (CKA_ID, CKA_MODULUS, ...) stay visible.
     static func shouldRedact(_ type: CK_ATTRIBUTE_TYPE, traits: () -> ObjectTraits) -> Bool {
         switch PKCS11Name.attributeSensitivity(type) {
         case .always: return true
         case .ifKey: return traits().isKey ?? true
-        case .never:
-            switch PKCS11Name.attributeKind(type) {
-            case .bytes, .bigint: return traits().isSensitive ?? false
-            default: return false
-            }
+        case .never: return PKCS11Name.attribute(type) == nil && (traits().isSensitive ?? false)
         }
     }
 

@@ -3,12 +3,12 @@ import CPKCS11
 
 enum TraceValue {
     static func handle(_ out: inout [UInt8], json: Bool, _ value: CK_ULONG, _ kind: HandleKind) {
+        if kind == .mechanism { return named(&out, json: json, value, PKCS11Name.mechanism) }
         if json { return TraceText.appendDecimal(value, to: &out) }
         switch kind {
         case .session: TraceText.append("S", to: &out)
         case .slot: TraceText.append("SL", to: &out)
-        case .object: TraceText.append("H", to: &out)
-        case .mechanism: return named(&out, json: false, value, PKCS11Name.mechanism)
+        case .object, .mechanism: TraceText.append("H", to: &out)
         }
         TraceText.appendDecimal(value, to: &out)
     }
