@@ -4,6 +4,7 @@
 #   make -f Tests/C/tests.mk mock-modules c-tests        # then: make -f Tests/C/tests.mk run-c-tests
 #   make -f Tests/C/tests.mk c-tests-tsan run-c-tests-tsan
 #   make -f Tests/C/tests.mk trace-tests                 # for Tests/integration/test_trace.sh
+#   make -f Tests/C/tests.mk mock-modules bench-programs # for scripts/bench.sh (Tests/Bench)
 # Variables: BUILD_DIR (build), PROXY_SO (.build/release/libp11proxy.so), CC.
 
 BUILD_DIR ?= build
@@ -45,13 +46,16 @@ P11T_MOCK_FLAGS_mock-garbage := -DMOCK_NAME='"mock-garbage"' -DMOCK_TAG=0xE -DMO
 	-DMOCK_GARBAGE_SLOTS=1
 P11T_MOCK_FLAGS_mock-fast := -DMOCK_NAME='"mock-fast"' -DMOCK_TAG=0xD -DMOCK_SLOTS='{1}' -DMOCK_V3=1 -DMOCK_FAST=1
 
-.PHONY: mock-modules c-tests c-tests-tsan trace-tests run-c-tests run-c-tests-tsan clean-c-tests
+.PHONY: mock-modules c-tests c-tests-tsan trace-tests bench-programs run-c-tests run-c-tests-tsan clean-c-tests
 
 mock-modules: $(P11T_MOCKS:%=$(BUILD_DIR)/mock/lib%.so) $(BUILD_DIR)/mock/not-a-module.so
 
 c-tests: mock-modules $(P11T_PROGRAMS:%=$(BUILD_DIR)/tests/%)
 
 trace-tests: mock-modules $(P11T_TRACE_PROGRAMS:%=$(BUILD_DIR)/tests/%)
+
+# The benchmark (Tests/Bench/bench.c): not a test, run by scripts/bench.sh.
+bench-programs: $(BUILD_DIR)/bench/bench
 
 c-tests-tsan: $(P11T_MOCKS:%=$(BUILD_DIR)/mock-tsan/lib%.so) $(BUILD_DIR)/mock-tsan/not-a-module.so \
 	$(P11T_PROGRAMS:%=$(BUILD_DIR)/tests-tsan/%)
@@ -64,7 +68,7 @@ run-c-tests-tsan: c-tests-tsan
 	$(P11T_ROOT)/Tests/C/run.sh $(PROXY_SO) $(BUILD_DIR)/mock-tsan $(BUILD_DIR)/tests-tsan
 
 clean-c-tests:
-	rm -rf $(BUILD_DIR)/mock $(BUILD_DIR)/mock-tsan $(BUILD_DIR)/tests $(BUILD_DIR)/tests-tsan
+	rm -rf $(BUILD_DIR)/mock $(BUILD_DIR)/mock-tsan $(BUILD_DIR)/tests $(BUILD_DIR)/tests-tsan $(BUILD_DIR)/bench/bench
 
 $(BUILD_DIR)/mock/lib%.so: $(P11T_MOCK_SRC) $(P11T_MOCK_HDRS)
 	@mkdir -p $(@D)
@@ -83,6 +87,10 @@ $(BUILD_DIR)/mock/not-a-module.so $(BUILD_DIR)/mock-tsan/not-a-module.so: $(P11T
 $(BUILD_DIR)/tests/%: $(P11T_ROOT)/Tests/C/%.c $(P11T_COMMON_SRC) $(P11T_COMMON_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(P11T_CPPFLAGS) $(P11T_CFLAGS) -o $@ $< $(P11T_COMMON_SRC) $(P11T_LDLIBS)
+
+$(BUILD_DIR)/bench/bench: $(P11T_ROOT)/Tests/Bench/bench.c $(P11T_ROOT)/include/p11proxy_pkcs11.h $(P11T_ROOT)/include/pkcs11_3_0.h
+	@mkdir -p $(@D)
+	$(CC) $(P11T_CPPFLAGS) $(P11T_CFLAGS) -o $@ $< $(P11T_LDLIBS)
 
 $(BUILD_DIR)/tests-tsan/%: $(P11T_ROOT)/Tests/C/%.c $(P11T_COMMON_SRC) $(P11T_COMMON_HDRS)
 	@mkdir -p $(@D)

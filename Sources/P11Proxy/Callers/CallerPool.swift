@@ -34,11 +34,27 @@ enum CallerPool {
 
     // Who may touch them: `states` is read anywhere; changed under `lock` (hand-out/recycle) or
     // under ProxyRuntime's lock (initialise/finalise). `storage` and `finalizeOrder` only under `lock`.
-    nonisolated(unsafe) static let states: UnsafeMutablePointer<Atomic<UInt8>> = {
+    nonisolated(unsafe) private static let statesStorage: UnsafeMutablePointer<Atomic<UInt8>> = {
         let states = UnsafeMutablePointer<Atomic<UInt8>>.allocate(capacity: CallerTables.poolSize)
         for index in 0..<CallerTables.poolSize { (states + index).initialize(to: Atomic(0)) }
         return states
     }()
+    /// `statesStorage`'s address, published once (one load on the hot path instead of swift_once).
+    private static let statesAddress = Atomic<UInt>(0)
+
+    @inline(__always)
+    static var states: UnsafeMutablePointer<Atomic<UInt8>> {
+        let address = statesAddress.load(ordering: .acquiring)
+        if address != 0 { return UnsafeMutablePointer(bitPattern: address).unsafelyUnwrapped }
+        return publishStates()
+    }
+
+    @inline(never)
+    static func publishStates() -> UnsafeMutablePointer<Atomic<UInt8>> {
+        statesAddress.store(UInt(bitPattern: statesStorage), ordering: .releasing)
+        return statesStorage
+    }
+
     static let lock = ProcessLock()
     nonisolated(unsafe) static var storage: [CallerTablesStorage?] = Array(repeating: nil, count: CallerTables.poolSize)
     nonisolated(unsafe) static var finalizeOrder: [Int] = []

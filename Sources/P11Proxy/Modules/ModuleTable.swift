@@ -23,7 +23,7 @@ enum ModuleTable {
 
     // Who may touch it: anyone may read; `functions` is written by ProxyRuntime (under its lock)
     // before the module is first activated; the atomics are stored under that lock.
-    nonisolated(unsafe) static let slots: UnsafeMutablePointer<ModuleSlot> = {
+    nonisolated(unsafe) private static let slotsStorage: UnsafeMutablePointer<ModuleSlot> = {
         let slots = UnsafeMutablePointer<ModuleSlot>.allocate(capacity: capacity)
         for index in 0..<capacity {
             (slots + index).initialize(to: ModuleSlot(
@@ -32,6 +32,23 @@ enum ModuleTable {
         }
         return slots
     }()
+
+    /// `slotsStorage`'s address, published once: a `static let` with a computed initialiser
+    /// costs a swift_once call on every access; this is a single load.
+    private static let slotsAddress = Atomic<UInt>(0)
+
+    @inline(__always)
+    static var slots: UnsafeMutablePointer<ModuleSlot> {
+        let address = slotsAddress.load(ordering: .acquiring)
+        if address != 0 { return UnsafeMutablePointer(bitPattern: address).unsafelyUnwrapped }
+        return publishSlots()
+    }
+
+    @inline(never)
+    static func publishSlots() -> UnsafeMutablePointer<ModuleSlot> {
+        slotsAddress.store(UInt(bitPattern: slotsStorage), ordering: .releasing)
+        return slotsStorage
+    }
 
     @inline(__always)
     static func slot(_ index: Int) -> UnsafeMutablePointer<ModuleSlot> { slots + index }

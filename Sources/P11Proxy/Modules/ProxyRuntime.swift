@@ -24,8 +24,9 @@ enum ProxyRuntime {
     /// every lazily initialised global now, on the first caller's thread: their one-time
     /// initialisation then happens before any thread the application starts afterwards.
     static let forkHandlersInstalled: Bool = {
-        _ = (lock, CallerPool.lock, CallerPool.states, CallerPool.interfaceName, SlotMap.lock, SlotMap.entries,
-             SessionTable.lock, SessionTable.chunks, ModuleTable.slots, TraceOutput.lock)
+        _ = (lock, CallerPool.lock, CallerPool.publishStates(), CallerPool.interfaceName, SlotMap.lock,
+             SlotMap.publishEntries(), SessionTable.lock, SessionTable.publishChunks(), ModuleTable.publishSlots(),
+             TraceOutput.lock)
         Diagnostics.warmUp()
         return pthread_atfork(forkPrepare, forkParent, forkChild) == 0
     }()

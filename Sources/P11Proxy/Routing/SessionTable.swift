@@ -37,7 +37,7 @@ enum SessionTable {
     // Who may touch it: readers anywhere (atomics); chunks are allocated and published under
     // `lock` and never freed; entries are written by `open` (before publishing the tag) and
     // retired by `release` (compare-and-exchange on the tag).
-    nonisolated(unsafe) static let chunks: UnsafeMutablePointer<Atomic<UnsafeMutablePointer<SessionEntry>?>> = {
+    nonisolated(unsafe) private static let chunksStorage: UnsafeMutablePointer<Atomic<UnsafeMutablePointer<SessionEntry>?>> = {
         let chunks = UnsafeMutablePointer<Atomic<UnsafeMutablePointer<SessionEntry>?>>.allocate(capacity: chunkCount)
         for index in 0..<chunkCount { (chunks + index).initialize(to: Atomic(nil)) }
         return chunks
@@ -49,6 +49,22 @@ enum SessionTable {
     nonisolated(unsafe) static var freeIndices = FreeIndexQueue()
     /// Read without the lock by scans; only grows.
     static let scanLimit = Atomic<Int>(0)
+
+    /// `chunksStorage`'s address, published once (one load on the hot path instead of swift_once).
+    private static let chunksAddress = Atomic<UInt>(0)
+
+    @inline(__always)
+    static var chunks: UnsafeMutablePointer<Atomic<UnsafeMutablePointer<SessionEntry>?>> {
+        let address = chunksAddress.load(ordering: .acquiring)
+        if address != 0 { return UnsafeMutablePointer(bitPattern: address).unsafelyUnwrapped }
+        return publishChunks()
+    }
+
+    @inline(never)
+    static func publishChunks() -> UnsafeMutablePointer<Atomic<UnsafeMutablePointer<SessionEntry>?>> {
+        chunksAddress.store(UInt(bitPattern: chunksStorage), ordering: .releasing)
+        return chunksStorage
+    }
 
     @inline(__always)
     static func entry(_ index: Int) -> UnsafeMutablePointer<SessionEntry>? {

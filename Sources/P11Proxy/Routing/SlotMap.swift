@@ -15,7 +15,22 @@ enum SlotMap {
 
     // Who may touch them: entries below `count` are immutable and read anywhere; appends
     // happen under `lock`, which also guards `reverse`.
-    nonisolated(unsafe) static let entries = UnsafeMutablePointer<SlotKey>.allocate(capacity: capacity)
+    nonisolated(unsafe) private static let entriesStorage = UnsafeMutablePointer<SlotKey>.allocate(capacity: capacity)
+    /// `entriesStorage`'s address, published once (one load on the hot path instead of swift_once).
+    private static let entriesAddress = Atomic<UInt>(0)
+
+    @inline(__always)
+    static var entries: UnsafeMutablePointer<SlotKey> {
+        let address = entriesAddress.load(ordering: .acquiring)
+        if address != 0 { return UnsafeMutablePointer(bitPattern: address).unsafelyUnwrapped }
+        return publishEntries()
+    }
+
+    @inline(never)
+    static func publishEntries() -> UnsafeMutablePointer<SlotKey> {
+        entriesAddress.store(UInt(bitPattern: entriesStorage), ordering: .releasing)
+        return entriesStorage
+    }
     static let count = Atomic<Int>(0)
     static let lock = ProcessLock()
     nonisolated(unsafe) static var reverse: [SlotKey: CK_SLOT_ID] = [:]
