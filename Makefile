@@ -31,7 +31,7 @@ export TSAN_CC := $(SWIFT_BIN_DIR)/clang -shared-libsan
 export TSAN_LDLIBS := -Wl,-rpath,$(TSAN_RUNTIME_DIR) -L$(SWIFT_RUNTIME_DIR) -Wl,-rpath,$(SWIFT_RUNTIME_DIR) -ldispatch -lBlocksRuntime
 export TSAN_LIBRARY_PATH := $(SWIFT_RUNTIME_DIR):$(TSAN_RUNTIME_DIR)
 
-.PHONY: build deps demo test generate check-generated tsan tsan-build clean
+.PHONY: build deps demo test bench generate check-generated tsan tsan-build clean
 
 build: $(PROXY_SO)
 
@@ -68,6 +68,10 @@ tsan-build: $(TSAN_PROXY_SO) c-tests-tsan
 # any report fails the program (TSan's exit code 66).
 tsan: tsan-build
 	LD_LIBRARY_PATH=$(TSAN_LIBRARY_PATH) P11TEST_NO_BUILD=1 bash Tests/C/run.sh $(TSAN_PROXY_SO) $(BUILD_DIR)/mock-tsan $(BUILD_DIR)/tests-tsan
+
+# Issue 5's benchmark: prints one table (also build/bench/results.md); not a test.
+bench: build deps
+	bash scripts/bench.sh
 
 generate:
 	swift run p11proxy-generate $(CURDIR)

@@ -12,10 +12,13 @@
  *   slots   count, first slot, its token label (a caller checks which module answered)
  *   rss     VmRSS before dlopen and after dlopen + list + C_Initialize + one session per thread
  *   load    ms for dlopen, for the list, for C_Initialize
- *   result  call, threads, median ns per call (aggregate wall time / calls made by all
- *           threads), calls per second, min/max over the repetitions, iterations, errors
+ *   result  call, threads, median ns per call (aggregate: wall time from the first thread's
+ *           start to the last one's end / iterations of all threads), calls per second,
+ *           min/max over the repetitions, iterations (all threads), per thread, errors
+ * --iterations (or the calibrated count) is shared out between the threads.
  * Under valgrind --tool=callgrind --collect-atstart=no only the timed loops are collected
- * (client requests around them), so Ir / (reps x iterations x threads) is the cost of one call. */
+ * (client requests around them), so Ir / (reps x iterations) is the cost of one iteration.
+ * --calls none: load, slots and rss only (scripts/bench.sh times loading with it). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -336,12 +339,15 @@ static void measure(const struct call *call, struct ctx *ctxs, int threads, long
 {
     double ns[MAX_REPS];
     unsigned long bad = 0;
-    long total = n * threads;
+    /* The same number of calls for every thread count, shared out: a target that does not
+     * scale then costs 1/scaling times as long, not threads/scaling. */
+    long per_thread = n / threads > 0 ? n / threads : 1;
+    long total = per_thread * threads;
     for (int r = 0; r < opt.reps; r++) {
         /* Keeps a trace file from filling the disk between repetitions (not timed). */
         if (opt.truncate_path && truncate(opt.truncate_path, 0) != 0 && errno != ENOENT)
             die("truncate %s: %s", opt.truncate_path, strerror(errno));
-        ns[r] = run_once(call, ctxs, threads, n, &bad) / (double)total;
+        ns[r] = run_once(call, ctxs, threads, per_thread, &bad) / (double)total;
     }
     qsort(ns, (size_t)opt.reps, sizeof ns[0], cmp_double);
     double median = opt.reps % 2 ? ns[opt.reps / 2] : (ns[opt.reps / 2 - 1] + ns[opt.reps / 2]) / 2;
@@ -354,7 +360,8 @@ static void measure(const struct call *call, struct ctx *ctxs, int threads, long
     rec_add(&rec, "calls_per_s", 0, "%.0f", 1e9 / median);
     rec_add(&rec, "min_ns", 0, "%.3f", ns[0]);
     rec_add(&rec, "max_ns", 0, "%.3f", ns[opt.reps - 1]);
-    rec_add(&rec, "iterations", 0, "%ld", n);
+    rec_add(&rec, "iterations", 0, "%ld", total);
+    rec_add(&rec, "per_thread", 0, "%ld", per_thread);
     rec_add(&rec, "reps", 0, "%d", opt.reps);
     rec_add(&rec, "errors", 0, "%lu", bad);
     rec_end(&rec);

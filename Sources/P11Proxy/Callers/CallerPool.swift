@@ -43,17 +43,10 @@ enum CallerPool {
     private static let statesAddress = Atomic<UInt>(0)
 
     @inline(__always)
-    static var states: UnsafeMutablePointer<Atomic<UInt8>> {
-        let address = statesAddress.load(ordering: .acquiring)
-        if address != 0 { return UnsafeMutablePointer(bitPattern: address).unsafelyUnwrapped }
-        return publishStates()
-    }
+    static var states: UnsafeMutablePointer<Atomic<UInt8>> { publishedPointer(statesAddress, publish: publishStates) }
 
     @inline(never)
-    static func publishStates() -> UnsafeMutablePointer<Atomic<UInt8>> {
-        statesAddress.store(UInt(bitPattern: statesStorage), ordering: .releasing)
-        return statesStorage
-    }
+    static func publishStates() -> UnsafeMutablePointer<Atomic<UInt8>> { publish(statesStorage, into: statesAddress) }
 
     static let lock = ProcessLock()
     nonisolated(unsafe) static var storage: [CallerTablesStorage?] = Array(repeating: nil, count: CallerTables.poolSize)

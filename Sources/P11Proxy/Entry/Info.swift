@@ -6,16 +6,22 @@ import Glibc
 extension Entry {
     static let libraryVersion = CK_VERSION(major: 0, minor: 1)
 
-    @inline(never)
-    static func C_GetInfo(_ caller: Int, _ pInfo: CK_INFO_PTR?) -> CK_RV {
-        guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
-        guard let pInfo else { return CK_RV(CKR_ARGUMENTS_BAD) }
+    /// Built once: C_GetInfo is called in loops by some applications (p11-kit answers it from a
+    /// static structure too).
+    nonisolated(unsafe) static let info: CK_INFO = {
         var info = CK_INFO()
         info.cryptokiVersion = CK_VERSION(major: 3, minor: 0)
         PaddedText.write("p11proxy", into: &info.manufacturerID)
         info.flags = 0
         PaddedText.write("p11proxy PKCS#11 proxy module", into: &info.libraryDescription)
         info.libraryVersion = libraryVersion
+        return info
+    }()
+
+    @inline(never)
+    static func C_GetInfo(_ caller: Int, _ pInfo: CK_INFO_PTR?) -> CK_RV {
+        guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
+        guard let pInfo else { return CK_RV(CKR_ARGUMENTS_BAD) }
         pInfo.pointee = info
         return CK_RV(CKR_OK)
     }

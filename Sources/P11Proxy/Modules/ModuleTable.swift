@@ -38,17 +38,10 @@ enum ModuleTable {
     private static let slotsAddress = Atomic<UInt>(0)
 
     @inline(__always)
-    static var slots: UnsafeMutablePointer<ModuleSlot> {
-        let address = slotsAddress.load(ordering: .acquiring)
-        if address != 0 { return UnsafeMutablePointer(bitPattern: address).unsafelyUnwrapped }
-        return publishSlots()
-    }
+    static var slots: UnsafeMutablePointer<ModuleSlot> { publishedPointer(slotsAddress, publish: publishSlots) }
 
     @inline(never)
-    static func publishSlots() -> UnsafeMutablePointer<ModuleSlot> {
-        slotsAddress.store(UInt(bitPattern: slotsStorage), ordering: .releasing)
-        return slotsStorage
-    }
+    static func publishSlots() -> UnsafeMutablePointer<ModuleSlot> { publish(slotsStorage, into: slotsAddress) }
 
     @inline(__always)
     static func slot(_ index: Int) -> UnsafeMutablePointer<ModuleSlot> { slots + index }

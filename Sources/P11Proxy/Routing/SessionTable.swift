@@ -54,17 +54,10 @@ enum SessionTable {
     private static let chunksAddress = Atomic<UInt>(0)
 
     @inline(__always)
-    static var chunks: UnsafeMutablePointer<Atomic<UnsafeMutablePointer<SessionEntry>?>> {
-        let address = chunksAddress.load(ordering: .acquiring)
-        if address != 0 { return UnsafeMutablePointer(bitPattern: address).unsafelyUnwrapped }
-        return publishChunks()
-    }
+    static var chunks: UnsafeMutablePointer<Atomic<UnsafeMutablePointer<SessionEntry>?>> { publishedPointer(chunksAddress, publish: publishChunks) }
 
     @inline(never)
-    static func publishChunks() -> UnsafeMutablePointer<Atomic<UnsafeMutablePointer<SessionEntry>?>> {
-        chunksAddress.store(UInt(bitPattern: chunksStorage), ordering: .releasing)
-        return chunksStorage
-    }
+    static func publishChunks() -> UnsafeMutablePointer<Atomic<UnsafeMutablePointer<SessionEntry>?>> { publish(chunksStorage, into: chunksAddress) }
 
     @inline(__always)
     static func entry(_ index: Int) -> UnsafeMutablePointer<SessionEntry>? {

@@ -20,17 +20,10 @@ enum SlotMap {
     private static let entriesAddress = Atomic<UInt>(0)
 
     @inline(__always)
-    static var entries: UnsafeMutablePointer<SlotKey> {
-        let address = entriesAddress.load(ordering: .acquiring)
-        if address != 0 { return UnsafeMutablePointer(bitPattern: address).unsafelyUnwrapped }
-        return publishEntries()
-    }
+    static var entries: UnsafeMutablePointer<SlotKey> { publishedPointer(entriesAddress, publish: publishEntries) }
 
     @inline(never)
-    static func publishEntries() -> UnsafeMutablePointer<SlotKey> {
-        entriesAddress.store(UInt(bitPattern: entriesStorage), ordering: .releasing)
-        return entriesStorage
-    }
+    static func publishEntries() -> UnsafeMutablePointer<SlotKey> { publish(entriesStorage, into: entriesAddress) }
     static let count = Atomic<Int>(0)
     static let lock = ProcessLock()
     nonisolated(unsafe) static var reverse: [SlotKey: CK_SLOT_ID] = [:]

@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# scripts/bench.sh: issue 5's benchmark. Times PKCS#11 calls on the fast mock module
+# (build/mock/libmock-fast.so) directly, through p11proxy, through p11proxy with tracing,
+# and through p11-kit-proxy.so loading only that module; prints one table of ratios and
+# writes it to build/bench/results.md. A benchmark prints numbers: it exits 0 whether or
+# not the goals are met, non-zero only when something failed to run.
+#
+#   scripts/bench.sh                          # everything (~1-2 minutes on 2 cores)
+#   scripts/bench.sh --callgrind CALL [--iterations N] [--traced]
+#                                             # instructions per call, direct vs p11proxy
+#
+# Knobs (environment): BENCH_TIME_MS (100, per timed loop), BENCH_REPS (5 loops, median
+# of), BENCH_ROUNDS (3 processes per target, interleaved, median of their medians: one
+# process of p11proxy can differ from the next by a third while the direct module does not),
+# BENCH_TRACE_TIME_MS (50, traced loops), BENCH_LOAD_RUNS (30, pkcs11-tool -L runs per
+# target), BENCH_USER (nobody: who runs the programs when we are root, see p11-kit below),
+# BUILD_DIR (build), PROXY_SO (.build/release/libp11proxy.so).
+#
+# p11-kit reads no user configuration for root, and the system configuration must not be
+# touched. So every program here runs as BENCH_USER (setpriv) with HOME and
+# XDG_CONFIG_HOME pointing at a temporary directory holding pkcs11/pkcs11.conf
+# ("user-config: only") and pkcs11/modules/fast.module; all targets run the same way, so
+# that the wrapper costs the same for each. The binaries are copied into that directory
+# (the checkout may not be readable by that user). That p11-kit loaded exactly the fast
+# module is checked (one slot, token label mock-fast-1) and printed.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD_DIR=${BUILD_DIR:-build}
+PROXY_SO=${PROXY_SO:-.build/release/libp11proxy.so}
+TIME_MS=${BENCH_TIME_MS:-100}
+REPS=${BENCH_REPS:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
+TRACE_TIME_MS=${BENCH_TRACE_TIME_MS:-50}
+LOAD_RUNS=${BENCH_LOAD_RUNS:-30}
+BENCH_USER=${BENCH_USER:-nobody}
+OUT_DIR=$BUILD_DIR/bench
+CALLS=(get_info get_session_info get_attribute_value find_objects digest open_close)
+declare -A LABEL=(
+    [get_info]="C_GetInfo"
+    [get_session_info]="C_GetSessionInfo"
+    [get_attribute_value]="C_GetAttributeValue (1 attr)"
+    [find_objects]="C_FindObjectsInit + C_FindObjects + C_FindObjectsFinal"
+    [digest]="C_DigestInit + C_Digest"
+    [open_close]="C_OpenSession + C_CloseSession"
+)
+declare -A SHORT=([get_info]=GetInfo [get_session_info]=GetSessionInfo [get_attribute_value]=GetAttributeValue
+    [find_objects]="Find*" [digest]="Digest*" [open_close]="Open+Close")
+# Calls that take only a session handle: the 2-thread scaling goal applies to these.
+declare -A SESSION_ROUTED=([get_session_info]=1 [get_attribute_value]=1 [find_objects]=1 [digest]=1)
+
+callgrind_call=""
+callgrind_iterations=20000
+callgrind_traced=no
+while [ $# -gt 0 ]; do
+    case $1 in
+    --callgrind) callgrind_call=${2:?--callgrind needs a call: ${CALLS[*]}}; shift 2 ;;
+    --iterations) callgrind_iterations=${2:?}; shift 2 ;;
+    --traced) callgrind_traced=yes; shift ;;
+    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+say() { printf '==> %s\n' "$*" >&2; }
+fail() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
+
+# ---- Build ------------------------------------------------------------------------------
+[ -f "$PROXY_SO" ] || { say "no $PROXY_SO: make build"; make build; }
+make -s -f Tests/C/tests.mk BUILD_DIR="$BUILD_DIR" mock-modules bench-programs >&2
+MOCK_FAST=$BUILD_DIR/mock/libmock-fast.so
+BENCH_BIN=$BUILD_DIR/bench/bench
+newest_source=$(find Sources include Package.swift -newer "$PROXY_SO" -type f 2>/dev/null | head -n1)
+[ -z "$newest_source" ] || say "warning: $newest_source is newer than $PROXY_SO (run make build)"
+mkdir -p "$OUT_DIR"
+
+# ---- Callgrind mode: instructions per call ---------------------------------------------
+# bench toggles collection around its timed loops only (valgrind/callgrind.h), so with
+# --collect-atstart=no the total Ir is exactly iterations x one call's path.
+if [ -n "$callgrind_call" ]; then
+    command -v valgrind >/dev/null || {
+        say "installing valgrind"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+    }
+    total_ir() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
+    run_callgrind() { # NAME MODULE [env...]
+        local name=$1 module=$2 out=$OUT_DIR/callgrind.$1.out
+        shift 2
+        env "$@" valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file="$out" \
+            "$BENCH_BIN" "$module" --calls "$callgrind_call" --threads 1 --reps 1 \
+            --iterations "$callgrind_iterations" >"$OUT_DIR/callgrind.$name.txt" 2>"$OUT_DIR/callgrind.$name.err" ||
+            { cat "$OUT_DIR/callgrind.$name.err" >&2; fail "callgrind run '$name' failed"; }
+        grep -q "^result call=$callgrind_call " "$OUT_DIR/callgrind.$name.txt" ||
+            fail "unknown call '$callgrind_call' (one of: ${CALLS[*]})"
+        total_ir "$out"
+    }
+    say "callgrind: $callgrind_call x $callgrind_iterations"
+    direct_ir=$(run_callgrind direct "$MOCK_FAST")
+    proxy_ir=$(run_callgrind proxy "$PROXY_SO" P11PROXY_MODULE="$ROOT/$MOCK_FAST")
+    per() { awk -v ir="$1" -v n="$callgrind_iterations" 'BEGIN { printf "%.1f", ir / n }'; }
+    printf '%-10s %12s  %s\n' target "Ir/call" "callgrind file"
+    printf '%-10s %12s  %s\n' direct "$(per "$direct_ir")" "$OUT_DIR/callgrind.direct.out"
+    printf '%-10s %12s  %s\n' p11proxy "$(per "$proxy_ir")" "$OUT_DIR/callgrind.proxy.out"
+    printf '%-10s %12s\n' overhead "$(per $((proxy_ir - direct_ir)))"
+    if [ "$callgrind_traced" = yes ]; then
+        traced_ir=$(run_callgrind traced "$PROXY_SO" P11PROXY_MODULE="$ROOT/$MOCK_FAST" \
+            P11PROXY_LOG_CALLS=yes P11PROXY_LOG_FILE="$OUT_DIR/callgrind.trace.log")
+        # Collection is per thread: the trace flusher thread's writing is not counted.
+        printf '%-10s %12s  %s (+%s over p11proxy, calling thread only)\n' traced "$(per "$traced_ir")" \
+            "$OUT_DIR/callgrind.traced.out" "$(per $((traced_ir - proxy_ir)))"
+        rm -f "$OUT_DIR/callgrind.trace.log"
+    fi
+    demangle() { if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else cat; fi; }
+    for name in proxy $([ "$callgrind_traced" = yes ] && echo traced); do
+        echo
+        echo "$name, self cost by function over the $callgrind_iterations calls" \
+            "(callgrind_annotate --inclusive=yes $OUT_DIR/callgrind.$name.out for inclusive):"
+        callgrind_annotate --auto=no "$OUT_DIR/callgrind.$name.out" 2>/dev/null |
+            sed -n '/file:function/,$p' | sed -n '3,22p' | demangle
+    done
+    exit 0
+fi
+
+# ---- Everything the runs need, in one directory BENCH_USER can read ----------------------
+P11KIT_PROXY=$(pkg-config --variable=proxy_module p11-kit-1 2>/dev/null || true)
+[ -n "$P11KIT_PROXY" ] && [ -f "$P11KIT_PROXY" ] ||
+    fail "p11-kit-proxy.so not found (pkg-config --variable=proxy_module p11-kit-1; apt-get install p11-kit-modules libp11-kit-dev)"
+command -v pkcs11-tool >/dev/null || fail "pkcs11-tool not found (apt-get install opensc)"
+
+WORK=$(mktemp -d /tmp/p11proxy-bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+chmod 755 "$WORK"
+cp "$BENCH_BIN" "$WORK/bench"
+cp "$MOCK_FAST" "$WORK/libmock-fast.so"
+cp "$PROXY_SO" "$WORK/libp11proxy.so"
+# p11-kit's user configuration: only the fast module. p11-kit also honours log-calls in a
+# .module file, so a second home differs by that one line.
+for home in p11kit p11kit-log; do
+    mkdir -p "$WORK/$home/.config/pkcs11/modules"
+    printf 'user-config: only\n' >"$WORK/$home/.config/pkcs11/pkcs11.conf"
+    printf 'module: %s/libmock-fast.so\n' "$WORK" >"$WORK/$home/.config/pkcs11/modules/fast.module"
+done
+printf 'log-calls: yes\n' >>"$WORK/p11kit-log/.config/pkcs11/modules/fast.module"
+: >"$WORK/trace.log"
+: >"$WORK/p11kit-log.txt"
+
+RUN_AS=()
+if [ "$(id -u)" = 0 ]; then
+    group=$(id -gn "$BENCH_USER")
+    chown -R "$BENCH_USER:$group" "$WORK"
+    RUN_AS=(setpriv --reuid="$BENCH_USER" --regid="$group" --clear-groups)
+fi
+# A clean environment per target; only what that target needs is set.
+BASE_ENV=(env -i PATH=/usr/bin:/bin LANG=C HOME="$WORK/p11kit" XDG_CONFIG_HOME="$WORK/p11kit/.config")
+declare -A TARGET_MODULE=(
+    [direct]="$WORK/libmock-fast.so"
+    [p11proxy]="$WORK/libp11proxy.so"
+    [traced]="$WORK/libp11proxy.so"
+    [p11kit]="$P11KIT_PROXY"
+    [p11kit_log]="$P11KIT_PROXY"
+)
+target_env() { # TARGET -> the env command line for it
+    case $1 in
+    direct | p11kit) printf '%s\0' "${BASE_ENV[@]}" ;;
+    p11proxy) printf '%s\0' "${BASE_ENV[@]}" P11PROXY_MODULE="$WORK/libmock-fast.so" ;;
+    traced) printf '%s\0' "${BASE_ENV[@]}" P11PROXY_MODULE="$WORK/libmock-fast.so" \
+        P11PROXY_LOG_CALLS=yes P11PROXY_LOG_FILE="$WORK/trace.log" ;;
+    p11kit_log) printf '%s\0' env -i PATH=/usr/bin:/bin LANG=C HOME="$WORK/p11kit-log" \
+        XDG_CONFIG_HOME="$WORK/p11kit-log/.config" ;;
+    esac
+}
+run_target() { # TARGET PROGRAM ARGS... (stdout: the program's; stderr: the program's)
+    local target=$1
+    shift
+    local -a envv
+    mapfile -d '' envv < <(target_env "$target")
+    "${RUN_AS[@]}" "${envv[@]}" "$@"
+}
+
+# ---- Timed runs ------------------------------------------------------------------------
+read -r load1 _ </proc/loadavg
+busy=$(awk -v l="$load1" 'BEGIN { print (l > 0.5) ? "yes" : "no" }')
+[ "$busy" = no ] || say "warning: load average $load1 before starting (other work, or a run just before): numbers may be noisy"
+
+status=0
+bench_target() { # TARGET ROUND EXTRA-ARGS... -> $OUT_DIR/raw.TARGET.ROUND.txt
+    local target=$1 round=$2 raw=$OUT_DIR/raw.$1.$2.txt err=$OUT_DIR/raw.$1.$2.err
+    shift 2
+    say "bench: $target (round $round of $ROUNDS)"
+    if [ "$target" = p11kit_log ]; then
+        # p11-kit's log-calls writes to standard error: into a file that bench truncates
+        # between repetitions; bench's own messages, if any, are at its end.
+        run_target "$target" timeout 300 "$WORK/bench" "${TARGET_MODULE[$target]}" "$@" \
+            --truncate "$WORK/p11kit-log.txt" >"$raw" 2>>"$WORK/p11kit-log.txt" ||
+            tail -n 5 "$WORK/p11kit-log.txt" >"$err"
+    else
+        run_target "$target" timeout 300 "$WORK/bench" "${TARGET_MODULE[$target]}" "$@" \
+            >"$raw" 2>"$err" || true
+    fi
+    if ! grep -q '^result ' "$raw"; then
+        say "bench failed for $target:"
+        cat "$err" >&2 2>/dev/null || true
+        status=1
+    fi
+}
+rm -f "$OUT_DIR"/raw.*
+# Rounds interleave the targets, so that a slow spell of the machine hits all of them.
+for ((round = 1; round <= ROUNDS; round++)); do
+    bench_target direct "$round" --threads 1,2 --time-ms "$TIME_MS" --reps "$REPS"
+    bench_target p11proxy "$round" --threads 1,2 --time-ms "$TIME_MS" --reps "$REPS"
+    bench_target p11kit "$round" --threads 1,2 --time-ms "$TIME_MS" --reps "$REPS"
+    bench_target traced "$round" --threads 1 --time-ms "$TRACE_TIME_MS" --reps "$REPS" --truncate "$WORK/trace.log"
+    bench_target p11kit_log "$round" --threads 1 --time-ms "$TRACE_TIME_MS" --reps "$REPS"
+done
+p11kit_log_bytes=$(stat -c %s "$WORK/p11kit-log.txt")
+
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# per_round TARGET CALL THREADS -> each round's ns per call (aggregate), one a line
+per_round() {
+    local f
+    for f in "$OUT_DIR"/raw."$1".*.txt; do
+        [ -s "$f" ] || continue
+        awk -v c="$2" -v t="$3" '$1 == "result" {
+            delete kv; for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
+            if (kv["call"] == c && kv["threads"] == t) { print kv["ns_per_call"]; exit } }' "$f"
+    done
+}
+result() { per_round "$@" | median; } # TARGET CALL THREADS -> median over rounds, or empty
+spread() { per_round "$@" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%.1f-%.1f", lo, hi }'; }
+field() { # TARGET RECORD KEY -> value of KEY in the first RECORD line of round 1
+    awk -v r="$2" -v k="$3" '$1 == r { for (i = 2; i <= NF; i++) { split($i, p, "=");
+        if (p[1] == k) { v = substr($i, length(k) + 2); gsub(/"/, "", v); print v; exit } } }' \
+        "$OUT_DIR/raw.$1.1.txt" 2>/dev/null
+}
+
+# p11-kit must have loaded exactly the fast module.
+for target in p11kit p11kit_log; do
+    count=$(field "$target" slots count)
+    label=$(field "$target" slots label)
+    if [ -n "$count" ]; then
+        say "$target: p11-kit shows $count slot(s), first token '$label'"
+        if [ "$count" != 1 ] || [ "$label" != mock-fast-1 ]; then
+            say "p11-kit did not load only the fast module: its numbers are not comparable"
+            status=1
+            rm -f "$OUT_DIR"/raw."$target".*.txt
+        fi
+    fi
+done
+# p11-kit's log-calls really logged (else the column would measure nothing).
+if [ -n "$(per_round p11kit_log get_session_info 1)" ] && [ "$p11kit_log_bytes" -eq 0 ]; then
+    say "p11-kit log-calls wrote nothing: column dropped"
+    rm -f "$OUT_DIR"/raw.p11kit_log.*.txt
+fi
+
+# ---- Loading: pkcs11-tool -L and in-process load, RSS ----------------------------------
+declare -A LOAD_MS INPROC_MS RSS_KB
+say "loading: pkcs11-tool -L x $LOAD_RUNS and bench --calls none x $LOAD_RUNS per target"
+for target in direct p11proxy p11kit; do
+    module=${TARGET_MODULE[$target]}
+    run_target "$target" pkcs11-tool --module "$module" -L >"$OUT_DIR/pkcs11-tool.$target.txt" 2>&1 ||
+        { say "pkcs11-tool -L failed for $target"; cat "$OUT_DIR/pkcs11-tool.$target.txt" >&2; status=1; continue; }
+    times=()
+    inproc=()
+    for ((i = 0; i < LOAD_RUNS; i++)); do
+        start=$EPOCHREALTIME
+        run_target "$target" pkcs11-tool --module "$module" -L >/dev/null 2>&1 || true
+        end=$EPOCHREALTIME
+        times+=("$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", (e - s) * 1000 }')")
+        # In-process: dlopen + C_GetInterface/C_GetFunctionList + C_Initialize, one session.
+        run_target "$target" "$WORK/bench" "$module" --calls none --threads 1 >"$OUT_DIR/load.$target.txt" 2>&1 || true
+        inproc+=("$(awk '$1 == "load" { s = 0; for (i = 2; i <= NF; i++) { split($i, p, "="); s += p[2] } printf "%.3f", s }' \
+            "$OUT_DIR/load.$target.txt")")
+    done
+    LOAD_MS[$target]=$(printf '%s\n' "${times[@]}" | median | xargs printf '%.2f')
+    INPROC_MS[$target]=$(printf '%s\n' "${inproc[@]}" | median | xargs printf '%.2f')
+    RSS_KB[$target]=$(awk '$1 == "rss" { for (i = 2; i <= NF; i++) { split($i, p, "="); if (p[1] == "delta_kb") print p[2] } }' \
+        "$OUT_DIR/load.$target.txt")
+done
+
+stripped_size() { # FILE -> bytes after strip --strip-all
+    local tmp=$WORK/stripped.so
+    strip --strip-all -o "$tmp" "$1" && stat -c %s "$tmp" && rm -f "$tmp"
+}
+SIZE_PROXY=$(stripped_size "$PROXY_SO")
+SIZE_P11KIT=$(stripped_size "$(readlink -f "$P11KIT_PROXY")")
+SIZE_MOCK=$(stripped_size "$MOCK_FAST")
+
+# ---- The table -------------------------------------------------------------------------
+num() { [ -n "$1" ]; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+fmt_ns() { if num "$1"; then calc "%.1f" "$1"; else printf 'n/a'; fi; }
+mark() { if [ "$1" = 1 ]; then printf 'met'; else printf '**not met**'; fi; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b) ? 1 : 0 }'; }
+scale() { if num "$1" && num "$2"; then calc "%.2f" "$1 / $2"; else printf 'n/a'; fi; } # ns 1T / ns 2T
+
+p11kit_version=$(dpkg-query -W -f '${Version}' p11-kit-modules 2>/dev/null || pkg-config --modversion p11-kit-1)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- Sources include Package.swift 2>/dev/null || commit="$commit+local changes"
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+
+{
+    echo "## Benchmark: libmock-fast.so direct, through p11proxy, through p11-kit-proxy.so"
+    echo
+    echo "$(date -u +%Y-%m-%d), p11proxy $commit, p11-kit $p11kit_version, $(nproc) x $cpu;" \
+        "load average before the run $load1. \`scripts/bench.sh\` (\`make bench\`); raw output in \`$OUT_DIR/raw.*.txt\`."
+    echo "ns per iteration of the row's calls: in each of $ROUNDS processes per target (interleaved), the median of" \
+        "$REPS loops of ~${TIME_MS} ms (traced: ~${TRACE_TIME_MS} ms); the table shows the median over the processes."
+    echo "Overhead = target - direct. Scaling = calls/s with 2 threads (each its own session) / calls/s with 1."
+    echo
+    echo "| call | direct ns | p11proxy ns | p11proxy overhead | p11-kit ns | p11-kit overhead | overhead ratio p11proxy/p11-kit (goal <= 0.33) | 2T/1T direct | 2T/1T p11proxy (goal >= 1.7) | 2T/1T p11-kit | traced p11proxy: + ns over p11proxy (goal < 1000) | p11-kit log-calls: + ns over p11-kit |"
+    echo "|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|"
+    for call in "${CALLS[@]}"; do
+        d=$(result direct "$call" 1)
+        p=$(result p11proxy "$call" 1)
+        k=$(result p11kit "$call" 1)
+        tr=$(result traced "$call" 1)
+        kl=$(result p11kit_log "$call" 1)
+        d2=$(result direct "$call" 2)
+        p2=$(result p11proxy "$call" 2)
+        k2=$(result p11kit "$call" 2)
+        po=""; ko=""
+        num "$d" && num "$p" && po=$(calc "%.1f" "$p - $d")
+        num "$d" && num "$k" && ko=$(calc "%.1f" "$k - $d")
+        ratio="n/a"
+        if num "$po" && num "$ko"; then
+            # Goal: p11proxy's overhead <= 1/3 of p11-kit's (also when p11-kit adds nothing).
+            goal_ok=$(awk -v a="$po" -v b="$ko" 'BEGIN { print (a <= b / 3) ? 1 : 0 }')
+            # Two decimals, three where two would hide which side of 1/3 it is on.
+            ratio=$(awk -v a="$po" -v b="$ko" 'BEGIN { if (b <= 0) { print "p11-kit adds none,"; exit }
+                r = a / b; d = r - 1 / 3; printf((d < 0 ? -d : d) < 0.005 ? "%.3f" : "%.2f", r) }')
+            ratio="$ratio $(mark "$goal_ok")"
+            if [ "$call" = get_session_info ] || [ "$call" = get_attribute_value ]; then
+                ratio="$ratio; overhead < 5 ns: $(mark "$(awk -v a="$po" 'BEGIN { print (a < 5) ? 1 : 0 }')")"
+            fi
+        fi
+        sd=$(scale "$d" "$d2"); sp=$(scale "$p" "$p2"); sk=$(scale "$k" "$k2")
+        if [ "${SESSION_ROUTED[$call]:-}" = 1 ] && [ "$sp" != n/a ]; then
+            sp="$sp $(mark "$(awk -v s="$sp" 'BEGIN { print (s >= 1.7) ? 1 : 0 }')")"
+        fi
+        traced="n/a"
+        if num "$tr" && num "$p"; then
+            t_ovh=$(calc "%.0f" "$tr - $p")
+            traced="$t_ovh $(mark "$(awk -v a="$t_ovh" 'BEGIN { print (a < 1000) ? 1 : 0 }')")"
+        fi
+        klog="n/a"
+        num "$kl" && num "$k" && klog=$(calc "%.0f" "$kl - $k")
+        echo "| ${LABEL[$call]} | $(fmt_ns "$d") | $(fmt_ns "$p") | ${po:-n/a} | $(fmt_ns "$k") | ${ko:-n/a} | $ratio | $sd | $sp | $sk | $traced | $klog |"
+    done
+    echo
+    for target in p11proxy direct p11kit; do
+        printf '1-thread ns per process (lowest-highest), %s:' "$target"
+        for call in "${CALLS[@]}"; do printf ' %s %s' "${SHORT[$call]}" "$(spread "$target" "$call" 1)"; done
+        echo "."
+    done
+    echo
+    echo "2T/1T direct is what the machine allows (the fast mock's shared atomic counters limit" \
+        "C_OpenSession + C_CloseSession even directly); p11-kit serialises its proxy on one process-wide" \
+        "lock. The scaling goal applies to the calls that take only a session handle."
+    echo "Traced: \`P11PROXY_LOG_CALLS=yes P11PROXY_LOG_FILE=<file>\` (text); p11-kit: \`log-calls: yes\`" \
+        "in its .module file, records to standard error redirected to a file. Both files are truncated" \
+        "between repetitions, outside the timed loops. Both trace only calls that reach the module" \
+        "(each proxy answers C_GetInfo itself; in that row, overhead compares the proxy's own answer with the mock's)."
+    echo
+    echo "| loading and memory | direct | p11proxy | p11-kit-proxy.so | goal |"
+    echo "|---|---:|---:|---:|---|"
+    lp=${LOAD_MS[p11proxy]:-}; lk=${LOAD_MS[p11kit]:-}
+    load_goal="n/a"
+    num "$lp" && num "$lk" && load_goal="p11proxy <= p11-kit: $(mark "$(le "$lp" "$lk")")"
+    echo "| \`pkcs11-tool -L\`, median of $LOAD_RUNS runs, ms | ${LOAD_MS[direct]:-n/a} | ${lp:-n/a} | ${lk:-n/a} | $load_goal |"
+    echo "| in process: dlopen + C_GetInterface/C_GetFunctionList + C_Initialize, median of $LOAD_RUNS, ms | ${INPROC_MS[direct]:-n/a} | ${INPROC_MS[p11proxy]:-n/a} | ${INPROC_MS[p11kit]:-n/a} | |"
+    echo "| stripped file size, bytes | $SIZE_MOCK (the mock) | $SIZE_PROXY | $SIZE_P11KIT | |"
+    echo "| VmRSS gained: dlopen + list + C_Initialize + 1 session, kB | ${RSS_KB[direct]:-n/a} | ${RSS_KB[p11proxy]:-n/a} | ${RSS_KB[p11kit]:-n/a} | |"
+    echo
+    echo "p11-kit ran as \`$BENCH_USER\` (as root it ignores user configuration) with" \
+        "\`XDG_CONFIG_HOME\` holding \`pkcs11/pkcs11.conf\` (\`user-config: only\`) and" \
+        "\`pkcs11/modules/fast.module\` (\`module: <abs path>/libmock-fast.so\`); it showed" \
+        "$(field p11kit slots count || true) slot(s), token '$(field p11kit slots label || true)'." \
+        "Every target ran the same way (same user, wrapper and copies of the binaries)."
+} >"$OUT_DIR/results.md"
+
+cat "$OUT_DIR/results.md"
+[ "$status" = 0 ] || say "some runs failed (see above); the table shows n/a for them"
+exit "$status"
