@@ -105,7 +105,7 @@ public enum ConstantsEmitter {
         out += "enum PKCS11Name {\n"
         for entry in valueFunctions {
             out += "    /// \(entry.family.rawValue): \(entry.summary).\n"
-            out += "    static func \(entry.function)(_ value: CK_ULONG) -> String? {\n"
+            out += "    static func \(entry.function)(_ value: CK_ULONG) -> StaticString? {\n"
             out += "        switch value {\n"
             for constant in preferred(constants, entry.family) {
                 out += "        case \(hex(constant.value)): return \"\(constant.name)\"\n"
@@ -119,20 +119,25 @@ public enum ConstantsEmitter {
         out += "    /// it does not define as one hexadecimal number (\"0x...\"), if any. Empty for 0.\n"
         out += "    static func flags(_ value: CK_ULONG, _ family: FlagFamily) -> [String] {\n"
         out += "        var names: [String] = []\n"
+        out += "        let unknown = flagNames(value, family) { names.append($0.description) }\n"
+        out += "        if unknown != 0 { names.append(\"0x\" + String(unknown, radix: 16, uppercase: true)) }\n"
+        out += "        return names\n"
+        out += "    }\n\n"
+        out += "    /// Calls `body` with the name of each bit of `value` that `family` defines, lowest bit\n"
+        out += "    /// first, without allocating (the tracer's path); returns the bits it does not define.\n"
+        out += "    static func flagNames(_ value: CK_ULONG, _ family: FlagFamily, _ body: (StaticString) -> Void) -> CK_ULONG {\n"
         out += "        let known: CK_ULONG\n"
         out += "        switch family {\n"
         for entry in flagCases {
             let bits = preferred(constants, entry.family)
             out += "        case .\(entry.caseName):\n"
             for bit in bits {
-                out += "            if value & \(hex(bit.value)) != 0 { names.append(\"\(bit.name)\") }\n"
+                out += "            if value & \(hex(bit.value)) != 0 { body(\"\(bit.name)\") }\n"
             }
             out += "            known = \(hex(bits.reduce(0) { $0 | $1.value }))\n"
         }
         out += "        }\n"
-        out += "        let unknown = value & ~known\n"
-        out += "        if unknown != 0 { names.append(\"0x\" + String(unknown, radix: 16, uppercase: true)) }\n"
-        out += "        return names\n"
+        out += "        return value & ~known\n"
         out += "    }\n\n"
 
         let attributes = preferred(constants, .attribute)

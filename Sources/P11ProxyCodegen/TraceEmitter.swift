@@ -57,7 +57,7 @@ enum TraceEmitter {
             case "out":
                 outputs.append(scalarOutput(name: name, type: type))
             case "enum":
-                let namer = ["CKU": "PKCS11Name.userType", "CKM": "PKCS11Name.mechanism"][roleParameters.first ?? ""] ?? "{ _ in nil }"
+                let namer = ["CKU": "PKCS11Name.userType", "CKM": "PKCS11Name.mechanism"][roleParameters.first ?? ""] ?? "{ _ -> StaticString? in nil }"
                 inputs.append("record.named(.in, \(quoted), \(name), \(namer))")
             case "flags":
                 let family = ["CKF_SESSION": ".session", "CKF_WAIT": ".wait", "CKF_MESSAGE": ".message",

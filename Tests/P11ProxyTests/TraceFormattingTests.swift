@@ -6,10 +6,11 @@ import Testing
 @testable import P11Proxy
 
 @Suite struct TraceFormattingTests {
-    private func render(_ body: (inout [UInt8]) -> Void) -> String {
-        var out: [UInt8] = []
+    private func render(_ body: (inout TraceBuffer) -> Void) -> String {
+        var out = TraceBuffer(capacity: 8)
+        defer { out.deallocate() }
         body(&out)
-        return String(decoding: out, as: UTF8.self)
+        return String(decoding: out.bytes, as: UTF8.self)
     }
 
     @Test func gcmMessageParametersAreDecodedNotDumped() throws {
@@ -44,6 +45,14 @@ import Testing
         #expect(render { instant.appendISO8601(to: &$0) } == "2026-11-22T01:56:09.123456Z")
         let leap = TraceInstant(wallSeconds: 951_782_400, wallNanoseconds: 0, monotonicNanoseconds: 0)
         #expect(render { leap.appendISO8601(to: &$0) } == "2000-02-29T00:00:00.000000Z")
+    }
+
+    @Test func buffersGrowWithoutLosingBytes() {
+        let text = render { out in
+            for index in 0..<1000 { TraceText.appendDecimal(UInt(index % 10), to: &out) }
+        }
+        #expect(text.count == 1000)
+        #expect(text.hasPrefix("0123456789") && text.hasSuffix("0123456789"))
     }
 
     @Test func flagsAndUnknownValues() {

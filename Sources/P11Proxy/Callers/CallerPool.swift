@@ -43,7 +43,7 @@ enum CallerPool {
     private static let statesAddress = Atomic<UInt>(0)
 
     @inline(__always)
-    static var states: UnsafeMutablePointer<Atomic<UInt8>> { publishedPointer(statesAddress, publish: publishStates) }
+    static var states: UnsafeMutablePointer<Atomic<UInt8>>? { publishedPointer(statesAddress) }
 
     @inline(never)
     static func publishStates() -> UnsafeMutablePointer<Atomic<UInt8>> { publish(statesStorage, into: statesAddress) }
@@ -62,16 +62,18 @@ enum CallerPool {
 
     @inline(__always)
     static func state(_ caller: Int) -> CallerState {
-        CallerState(rawValue: states[caller].load(ordering: .acquiring)) ?? .free
+        guard let states else { return .free }
+        return CallerState(rawValue: states[caller].load(ordering: .acquiring)) ?? .free
     }
 
     @inline(__always)
     static func isInitialized(_ caller: Int) -> Bool {
-        states[caller].load(ordering: .acquiring) == CallerState.initialized.rawValue
+        guard let states else { return false }
+        return states[caller].load(ordering: .acquiring) == CallerState.initialized.rawValue
     }
 
     static func setState(_ caller: Int, _ state: CallerState) {
-        states[caller].store(state.rawValue, ordering: .sequentiallyConsistent)
+        publishStates()[caller].store(state.rawValue, ordering: .sequentiallyConsistent)
         if state == .finalized {
             lock.withLock {
                 finalizeOrder.removeAll { $0 == caller }
@@ -92,7 +94,7 @@ enum CallerPool {
                 chosen = finalizeOrder.remove(at: index)
             }
             guard let caller = chosen else { return nil }
-            states[caller].store(CallerState.handedOut.rawValue, ordering: .sequentiallyConsistent)
+            publishStates()[caller].store(CallerState.handedOut.rawValue, ordering: .sequentiallyConsistent)
             return tables(for: caller)
         }
         if acquired == nil {
@@ -129,7 +131,7 @@ enum CallerPool {
     static func forkChild() {
         lock.reinitializeInChild()
         for caller in 0..<size where state(caller) == .initialized {
-            states[caller].store(CallerState.handedOut.rawValue, ordering: .relaxed)
+            statesStorage[caller].store(CallerState.handedOut.rawValue, ordering: .relaxed)
         }
     }
 }

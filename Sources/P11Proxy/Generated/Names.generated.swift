@@ -56,7 +56,7 @@ enum AttributeSensitivity: Sendable {
 /// A value with no name, vendor-defined ones included, gives nil: print it in hex.
 enum PKCS11Name {
     /// CKR: CK_RV.
-    static func returnValue(_ value: CK_ULONG) -> String? {
+    static func returnValue(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKR_OK"
         case 0x00000001: return "CKR_CANCEL"
@@ -161,7 +161,7 @@ enum PKCS11Name {
     }
 
     /// CKA: CK_ATTRIBUTE_TYPE.
-    static func attribute(_ value: CK_ULONG) -> String? {
+    static func attribute(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKA_CLASS"
         case 0x00000001: return "CKA_TOKEN"
@@ -293,7 +293,7 @@ enum PKCS11Name {
     }
 
     /// CKM: CK_MECHANISM_TYPE.
-    static func mechanism(_ value: CK_ULONG) -> String? {
+    static func mechanism(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKM_RSA_PKCS_KEY_PAIR_GEN"
         case 0x00000001: return "CKM_RSA_PKCS"
@@ -720,7 +720,7 @@ enum PKCS11Name {
     }
 
     /// CKO: CK_OBJECT_CLASS.
-    static func objectClass(_ value: CK_ULONG) -> String? {
+    static func objectClass(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKO_DATA"
         case 0x00000001: return "CKO_CERTIFICATE"
@@ -738,7 +738,7 @@ enum PKCS11Name {
     }
 
     /// CKK: CK_KEY_TYPE.
-    static func keyType(_ value: CK_ULONG) -> String? {
+    static func keyType(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKK_RSA"
         case 0x00000001: return "CKK_DSA"
@@ -806,7 +806,7 @@ enum PKCS11Name {
     }
 
     /// CKC: CK_CERTIFICATE_TYPE.
-    static func certificateType(_ value: CK_ULONG) -> String? {
+    static func certificateType(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKC_X_509"
         case 0x00000001: return "CKC_X_509_ATTR_CERT"
@@ -817,7 +817,7 @@ enum PKCS11Name {
     }
 
     /// CKU: CK_USER_TYPE.
-    static func userType(_ value: CK_ULONG) -> String? {
+    static func userType(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKU_SO"
         case 0x00000001: return "CKU_USER"
@@ -827,7 +827,7 @@ enum PKCS11Name {
     }
 
     /// CKS: CK_STATE.
-    static func sessionState(_ value: CK_ULONG) -> String? {
+    static func sessionState(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKS_RO_PUBLIC_SESSION"
         case 0x00000001: return "CKS_RO_USER_FUNCTIONS"
@@ -839,7 +839,7 @@ enum PKCS11Name {
     }
 
     /// CKH: CK_HW_FEATURE_TYPE.
-    static func hardwareFeature(_ value: CK_ULONG) -> String? {
+    static func hardwareFeature(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000001: return "CKH_MONOTONIC_COUNTER"
         case 0x00000002: return "CKH_CLOCK"
@@ -850,7 +850,7 @@ enum PKCS11Name {
     }
 
     /// CKG: CK_RSA_PKCS_MGF_TYPE.
-    static func mgf(_ value: CK_ULONG) -> String? {
+    static func mgf(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000001: return "CKG_MGF1_SHA1"
         case 0x00000002: return "CKG_MGF1_SHA256"
@@ -866,7 +866,7 @@ enum PKCS11Name {
     }
 
     /// CKD: CK_EC_KDF_TYPE and CK_X9_42_DH_KDF_TYPE.
-    static func kdf(_ value: CK_ULONG) -> String? {
+    static func kdf(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000001: return "CKD_NULL"
         case 0x00000002: return "CKD_SHA1_KDF"
@@ -899,7 +899,7 @@ enum PKCS11Name {
     }
 
     /// CKP: CK_PROFILE_ID.
-    static func profile(_ value: CK_ULONG) -> String? {
+    static func profile(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKP_INVALID_ID"
         case 0x00000001: return "CKP_BASELINE_PROVIDER"
@@ -912,7 +912,7 @@ enum PKCS11Name {
     }
 
     /// CKZ.oaep: CK_RSA_PKCS_OAEP_SOURCE_TYPE.
-    static func oaepSource(_ value: CK_ULONG) -> String? {
+    static func oaepSource(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000001: return "CKZ_DATA_SPECIFIED"
         default: return nil
@@ -920,7 +920,7 @@ enum PKCS11Name {
     }
 
     /// CKZ.salt: CK_PKCS5_PBKDF2_SALT_SOURCE_TYPE.
-    static func saltSource(_ value: CK_ULONG) -> String? {
+    static func saltSource(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000001: return "CKZ_SALT_SPECIFIED"
         default: return nil
@@ -931,84 +931,90 @@ enum PKCS11Name {
     /// it does not define as one hexadecimal number ("0x..."), if any. Empty for 0.
     static func flags(_ value: CK_ULONG, _ family: FlagFamily) -> [String] {
         var names: [String] = []
+        let unknown = flagNames(value, family) { names.append($0.description) }
+        if unknown != 0 { names.append("0x" + String(unknown, radix: 16, uppercase: true)) }
+        return names
+    }
+
+    /// Calls `body` with the name of each bit of `value` that `family` defines, lowest bit
+    /// first, without allocating (the tracer's path); returns the bits it does not define.
+    static func flagNames(_ value: CK_ULONG, _ family: FlagFamily, _ body: (StaticString) -> Void) -> CK_ULONG {
         let known: CK_ULONG
         switch family {
         case .slot:
-            if value & 0x00000001 != 0 { names.append("CKF_TOKEN_PRESENT") }
-            if value & 0x00000002 != 0 { names.append("CKF_REMOVABLE_DEVICE") }
-            if value & 0x00000004 != 0 { names.append("CKF_HW_SLOT") }
+            if value & 0x00000001 != 0 { body("CKF_TOKEN_PRESENT") }
+            if value & 0x00000002 != 0 { body("CKF_REMOVABLE_DEVICE") }
+            if value & 0x00000004 != 0 { body("CKF_HW_SLOT") }
             known = 0x00000007
         case .token:
-            if value & 0x00000001 != 0 { names.append("CKF_RNG") }
-            if value & 0x00000002 != 0 { names.append("CKF_WRITE_PROTECTED") }
-            if value & 0x00000004 != 0 { names.append("CKF_LOGIN_REQUIRED") }
-            if value & 0x00000008 != 0 { names.append("CKF_USER_PIN_INITIALIZED") }
-            if value & 0x00000020 != 0 { names.append("CKF_RESTORE_KEY_NOT_NEEDED") }
-            if value & 0x00000040 != 0 { names.append("CKF_CLOCK_ON_TOKEN") }
-            if value & 0x00000100 != 0 { names.append("CKF_PROTECTED_AUTHENTICATION_PATH") }
-            if value & 0x00000200 != 0 { names.append("CKF_DUAL_CRYPTO_OPERATIONS") }
-            if value & 0x00000400 != 0 { names.append("CKF_TOKEN_INITIALIZED") }
-            if value & 0x00000800 != 0 { names.append("CKF_SECONDARY_AUTHENTICATION") }
-            if value & 0x00010000 != 0 { names.append("CKF_USER_PIN_COUNT_LOW") }
-            if value & 0x00020000 != 0 { names.append("CKF_USER_PIN_FINAL_TRY") }
-            if value & 0x00040000 != 0 { names.append("CKF_USER_PIN_LOCKED") }
-            if value & 0x00080000 != 0 { names.append("CKF_USER_PIN_TO_BE_CHANGED") }
-            if value & 0x00100000 != 0 { names.append("CKF_SO_PIN_COUNT_LOW") }
-            if value & 0x00200000 != 0 { names.append("CKF_SO_PIN_FINAL_TRY") }
-            if value & 0x00400000 != 0 { names.append("CKF_SO_PIN_LOCKED") }
-            if value & 0x00800000 != 0 { names.append("CKF_SO_PIN_TO_BE_CHANGED") }
-            if value & 0x01000000 != 0 { names.append("CKF_ERROR_STATE") }
+            if value & 0x00000001 != 0 { body("CKF_RNG") }
+            if value & 0x00000002 != 0 { body("CKF_WRITE_PROTECTED") }
+            if value & 0x00000004 != 0 { body("CKF_LOGIN_REQUIRED") }
+            if value & 0x00000008 != 0 { body("CKF_USER_PIN_INITIALIZED") }
+            if value & 0x00000020 != 0 { body("CKF_RESTORE_KEY_NOT_NEEDED") }
+            if value & 0x00000040 != 0 { body("CKF_CLOCK_ON_TOKEN") }
+            if value & 0x00000100 != 0 { body("CKF_PROTECTED_AUTHENTICATION_PATH") }
+            if value & 0x00000200 != 0 { body("CKF_DUAL_CRYPTO_OPERATIONS") }
+            if value & 0x00000400 != 0 { body("CKF_TOKEN_INITIALIZED") }
+            if value & 0x00000800 != 0 { body("CKF_SECONDARY_AUTHENTICATION") }
+            if value & 0x00010000 != 0 { body("CKF_USER_PIN_COUNT_LOW") }
+            if value & 0x00020000 != 0 { body("CKF_USER_PIN_FINAL_TRY") }
+            if value & 0x00040000 != 0 { body("CKF_USER_PIN_LOCKED") }
+            if value & 0x00080000 != 0 { body("CKF_USER_PIN_TO_BE_CHANGED") }
+            if value & 0x00100000 != 0 { body("CKF_SO_PIN_COUNT_LOW") }
+            if value & 0x00200000 != 0 { body("CKF_SO_PIN_FINAL_TRY") }
+            if value & 0x00400000 != 0 { body("CKF_SO_PIN_LOCKED") }
+            if value & 0x00800000 != 0 { body("CKF_SO_PIN_TO_BE_CHANGED") }
+            if value & 0x01000000 != 0 { body("CKF_ERROR_STATE") }
             known = 0x01FF0F6F
         case .session:
-            if value & 0x00000002 != 0 { names.append("CKF_RW_SESSION") }
-            if value & 0x00000004 != 0 { names.append("CKF_SERIAL_SESSION") }
+            if value & 0x00000002 != 0 { body("CKF_RW_SESSION") }
+            if value & 0x00000004 != 0 { body("CKF_SERIAL_SESSION") }
             known = 0x00000006
         case .mechanism:
-            if value & 0x00000001 != 0 { names.append("CKF_HW") }
-            if value & 0x00000002 != 0 { names.append("CKF_MESSAGE_ENCRYPT") }
-            if value & 0x00000004 != 0 { names.append("CKF_MESSAGE_DECRYPT") }
-            if value & 0x00000008 != 0 { names.append("CKF_MESSAGE_SIGN") }
-            if value & 0x00000010 != 0 { names.append("CKF_MESSAGE_VERIFY") }
-            if value & 0x00000020 != 0 { names.append("CKF_MULTI_MESSAGE") }
-            if value & 0x00000040 != 0 { names.append("CKF_FIND_OBJECTS") }
-            if value & 0x00000100 != 0 { names.append("CKF_ENCRYPT") }
-            if value & 0x00000200 != 0 { names.append("CKF_DECRYPT") }
-            if value & 0x00000400 != 0 { names.append("CKF_DIGEST") }
-            if value & 0x00000800 != 0 { names.append("CKF_SIGN") }
-            if value & 0x00001000 != 0 { names.append("CKF_SIGN_RECOVER") }
-            if value & 0x00002000 != 0 { names.append("CKF_VERIFY") }
-            if value & 0x00004000 != 0 { names.append("CKF_VERIFY_RECOVER") }
-            if value & 0x00008000 != 0 { names.append("CKF_GENERATE") }
-            if value & 0x00010000 != 0 { names.append("CKF_GENERATE_KEY_PAIR") }
-            if value & 0x00020000 != 0 { names.append("CKF_WRAP") }
-            if value & 0x00040000 != 0 { names.append("CKF_UNWRAP") }
-            if value & 0x00080000 != 0 { names.append("CKF_DERIVE") }
-            if value & 0x00100000 != 0 { names.append("CKF_EC_F_P") }
-            if value & 0x00200000 != 0 { names.append("CKF_EC_F_2M") }
-            if value & 0x00400000 != 0 { names.append("CKF_EC_ECPARAMETERS") }
-            if value & 0x00800000 != 0 { names.append("CKF_EC_OID") }
-            if value & 0x01000000 != 0 { names.append("CKF_EC_UNCOMPRESS") }
-            if value & 0x02000000 != 0 { names.append("CKF_EC_COMPRESS") }
-            if value & 0x04000000 != 0 { names.append("CKF_EC_CURVENAME") }
-            if value & 0x80000000 != 0 { names.append("CKF_EXTENSION") }
+            if value & 0x00000001 != 0 { body("CKF_HW") }
+            if value & 0x00000002 != 0 { body("CKF_MESSAGE_ENCRYPT") }
+            if value & 0x00000004 != 0 { body("CKF_MESSAGE_DECRYPT") }
+            if value & 0x00000008 != 0 { body("CKF_MESSAGE_SIGN") }
+            if value & 0x00000010 != 0 { body("CKF_MESSAGE_VERIFY") }
+            if value & 0x00000020 != 0 { body("CKF_MULTI_MESSAGE") }
+            if value & 0x00000040 != 0 { body("CKF_FIND_OBJECTS") }
+            if value & 0x00000100 != 0 { body("CKF_ENCRYPT") }
+            if value & 0x00000200 != 0 { body("CKF_DECRYPT") }
+            if value & 0x00000400 != 0 { body("CKF_DIGEST") }
+            if value & 0x00000800 != 0 { body("CKF_SIGN") }
+            if value & 0x00001000 != 0 { body("CKF_SIGN_RECOVER") }
+            if value & 0x00002000 != 0 { body("CKF_VERIFY") }
+            if value & 0x00004000 != 0 { body("CKF_VERIFY_RECOVER") }
+            if value & 0x00008000 != 0 { body("CKF_GENERATE") }
+            if value & 0x00010000 != 0 { body("CKF_GENERATE_KEY_PAIR") }
+            if value & 0x00020000 != 0 { body("CKF_WRAP") }
+            if value & 0x00040000 != 0 { body("CKF_UNWRAP") }
+            if value & 0x00080000 != 0 { body("CKF_DERIVE") }
+            if value & 0x00100000 != 0 { body("CKF_EC_F_P") }
+            if value & 0x00200000 != 0 { body("CKF_EC_F_2M") }
+            if value & 0x00400000 != 0 { body("CKF_EC_ECPARAMETERS") }
+            if value & 0x00800000 != 0 { body("CKF_EC_OID") }
+            if value & 0x01000000 != 0 { body("CKF_EC_UNCOMPRESS") }
+            if value & 0x02000000 != 0 { body("CKF_EC_COMPRESS") }
+            if value & 0x04000000 != 0 { body("CKF_EC_CURVENAME") }
+            if value & 0x80000000 != 0 { body("CKF_EXTENSION") }
             known = 0x87FFFF7F
         case .initialize:
-            if value & 0x00000001 != 0 { names.append("CKF_LIBRARY_CANT_CREATE_OS_THREADS") }
-            if value & 0x00000002 != 0 { names.append("CKF_OS_LOCKING_OK") }
+            if value & 0x00000001 != 0 { body("CKF_LIBRARY_CANT_CREATE_OS_THREADS") }
+            if value & 0x00000002 != 0 { body("CKF_OS_LOCKING_OK") }
             known = 0x00000003
         case .wait:
-            if value & 0x00000001 != 0 { names.append("CKF_DONT_BLOCK") }
+            if value & 0x00000001 != 0 { body("CKF_DONT_BLOCK") }
             known = 0x00000001
         case .message:
-            if value & 0x00000001 != 0 { names.append("CKF_END_OF_MESSAGE") }
+            if value & 0x00000001 != 0 { body("CKF_END_OF_MESSAGE") }
             known = 0x00000001
         case .interface:
-            if value & 0x00000001 != 0 { names.append("CKF_INTERFACE_FORK_SAFE") }
+            if value & 0x00000001 != 0 { body("CKF_INTERFACE_FORK_SAFE") }
             known = 0x00000001
         }
-        let unknown = value & ~known
-        if unknown != 0 { names.append("0x" + String(unknown, radix: 16, uppercase: true)) }
-        return names
+        return value & ~known
     }
 
     /// How to print the value of attribute `type`; `.bytes` for attributes without a name.

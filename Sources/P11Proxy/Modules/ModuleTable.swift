@@ -38,7 +38,8 @@ enum ModuleTable {
     private static let slotsAddress = Atomic<UInt>(0)
 
     @inline(__always)
-    static var slots: UnsafeMutablePointer<ModuleSlot> { publishedPointer(slotsAddress, publish: publishSlots) }
+    /// Only reached for a module some slot or session names, so after ProxyRuntime.prepare.
+    static var slots: UnsafeMutablePointer<ModuleSlot> { publishedPointer(slotsAddress).unsafelyUnwrapped }
 
     @inline(never)
     static func publishSlots() -> UnsafeMutablePointer<ModuleSlot> { publish(slotsStorage, into: slotsAddress) }

@@ -21,11 +21,12 @@ enum ProxyRuntime {
     nonisolated(unsafe) static var state = RuntimeState()
 
     /// Registers the fork handlers once; called from every exported entry point. It also creates
-    /// every lazily initialised global now, on the first caller's thread: their one-time
-    /// initialisation then happens before any thread the application starts afterwards.
+    /// every lazily initialised global now, on the first caller's thread (their one-time
+    /// initialisation then happens before any thread the application starts afterwards), and
+    /// publishes the tables the hot path reads (PublishedAddress.swift).
     static let forkHandlersInstalled: Bool = {
         _ = (lock, CallerPool.lock, CallerPool.publishStates(), CallerPool.interfaceName, SlotMap.lock,
-             SlotMap.publishEntries(), SessionTable.lock, SessionTable.publishChunks(), ModuleTable.publishSlots(),
+             SlotMap.publishEntries(), SessionTable.lock, SessionTable.publishEntries(), ModuleTable.publishSlots(),
              TraceOutput.lock)
         Diagnostics.warmUp()
         return pthread_atfork(forkPrepare, forkParent, forkChild) == 0

@@ -20,7 +20,7 @@ enum SlotMap {
     private static let entriesAddress = Atomic<UInt>(0)
 
     @inline(__always)
-    static var entries: UnsafeMutablePointer<SlotKey> { publishedPointer(entriesAddress, publish: publishEntries) }
+    static var entries: UnsafeMutablePointer<SlotKey>? { publishedPointer(entriesAddress) }
 
     @inline(never)
     static func publishEntries() -> UnsafeMutablePointer<SlotKey> { publish(entriesStorage, into: entriesAddress) }
@@ -30,7 +30,7 @@ enum SlotMap {
 
     @inline(__always)
     static func key(for proxySlot: CK_SLOT_ID) -> SlotKey? {
-        guard proxySlot >= 1, proxySlot <= UInt(count.load(ordering: .acquiring)) else { return nil }
+        guard proxySlot >= 1, proxySlot <= UInt(count.load(ordering: .acquiring)), let entries else { return nil }
         return entries[Int(proxySlot) - 1]
     }
 
@@ -43,7 +43,7 @@ enum SlotMap {
                 Diagnostics.report("more than \(capacity) distinct slots seen; slot \(key.realSlot) of module #\(key.module) is not shown")
                 return nil
             }
-            (entries + next).initialize(to: key)
+            (publishEntries() + next).initialize(to: key)
             count.store(next + 1, ordering: .releasing)
             let id = CK_SLOT_ID(next + 1)
             reverse[key] = id

@@ -23,7 +23,21 @@ struct TraceInstant {
 
     /// "2026-11-22T01:56:34.123456Z", by arithmetic (days-to-civil, H. Hinnant) rather than
     /// gmtime_r, which takes a lock on the time zone on some libcs.
-    func appendISO8601(to out: inout [UInt8]) {
+    func appendISO8601(to out: inout TraceBuffer) {
+        let scratch = TraceScratch.current()
+        if scratch.timestampSecond != wallSeconds {
+            scratch.timestampSecond = wallSeconds
+            scratch.timestampPrefix.removeAll()
+            appendDateAndTime(to: &scratch.timestampPrefix)
+        }
+        out.append(contentsOf: scratch.timestampPrefix)
+        out.append(UInt8(ascii: "."))
+        TraceText.appendPadded(wallNanoseconds / 1000, width: 6, to: &out)
+        out.append(UInt8(ascii: "Z"))
+    }
+
+    /// "2026-11-22T01:56:34", computed once per second per thread (TraceScratch caches it).
+    func appendDateAndTime(to out: inout TraceBuffer) {
         let days = wallSeconds >= 0 ? wallSeconds / 86400 : (wallSeconds - 86399) / 86400
         let secondOfDay = wallSeconds - days * 86400
         let z = days + 719_468
@@ -46,9 +60,6 @@ struct TraceInstant {
         TraceText.appendPadded(secondOfDay / 60 % 60, width: 2, to: &out)
         out.append(UInt8(ascii: ":"))
         TraceText.appendPadded(secondOfDay % 60, width: 2, to: &out)
-        out.append(UInt8(ascii: "."))
-        TraceText.appendPadded(wallNanoseconds / 1000, width: 6, to: &out)
-        out.append(UInt8(ascii: "Z"))
     }
 }
 

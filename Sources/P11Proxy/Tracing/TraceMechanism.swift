@@ -4,7 +4,7 @@
 import CPKCS11
 
 enum TraceMechanism {
-    static func append(_ out: inout [UInt8], json: Bool, _ mechanism: CK_MECHANISM) {
+    static func append(_ out: inout TraceBuffer, json: Bool, _ mechanism: CK_MECHANISM) {
         var object = TraceObject(&out, json: json)
         object.member(&out, "mechanism")
         TraceValue.named(&out, json: json, mechanism.mechanism, PKCS11Name.mechanism)
@@ -81,7 +81,7 @@ enum TraceMechanism {
 
     /// CK_GCM_MESSAGE_PARAMS (48 bytes) or CK_CCM_MESSAGE_PARAMS (56 bytes), told apart by size;
     /// `output` shows only what the module may have written (IV/nonce, tag/MAC).
-    static func messageParameter(_ out: inout [UInt8], json: Bool, _ value: UnsafeMutableRawPointer?,
+    static func messageParameter(_ out: inout TraceBuffer, json: Bool, _ value: UnsafeMutableRawPointer?,
                                  _ length: CK_ULONG, output: Bool) {
         guard let value else { return TraceValue.bytes(&out, json: json, nil, length, redact: false) }
         if length == CK_ULONG(MemoryLayout<CK_GCM_MESSAGE_PARAMS>.size) {
@@ -125,7 +125,7 @@ enum TraceMechanism {
 
     /// CK_GENERATOR_FUNCTION values; they share the CKG_ prefix (and values) with the MGF names,
     /// so they have their own table.
-    static func generatorName(_ value: CK_ULONG) -> String? {
+    static func generatorName(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case CKG_NO_GENERATE: "CKG_NO_GENERATE"
         case CKG_GENERATE: "CKG_GENERATE"

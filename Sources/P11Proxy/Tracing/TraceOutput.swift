@@ -10,32 +10,30 @@ import Glibc
 final class TraceSink {
     let descriptor: Int32
     let buffered: Bool
-    var buffer: [UInt8] = []
+    var buffer = TraceBuffer(capacity: TraceOutput.bufferLimit + 4096)
     var lastFlush: UInt64 = 0
+    /// A record written since the last flush was traced with x-log-secrets: wipe after writing.
+    var holdsSecrets = false
 
     init(descriptor: Int32, buffered: Bool) {
         self.descriptor = descriptor
         self.buffered = buffered
-        buffer.reserveCapacity(TraceOutput.bufferLimit)
     }
 
     /// Under TraceOutput.lock.
     func flush() {
         guard !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                if written <= 0 { break }
-                offset += written
-            }
+        let bytes = buffer.bytes
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { break }
+            offset += written
         }
-        // The buffer may have held PINs or key bytes (x-log-secrets: yes): wipe before reuse.
-        buffer.withUnsafeMutableBytes { bytes in
-            if let base = bytes.baseAddress { TraceMemory.wipe(base, bytes.count) }
-        }
-        buffer.removeAll(keepingCapacity: true)
+        // The buffer may have held PINs or key bytes (x-log-secrets: yes): wiped before reuse.
+        buffer.removeAll(wipe: holdsSecrets)
+        holdsSecrets = false
     }
 }
 
@@ -46,8 +44,9 @@ enum TraceOutput {
     static let lock = ProcessLock()
     // Who may touch them: only code holding `lock`.
     nonisolated(unsafe) static var sinksByPath: [String: TraceSink] = [:]
-    nonisolated(unsafe) static var moduleSinks: [Int: TraceSink] = [:]
-    nonisolated(unsafe) static var moduleNames: [Int: [UInt8]] = [:]
+    /// By module index (ModuleTable.capacity entries).
+    nonisolated(unsafe) static var moduleSinks = [TraceSink?](repeating: nil, count: ModuleTable.capacity)
+    nonisolated(unsafe) static var moduleNames = [[UInt8]](repeating: [], count: ModuleTable.capacity)
     nonisolated(unsafe) static var standardError: TraceSink?
 
     static let exitHandlerInstalled: Bool = {
@@ -89,10 +88,12 @@ enum TraceOutput {
     }
 
     /// Appends a finished record. `urgent` (an error return) flushes at once.
-    static func emit(module: Int, urgent: Bool, build: (_ moduleName: [UInt8], _ out: inout [UInt8]) -> Void) {
+    static func emit(module: Int, urgent: Bool, secrets: Bool,
+                     build: (_ moduleName: [UInt8], _ out: inout TraceBuffer) -> Void) {
         lock.withLock {
             guard let sink = moduleSinks[module] else { return }
-            build(moduleNames[module] ?? [], &sink.buffer)
+            if secrets { sink.holdsSecrets = true }
+            build(moduleNames[module], &sink.buffer)
             if !sink.buffered || urgent || sink.buffer.count >= bufferLimit {
                 sink.flush()
                 sink.lastFlush = TraceInstant.monotonicNow()
@@ -131,15 +132,8 @@ enum TraceOutput {
     static func forkChild() {
         lock.reinitializeInChild()
         TraceFlusher.forkChild()
-        for sink in sinksByPath.values { sink.buffer.removeAll(keepingCapacity: true) }
+        for sink in sinksByPath.values { sink.buffer.removeAll(wipe: sink.holdsSecrets) }
         TraceThread.forkChild()
     }
 }
 
-enum TraceMemory {
-    /// Zeroes memory that stays allocated (a sink's buffer is reused, never freed), so the
-    /// optimiser has no dead store to drop.
-    static func wipe(_ base: UnsafeMutableRawPointer, _ count: Int) {
-        memset(base, 0, count)
-    }
-}

@@ -27,8 +27,11 @@ struct TraceRecord {
     let caller: Int
     let json: Bool
     let secrets: Bool
-    var inputs: [UInt8] = []
-    var outputs: [UInt8] = []
+    /// This thread's buffers, borrowed for the record's life (nil: a record nested inside
+    /// another on the same thread, with buffers of its own).
+    let scratch: Unmanaged<TraceScratch>?
+    var inputs: TraceBuffer
+    var outputs: TraceBuffer
     var inputCount = 0
     var outputCount = 0
     var start = TraceInstant(wallSeconds: 0, wallNanoseconds: 0, monotonicNanoseconds: 0)
@@ -46,7 +49,19 @@ struct TraceRecord {
         self.caller = caller
         json = mode & 2 != 0
         secrets = mode & 4 != 0
-        inputs.reserveCapacity(256)
+        let current = TraceScratch.current()
+        if current.inUse {
+            scratch = nil
+            inputs = TraceBuffer(capacity: 256)
+            outputs = TraceBuffer(capacity: 256)
+        } else {
+            current.inUse = true
+            scratch = Unmanaged.passUnretained(current)
+            inputs = current.inputs
+            outputs = current.outputs
+            inputs.removeAll()
+            outputs.removeAll()
+        }
     }
 
     // MARK: Record framing
@@ -57,7 +72,7 @@ struct TraceRecord {
     /// C_WaitForSlotEvent may block indefinitely: its IN half goes out first, as its own line(s).
     mutating func writeInputsNow() {
         let snapshot = self
-        TraceOutput.emit(module: module, urgent: true) { name, out in
+        TraceOutput.emit(module: module, urgent: true, secrets: snapshot.secrets) { name, out in
             var early = snapshot
             early.start = TraceInstant.now()
             early.end = early.start.monotonicNanoseconds
@@ -69,21 +84,29 @@ struct TraceRecord {
 
     mutating func finish(_ rv: CK_RV) {
         let record = self
-        TraceOutput.emit(module: module, urgent: rv != CKR_OK) { name, out in
+        TraceOutput.emit(module: module, urgent: rv != CKR_OK, secrets: secrets) { name, out in
             record.appendHeader(moduleName: name, to: &out, waiting: false)
             out.append(contentsOf: record.inputs)
             if record.json { TraceText.append("},\"out\":{", to: &out) }
             out.append(contentsOf: record.outputs)
             record.appendFooter(rv, to: &out)
         }
-        if secrets {
-            // The only copies p11proxy made of PINs and key bytes for this record.
-            inputs.withUnsafeMutableBytes { if let base = $0.baseAddress { TraceMemory.wipe(base, $0.count) } }
-            outputs.withUnsafeMutableBytes { if let base = $0.baseAddress { TraceMemory.wipe(base, $0.count) } }
+        // The only copies p11proxy made of PINs and key bytes for this record (x-log-secrets).
+        inputs.removeAll(wipe: secrets)
+        outputs.removeAll(wipe: secrets)
+        if let scratch {
+            // The buffers may have grown (moved): hand the current ones back.
+            let owner = scratch.takeUnretainedValue()
+            owner.inputs = inputs
+            owner.outputs = outputs
+            owner.inUse = false
+        } else {
+            inputs.deallocate()
+            outputs.deallocate()
         }
     }
 
-    func appendHeader(moduleName: [UInt8], to out: inout [UInt8], waiting: Bool) {
+    func appendHeader(moduleName: [UInt8], to out: inout TraceBuffer, waiting: Bool) {
         let duration = end >= start.monotonicNanoseconds ? end - start.monotonicNanoseconds : 0
         if json {
             TraceText.append("{\"time\":\"", to: &out)
@@ -123,7 +146,7 @@ struct TraceRecord {
         }
     }
 
-    func appendFooter(_ rv: CK_RV, to out: inout [UInt8]) {
+    func appendFooter(_ rv: CK_RV, to out: inout TraceBuffer) {
         if json {
             TraceText.append("},\"rv\":", to: &out)
             TraceValue.named(&out, json: true, rv, PKCS11Name.returnValue)
@@ -142,15 +165,15 @@ struct TraceRecord {
 
     /// Writes one `name = value` (text) or `"name":value` (JSON) into the IN or OUT part.
     @inline(__always)
-    mutating func field(_ direction: TraceDirection, _ name: StaticString, _ value: (inout [UInt8], Bool) -> Void) {
+    mutating func field(_ direction: TraceDirection, _ name: StaticString, _ value: (inout TraceBuffer, Bool) -> Void) {
         switch direction {
         case .in: Self.field(&inputs, &inputCount, json: json, prefix: "  IN: ", name, value)
         case .out: Self.field(&outputs, &outputCount, json: json, prefix: " OUT: ", name, value)
         }
     }
 
-    private static func field(_ out: inout [UInt8], _ count: inout Int, json: Bool, prefix: StaticString,
-                              _ name: StaticString, _ value: (inout [UInt8], Bool) -> Void) {
+    private static func field(_ out: inout TraceBuffer, _ count: inout Int, json: Bool, prefix: StaticString,
+                              _ name: StaticString, _ value: (inout TraceBuffer, Bool) -> Void) {
         if json {
             if count > 0 { out.append(UInt8(ascii: ",")) }
             TraceText.appendJSONString(name, to: &out)
@@ -178,7 +201,7 @@ struct TraceRecord {
         field(direction, name) { out, json in TraceValue.bool(&out, json: json, value) }
     }
 
-    mutating func named(_ direction: TraceDirection, _ name: StaticString, _ value: CK_ULONG, _ namer: (CK_ULONG) -> String?) {
+    mutating func named(_ direction: TraceDirection, _ name: StaticString, _ value: CK_ULONG, _ namer: (CK_ULONG) -> StaticString?) {
         field(direction, name) { out, json in TraceValue.named(&out, json: json, value, namer) }
     }
 

@@ -4,7 +4,7 @@ import CPKCS11
 import Glibc
 
 enum TraceStructs {
-    static func append<T>(_ out: inout [UInt8], json: Bool, _ value: UnsafeMutablePointer<T>) {
+    static func append<T>(_ out: inout TraceBuffer, json: Bool, _ value: UnsafeMutablePointer<T>) {
         switch value {
         case let info as UnsafeMutablePointer<CK_INFO>: self.info(&out, json: json, info.pointee)
         case let info as UnsafeMutablePointer<CK_SLOT_INFO>: slotInfo(&out, json: json, info.pointee)
@@ -16,7 +16,7 @@ enum TraceStructs {
     }
 
     /// A blank-padded text field, trailing blanks dropped.
-    static func padded<Field>(_ out: inout [UInt8], json: Bool, _ field: Field) {
+    static func padded<Field>(_ out: inout TraceBuffer, json: Bool, _ field: Field) {
         var field = field
         withUnsafeBytes(of: &field) { bytes in
             var length = bytes.count
@@ -25,7 +25,7 @@ enum TraceStructs {
         }
     }
 
-    static func info(_ out: inout [UInt8], json: Bool, _ info: CK_INFO) {
+    static func info(_ out: inout TraceBuffer, json: Bool, _ info: CK_INFO) {
         var object = TraceObject(&out, json: json)
         object.member(&out, "cryptokiVersion"); TraceValue.version(&out, json: json, info.cryptokiVersion)
         object.member(&out, "manufacturerID"); padded(&out, json: json, info.manufacturerID)
@@ -35,7 +35,7 @@ enum TraceStructs {
         object.close(&out)
     }
 
-    static func slotInfo(_ out: inout [UInt8], json: Bool, _ info: CK_SLOT_INFO) {
+    static func slotInfo(_ out: inout TraceBuffer, json: Bool, _ info: CK_SLOT_INFO) {
         var object = TraceObject(&out, json: json)
         object.member(&out, "slotDescription"); padded(&out, json: json, info.slotDescription)
         object.member(&out, "manufacturerID"); padded(&out, json: json, info.manufacturerID)
@@ -45,7 +45,7 @@ enum TraceStructs {
         object.close(&out)
     }
 
-    static func tokenInfo(_ out: inout [UInt8], json: Bool, _ info: CK_TOKEN_INFO) {
+    static func tokenInfo(_ out: inout TraceBuffer, json: Bool, _ info: CK_TOKEN_INFO) {
         var object = TraceObject(&out, json: json)
         object.member(&out, "label"); padded(&out, json: json, info.label)
         object.member(&out, "manufacturerID"); padded(&out, json: json, info.manufacturerID)
@@ -68,7 +68,7 @@ enum TraceStructs {
         object.close(&out)
     }
 
-    static func sessionInfo(_ out: inout [UInt8], json: Bool, _ info: CK_SESSION_INFO) {
+    static func sessionInfo(_ out: inout TraceBuffer, json: Bool, _ info: CK_SESSION_INFO) {
         var object = TraceObject(&out, json: json)
         object.member(&out, "slotID"); TraceValue.handle(&out, json: json, info.slotID, .slot)
         object.member(&out, "state"); TraceValue.named(&out, json: json, info.state, PKCS11Name.sessionState)
@@ -77,7 +77,7 @@ enum TraceStructs {
         object.close(&out)
     }
 
-    static func mechanismInfo(_ out: inout [UInt8], json: Bool, _ info: CK_MECHANISM_INFO) {
+    static func mechanismInfo(_ out: inout TraceBuffer, json: Bool, _ info: CK_MECHANISM_INFO) {
         var object = TraceObject(&out, json: json)
         object.member(&out, "ulMinKeySize"); TraceValue.ulong(&out, json: json, info.ulMinKeySize)
         object.member(&out, "ulMaxKeySize"); TraceValue.ulong(&out, json: json, info.ulMaxKeySize)
@@ -85,7 +85,7 @@ enum TraceStructs {
         object.close(&out)
     }
 
-    static func initializeArguments(_ out: inout [UInt8], json: Bool, _ arguments: CK_C_INITIALIZE_ARGS) {
+    static func initializeArguments(_ out: inout TraceBuffer, json: Bool, _ arguments: CK_C_INITIALIZE_ARGS) {
         var object = TraceObject(&out, json: json)
         let callbacks = arguments.CreateMutex != nil || arguments.DestroyMutex != nil
             || arguments.LockMutex != nil || arguments.UnlockMutex != nil

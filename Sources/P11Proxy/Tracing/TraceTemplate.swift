@@ -6,7 +6,7 @@ enum TraceTemplate {
     /// Text: `(2) [ { CKA_CLASS = CKO_SECRET_KEY }, { CKA_VALUE = (16) <redacted> } ]`, or with
     /// types only `(2) [ CKA_CLASS, CKA_VALUE ]`. JSON: an array of
     /// `{"type":"CKA_CLASS","len":8,"value":"CKO_SECRET_KEY"}`.
-    static func append(_ out: inout [UInt8], json: Bool, _ template: UnsafeMutablePointer<CK_ATTRIBUTE>?,
+    static func append(_ out: inout TraceBuffer, json: Bool, _ template: UnsafeMutablePointer<CK_ATTRIBUTE>?,
                        _ count: CK_ULONG, showValues: Bool, secrets: Bool, depth: Int = 0,
                        traits: () -> ObjectTraits) {
         guard let template, count > 0 else {
@@ -45,7 +45,7 @@ enum TraceTemplate {
         TraceText.append(json ? "]" : " ]", to: &out)
     }
 
-    static func appendAttribute(_ out: inout [UInt8], json: Bool, _ attribute: CK_ATTRIBUTE, showValue: Bool,
+    static func appendAttribute(_ out: inout TraceBuffer, json: Bool, _ attribute: CK_ATTRIBUTE, showValue: Bool,
                                 redact: Bool, secrets: Bool, depth: Int) {
         if json {
             TraceText.append("{\"type\":", to: &out)
@@ -65,7 +65,7 @@ enum TraceTemplate {
         TraceText.append(" }", to: &out)
     }
 
-    static func appendValue(_ out: inout [UInt8], json: Bool, _ attribute: CK_ATTRIBUTE, redact: Bool,
+    static func appendValue(_ out: inout TraceBuffer, json: Bool, _ attribute: CK_ATTRIBUTE, redact: Bool,
                             secrets: Bool, depth: Int) {
         let length = attribute.ulValueLen
         guard length != CK_ULONG.max else {

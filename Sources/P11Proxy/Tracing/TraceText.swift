@@ -1,18 +1,22 @@
-// Byte-level formatting for trace records: numbers, hex, escaped strings. Appends to
-// [UInt8] directly; a traced call must cost well under a microsecond.
+// Byte-level formatting for trace records: numbers, hex, escaped strings, appended to a
+// TraceBuffer; a traced call must cost well under a microsecond.
 enum TraceText {
-    static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
+    static let hexDigits: StaticString = "0123456789ABCDEF"
 
     @inline(__always)
-    static func append(_ text: StaticString, to out: inout [UInt8]) {
-        text.withUTF8Buffer { out.append(contentsOf: $0) }
+    static func hexDigit(_ value: Int) -> UInt8 { hexDigits.utf8Start[value] }
+
+    @inline(__always)
+    static func append(_ text: StaticString, to out: inout TraceBuffer) {
+        out.append(text)
     }
 
-    static func append(_ text: String, to out: inout [UInt8]) {
-        out.append(contentsOf: text.utf8)
+    /// Not `append(_:to:)`: a string literal would pick this overload over StaticString's.
+    static func append(string text: String, to out: inout TraceBuffer) {
+        out.append(string: text)
     }
 
-    static func appendDecimal(_ value: UInt, to out: inout [UInt8]) {
+    static func appendDecimal(_ value: UInt, to out: inout TraceBuffer) {
         if value < 10 {
             out.append(UInt8(ascii: "0") + UInt8(value))
             return
@@ -32,51 +36,58 @@ enum TraceText {
         }
     }
 
-    static func appendSigned(_ value: Int, to out: inout [UInt8]) {
+    static func appendSigned(_ value: Int, to out: inout TraceBuffer) {
         if value < 0 { out.append(UInt8(ascii: "-")) }
         appendDecimal(value.magnitude, to: &out)
     }
 
-    static func appendPadded(_ value: Int, width: Int, to out: inout [UInt8]) {
-        var divisor = 1
-        for _ in 1..<width { divisor *= 10 }
-        var rest = value
-        while divisor > 0 {
-            out.append(UInt8(ascii: "0") + UInt8(rest / divisor % 10))
-            rest %= divisor
-            divisor /= 10
+    /// `value` in exactly `width` decimal digits (leading zeros; higher digits dropped).
+    static func appendPadded(_ value: Int, width: Int, to out: inout TraceBuffer) {
+        var digits: (UInt64, UInt64) = (0, 0)
+        var rest = value.magnitude
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            for index in stride(from: width - 1, through: 0, by: -1) {
+                buffer[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            }
+            out.append(UnsafeRawBufferPointer(rebasing: buffer[0..<width]))
         }
     }
 
-    static func appendHex(_ value: UInt, to out: inout [UInt8]) {
+    static func appendHex(_ value: UInt, to out: inout TraceBuffer) {
         append("0x", to: &out)
         var started = false
         for shift in stride(from: 60, through: 0, by: -4) {
             let digit = Int((value >> UInt(shift)) & 0xF)
             if digit != 0 || started || shift == 0 {
                 started = true
-                out.append(hexDigits[digit])
+                out.append(hexDigit(digit))
             }
         }
     }
 
-    static func appendHexBytes(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        out.reserveCapacity(out.count + bytes.count * 2)
+    /// `0x` and uppercase hex digits, as PKCS11Name.flags spells unknown bits.
+    static func appendHexUppercase(_ value: UInt, to out: inout TraceBuffer) {
+        appendHex(value, to: &out)
+    }
+
+    static func appendHexBytes(_ bytes: UnsafeRawBufferPointer, to out: inout TraceBuffer) {
+        out.reserve(bytes.count * 2)
         for byte in bytes {
-            out.append(hexDigits[Int(byte >> 4)])
-            out.append(hexDigits[Int(byte & 0xF)])
+            out.append(hexDigit(Int(byte >> 4)))
+            out.append(hexDigit(Int(byte & 0xF)))
         }
     }
 
     /// Microseconds with three decimals: "12.345".
-    static func appendMicroseconds(nanoseconds: UInt64, to out: inout [UInt8]) {
+    static func appendMicroseconds(nanoseconds: UInt64, to out: inout TraceBuffer) {
         appendDecimal(UInt(nanoseconds / 1000), to: &out)
         out.append(UInt8(ascii: "."))
         appendPadded(Int(nanoseconds % 1000), width: 3, to: &out)
     }
 
     /// A string for text traces: printable ASCII as is, the rest as \xNN, in double quotes.
-    static func appendQuoted(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    static func appendQuoted(_ bytes: UnsafeRawBufferPointer, to out: inout TraceBuffer) {
         out.append(UInt8(ascii: "\""))
         for byte in bytes {
             switch byte {
@@ -87,8 +98,8 @@ enum TraceText {
                 out.append(byte)
             default:
                 append("\\x", to: &out)
-                out.append(hexDigits[Int(byte >> 4)])
-                out.append(hexDigits[Int(byte & 0xF)])
+                out.append(hexDigit(Int(byte >> 4)))
+                out.append(hexDigit(Int(byte & 0xF)))
             }
         }
         out.append(UInt8(ascii: "\""))
@@ -96,7 +107,7 @@ enum TraceText {
 
     /// A JSON string: valid UTF-8 passes through; control characters and invalid bytes are
     /// escaped (invalid bytes as \u00NN of the byte, so the line always parses).
-    static func appendJSONString(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    static func appendJSONString(_ bytes: UnsafeRawBufferPointer, to out: inout TraceBuffer) {
         out.append(UInt8(ascii: "\""))
         var index = 0
         while index < bytes.count {
@@ -121,19 +132,19 @@ enum TraceText {
         out.append(UInt8(ascii: "\""))
     }
 
-    static func appendJSONString(_ text: StaticString, to out: inout [UInt8]) {
-        text.withUTF8Buffer { appendJSONString(UnsafeRawBufferPointer($0), to: &out) }
+    static func appendJSONString(_ text: StaticString, to out: inout TraceBuffer) {
+        appendJSONString(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount), to: &out)
     }
 
-    static func appendJSONString(_ text: String, to out: inout [UInt8]) {
+    static func appendJSONString(_ text: String, to out: inout TraceBuffer) {
         var text = text
         text.withUTF8 { appendJSONString(UnsafeRawBufferPointer($0), to: &out) }
     }
 
-    private static func appendJSONEscape(_ byte: UInt8, to out: inout [UInt8]) {
+    private static func appendJSONEscape(_ byte: UInt8, to out: inout TraceBuffer) {
         append("\\u00", to: &out)
-        out.append(hexDigits[Int(byte >> 4)])
-        out.append(hexDigits[Int(byte & 0xF)])
+        out.append(hexDigit(Int(byte >> 4)))
+        out.append(hexDigit(Int(byte & 0xF)))
     }
 
     /// Length of a well-formed UTF-8 sequence starting at `index`, or 0.

@@ -2,7 +2,7 @@
 import CPKCS11
 
 enum TraceValue {
-    static func handle(_ out: inout [UInt8], json: Bool, _ value: CK_ULONG, _ kind: HandleKind) {
+    static func handle(_ out: inout TraceBuffer, json: Bool, _ value: CK_ULONG, _ kind: HandleKind) {
         if kind == .mechanism { return named(&out, json: json, value, PKCS11Name.mechanism) }
         if json { return TraceText.appendDecimal(value, to: &out) }
         switch kind {
@@ -13,7 +13,7 @@ enum TraceValue {
         TraceText.appendDecimal(value, to: &out)
     }
 
-    static func ulong(_ out: inout [UInt8], json: Bool, _ value: CK_ULONG) {
+    static func ulong(_ out: inout TraceBuffer, json: Bool, _ value: CK_ULONG) {
         if value == CK_ULONG.max {
             return json ? TraceText.append("\"CK_UNAVAILABLE_INFORMATION\"", to: &out)
                         : TraceText.append("CK_UNAVAILABLE_INFORMATION", to: &out)
@@ -21,7 +21,7 @@ enum TraceValue {
         TraceText.appendDecimal(value, to: &out)
     }
 
-    static func bool(_ out: inout [UInt8], json: Bool, _ value: CK_BBOOL) {
+    static func bool(_ out: inout TraceBuffer, json: Bool, _ value: CK_BBOOL) {
         switch value {
         case 0: TraceText.append(json ? "false" : "CK_FALSE", to: &out)
         case 1: TraceText.append(json ? "true" : "CK_TRUE", to: &out)
@@ -30,9 +30,15 @@ enum TraceValue {
     }
 
     /// A named constant; values without a name (vendor-defined) in hex.
-    static func named(_ out: inout [UInt8], json: Bool, _ value: CK_ULONG, _ namer: (CK_ULONG) -> String?) {
+    static func named(_ out: inout TraceBuffer, json: Bool, _ value: CK_ULONG, _ namer: (CK_ULONG) -> StaticString?) {
         if let name = namer(value) {
-            if json { TraceText.appendJSONString(name, to: &out) } else { TraceText.append(name, to: &out) }
+            if json {
+                out.append(UInt8(ascii: "\""))
+                out.append(name)
+                out.append(UInt8(ascii: "\""))
+            } else {
+                out.append(name)
+            }
         } else if json {
             out.append(UInt8(ascii: "\""))
             TraceText.appendHex(value, to: &out)
@@ -43,34 +49,48 @@ enum TraceValue {
     }
 
     /// Text: `6 = CKF_RW_SESSION | CKF_SERIAL_SESSION`; JSON: `{"value":6,"names":[...]}`.
-    static func flags(_ out: inout [UInt8], json: Bool, _ value: CK_FLAGS, _ family: FlagFamily) {
-        let names = PKCS11Name.flags(value, family)
+    static func flags(_ out: inout TraceBuffer, json: Bool, _ value: CK_FLAGS, _ family: FlagFamily) {
+        var first = true
         if json {
             TraceText.append("{\"value\":", to: &out)
             TraceText.appendDecimal(value, to: &out)
             TraceText.append(",\"names\":[", to: &out)
-            for (index, name) in names.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                TraceText.appendJSONString(name, to: &out)
+            let unknown = PKCS11Name.flagNames(value, family) { name in
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                out.append(UInt8(ascii: "\""))
+                out.append(name)
+                out.append(UInt8(ascii: "\""))
+            }
+            if unknown != 0 {
+                if !first { out.append(UInt8(ascii: ",")) }
+                out.append(UInt8(ascii: "\""))
+                TraceText.appendHexUppercase(unknown, to: &out)
+                out.append(UInt8(ascii: "\""))
             }
             TraceText.append("]}", to: &out)
             return
         }
         TraceText.appendDecimal(value, to: &out)
-        for (index, name) in names.enumerated() {
-            TraceText.append(index == 0 ? " = " : " | ", to: &out)
-            TraceText.append(name, to: &out)
+        let unknown = PKCS11Name.flagNames(value, family) { name in
+            TraceText.append(first ? " = " : " | ", to: &out)
+            first = false
+            out.append(name)
+        }
+        if unknown != 0 {
+            TraceText.append(first ? " = " : " | ", to: &out)
+            TraceText.appendHexUppercase(unknown, to: &out)
         }
     }
 
-    static func pointer(_ out: inout [UInt8], json: Bool, _ value: UnsafeRawPointer?) {
+    static func pointer(_ out: inout TraceBuffer, json: Bool, _ value: UnsafeRawPointer?) {
         guard let value else { return TraceText.append(json ? "null" : "NULL", to: &out) }
         if json { out.append(UInt8(ascii: "\"")) }
         TraceText.appendHex(UInt(bitPattern: value), to: &out)
         if json { out.append(UInt8(ascii: "\"")) }
     }
 
-    static func version(_ out: inout [UInt8], json: Bool, _ value: CK_VERSION) {
+    static func version(_ out: inout TraceBuffer, json: Bool, _ value: CK_VERSION) {
         if json { out.append(UInt8(ascii: "\"")) }
         TraceText.appendDecimal(UInt(value.major), to: &out)
         out.append(UInt8(ascii: "."))
@@ -81,7 +101,7 @@ enum TraceValue {
     /// Text: `(4) 31323334`, `(4) <redacted>`, `(4) NULL`; JSON: `{"len":4,"hex":"31323334"}`,
     /// `{"len":4,"redacted":true}`, `{"len":4,"hex":null}`. Long buffers are cut at
     /// TraceRecord.byteLimit bytes, marked `...` / `"truncated":true`.
-    static func bytes(_ out: inout [UInt8], json: Bool, _ value: UnsafeRawPointer?, _ length: CK_ULONG, redact: Bool) {
+    static func bytes(_ out: inout TraceBuffer, json: Bool, _ value: UnsafeRawPointer?, _ length: CK_ULONG, redact: Bool) {
         if json {
             TraceText.append("{\"len\":", to: &out)
             ulong(&out, json: true, length)
@@ -108,12 +128,12 @@ enum TraceValue {
         }
     }
 
-    static func string(_ out: inout [UInt8], json: Bool, _ bytes: UnsafeRawBufferPointer) {
+    static func string(_ out: inout TraceBuffer, json: Bool, _ bytes: UnsafeRawBufferPointer) {
         if json { TraceText.appendJSONString(bytes, to: &out) } else { TraceText.appendQuoted(bytes, to: &out) }
     }
 
     /// Text: `(2) [ SL1, SL2 ]`, `(2) NULL` for a size query; JSON: `{"count":2,"items":[1,2]}`.
-    static func handleList(_ out: inout [UInt8], json: Bool, _ value: UnsafeMutablePointer<CK_ULONG>?,
+    static func handleList(_ out: inout TraceBuffer, json: Bool, _ value: UnsafeMutablePointer<CK_ULONG>?,
                            _ count: CK_ULONG, _ kind: HandleKind) {
         if json {
             TraceText.append("{\"count\":", to: &out)
@@ -140,12 +160,12 @@ struct TraceObject {
     private var first = true
     let json: Bool
 
-    init(_ out: inout [UInt8], json: Bool) {
+    init(_ out: inout TraceBuffer, json: Bool) {
         self.json = json
         out.append(UInt8(ascii: "{"))
     }
 
-    mutating func member(_ out: inout [UInt8], _ name: StaticString) {
+    mutating func member(_ out: inout TraceBuffer, _ name: StaticString) {
         if json {
             if !first { out.append(UInt8(ascii: ",")) }
             TraceText.appendJSONString(name, to: &out)
@@ -158,7 +178,7 @@ struct TraceObject {
         first = false
     }
 
-    func close(_ out: inout [UInt8]) {
+    func close(_ out: inout TraceBuffer) {
         TraceText.append(json ? "}" : "\n      }", to: &out)
     }
 }

@@ -1,0 +1,121 @@
+// The bytes of trace records: raw memory that grows by doubling, so an append is a bounds
+// check and a copy (no uniqueness check, no allocation once warm). Each thread keeps its own
+// pair for building records (TraceScratch); each sink keeps one for buffered output.
+import Glibc
+
+struct TraceBuffer {
+    private(set) var base: UnsafeMutablePointer<UInt8>
+    private(set) var count = 0
+    private(set) var capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    /// Only by the owner, once (buffers are values; copies share the memory).
+    func deallocate() { base.deallocate() }
+
+    var isEmpty: Bool { count == 0 }
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    @inline(__always)
+    mutating func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(count + extra) }
+    }
+
+    @inline(never)
+    private mutating func grow(_ needed: Int) {
+        var newCapacity = capacity * 2
+        while newCapacity < needed { newCapacity *= 2 }
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.update(from: base, count: count)
+        // The old memory may hold secrets (x-log-secrets): wiped before it is given back.
+        memset(base, 0, capacity)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    @inline(__always)
+    mutating func append(_ byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        reserve(bytes.count)
+        memcpy(base + count, source, bytes.count)
+        count += bytes.count
+    }
+
+    @inline(__always)
+    mutating func append(_ text: StaticString) {
+        append(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// Not `append(_:)`: a string literal would pick this overload over StaticString's.
+    mutating func append(string text: String) {
+        var text = text
+        text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    mutating func append(contentsOf bytes: [UInt8]) {
+        bytes.withUnsafeBytes { append($0) }
+    }
+
+    mutating func append(contentsOf other: TraceBuffer) {
+        append(other.bytes)
+    }
+
+    mutating func append(contentsOf bytes: Slice<UnsafeRawBufferPointer>) {
+        append(UnsafeRawBufferPointer(rebasing: bytes))
+    }
+
+    /// Empties the buffer; `wipe` zeroes what it held first (PINs, key bytes).
+    mutating func removeAll(wipe: Bool = false) {
+        if wipe { memset(base, 0, count) }
+        count = 0
+    }
+}
+
+/// Each thread's pair of buffers for building records, so a traced call allocates nothing once
+/// its thread has traced a call before. Freed when the thread exits.
+final class TraceScratch {
+    var inputs = TraceBuffer(capacity: 1024)
+    var outputs = TraceBuffer(capacity: 1024)
+    /// A record is being built with these buffers (a nested record gets its own).
+    var inUse = false
+    /// The date and time to the second of the last record's start, already formatted.
+    var timestampSecond = Int.min
+    var timestampPrefix = TraceBuffer(capacity: 32)
+
+    deinit {
+        inputs.removeAll(wipe: true)
+        outputs.removeAll(wipe: true)
+        inputs.deallocate()
+        outputs.deallocate()
+        timestampPrefix.deallocate()
+    }
+
+    // Who may touch it: created once; each thread stores only its own value.
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<TraceScratch>.fromOpaque(pointer).release() }
+        }
+        return key
+    }()
+
+    static func current() -> TraceScratch {
+        if let existing = pthread_getspecific(key) {
+            return Unmanaged<TraceScratch>.fromOpaque(existing).takeUnretainedValue()
+        }
+        let scratch = TraceScratch()
+        pthread_setspecific(key, Unmanaged.passRetained(scratch).toOpaque())
+        return scratch
+    }
+}
