@@ -40,7 +40,8 @@ swift_unit_tests() {
     local summary total issues
     summary="$(grep -E 'Test run with [0-9]+ tests?' "$log" | tail -1)"
     total="$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"$summary")"
-    issues="$(grep -cE '^✘ Test .*(failed|recorded an issue)' "$log")"
+    # One line per failed test ("✘ Test NAME() failed after ..."), not per recorded issue.
+    issues="$(grep -cE '^✘ Test [^ ]+\(.*\) failed' "$log")"
     [ -n "$total" ] || total=0
     echo "swift test: $((total - issues)) passed, $issues failed"
     return "$status"

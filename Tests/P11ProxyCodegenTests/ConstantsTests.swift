@@ -238,7 +238,8 @@ private enum HeaderExpression {
         #expect(file.contains("case 0x00000003: return \"CKK_EC\""))
         #expect(!file.contains("\"CKK_ECDSA\""))
         #expect(!file.contains("\"CKF_MULTI_MESSGE\""))
-        #expect(file.contains("if value & 0x00000001 != 0 { names.append(\"CKF_END_OF_MESSAGE\") }"))
+        #expect(file.contains("if value & 0x00000001 != 0 { body(\"CKF_END_OF_MESSAGE\") }"))
+        #expect(file.contains("static func mechanism(_ value: CK_ULONG) -> StaticString?"))
         #expect(!file.contains("import Foundation"))
     }
 
