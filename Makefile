@@ -9,7 +9,7 @@ CC ?= cc
 export BUILD_DIR PROXY_SO
 
 # Debian packages the build, the demo and the tests use.
-APT_PACKAGES := libp11-kit-dev pkg-config softhsm2 opensc p11-kit p11-kit-modules gnutls-bin jq
+APT_PACKAGES := libp11-kit-dev pkg-config softhsm2 opensc p11-kit p11-kit-modules gnutls-bin jq openssl python3
 
 # Release build (lld: gold leaves local Swift symbols in .dynsym): Swift runtime linked statically (any C program can dlopen it without a Swift
 # toolchain), only the PKCS#11 entry points exported, and -z nodelete because unloading a
