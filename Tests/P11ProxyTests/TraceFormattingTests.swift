@@ -41,10 +41,11 @@ import Testing
     }
 
     @Test func timestampsAreUTCWithMicroseconds() {
+        let cache = TraceScratch()
         let instant = TraceInstant(wallSeconds: 1_795_312_569, wallNanoseconds: 123_456_789, monotonicNanoseconds: 0)
-        #expect(render { instant.appendISO8601(to: &$0) } == "2026-11-22T01:56:09.123456Z")
+        #expect(render { instant.appendISO8601(to: &$0, cache: cache) } == "2026-11-22T01:56:09.123456Z")
         let leap = TraceInstant(wallSeconds: 951_782_400, wallNanoseconds: 0, monotonicNanoseconds: 0)
-        #expect(render { leap.appendISO8601(to: &$0) } == "2000-02-29T00:00:00.000000Z")
+        #expect(render { leap.appendISO8601(to: &$0, cache: cache) } == "2000-02-29T00:00:00.000000Z")
     }
 
     @Test func buffersGrowWithoutLosingBytes() {

@@ -36,10 +36,7 @@ extension Entry {
         let route = Router.session(hSession, caller: caller)
         guard let module = route.module, let session = route.session else { return route.failure }
         let rv = ModuleCall.C_CloseSession(module, caller, route.handle)
-        // Gone in the module either way: stop routing to it.
-        if rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED {
-            SessionTable.release(session)
-        }
+        if SessionQuery.isGone(after: rv) { SessionTable.release(session) }
         return rv
     }
 
@@ -64,9 +61,7 @@ extension Entry {
         for session in SessionTable.liveSessions(where: { owner, _, slot in owner == caller && slot == slotID })
         where SessionTable.release(session) {
             let rv = ModuleCall.C_CloseSession(module, caller, session.realHandle)
-            if rv != CKR_OK && rv != CKR_SESSION_HANDLE_INVALID && rv != CKR_SESSION_CLOSED && result == CKR_OK {
-                result = rv
-            }
+            if !SessionQuery.isGone(after: rv) && result == CKR_OK { result = rv }
         }
         return result
     }
@@ -79,5 +74,13 @@ extension Entry {
         let rv = ModuleCall.C_GetSessionInfo(module, caller, route.handle, pInfo)
         if rv == CKR_OK, let pInfo { pInfo.pointee.slotID = route.proxySlot }
         return rv
+    }
+}
+
+enum SessionQuery {
+    /// After C_CloseSession the session is gone in the module on success, and also when the
+    /// module says it never had it (or closed it already): stop routing to it either way.
+    static func isGone(after rv: CK_RV) -> Bool {
+        rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED
     }
 }

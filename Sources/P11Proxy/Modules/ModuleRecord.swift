@@ -10,7 +10,6 @@ final class ModuleRecord {
     let identity: FileIdentity
     var config: ModuleConfig
     var isManaged = true
-    var isCritical = false
     /// Our C_Initialize of it succeeded in this process (reset in a fork child).
     var isInitialized = false
     /// `x-init-reserved`, NUL-terminated, passed as CK_C_INITIALIZE_ARGS.pReserved as p11-kit does.
@@ -24,12 +23,12 @@ final class ModuleRecord {
     }
 
     var name: String { config.name }
+    var isCritical: Bool { config.isCritical }
     var slot: UnsafeMutablePointer<ModuleSlot> { ModuleTable.slot(index) }
 
     func apply(_ config: ModuleConfig, managed: Bool) {
         self.config = config
         isManaged = managed
-        isCritical = config.isCritical
         if let old = initReserved { free(old) }
         initReserved = config.initReserved.map { strdup($0) }
     }

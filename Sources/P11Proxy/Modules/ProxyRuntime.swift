@@ -24,7 +24,7 @@ enum ProxyRuntime {
     /// every lazily initialised global now, on the first caller's thread (their one-time
     /// initialisation then happens before any thread the application starts afterwards), and
     /// publishes the tables the hot path reads (PublishedAddress.swift).
-    static let forkHandlersInstalled: Bool = {
+    static let prepared: Bool = {
         _ = (lock, CallerPool.lock, CallerPool.publishStates(), CallerPool.interfaceName, SlotMap.lock,
              SlotMap.publishEntries(), SessionTable.lock, SessionTable.publishEntries(), ModuleTable.publishSlots(),
              TraceOutput.lock)
@@ -76,11 +76,11 @@ enum ProxyRuntime {
                 }
                 SessionTable.release(session)
             }
-            for index in state.active where !state.modules[index].isManaged {
+            // managed: no modules stop with every caller's C_Finalize, the others with the last one.
+            for index in state.active where last || !state.modules[index].isManaged {
                 stopModule(state.modules[index], caller: caller)
             }
             if last {
-                for index in state.active { stopModule(state.modules[index], caller: caller) }
                 state.active = []
                 TraceFlusher.stop()
             }

@@ -10,8 +10,11 @@ func publishedPointer<T: ~Copyable>(_ address: borrowing Atomic<UInt>) -> Unsafe
     UnsafeMutablePointer(bitPattern: address.load(ordering: .acquiring))
 }
 
-/// Stores `storage`'s address for `publishedPointer`; called by each table's publish function.
+/// Stores `storage`'s address for `publishedPointer`; called by each table's publish function,
+/// which cold paths call on every use, so it stores only the first time (no shared cache line
+/// written on every C_OpenSession).
 func publish<T: ~Copyable>(_ storage: UnsafeMutablePointer<T>, into address: borrowing Atomic<UInt>) -> UnsafeMutablePointer<T> {
-    address.store(UInt(bitPattern: storage), ordering: .releasing)
+    let value = UInt(bitPattern: storage)
+    if address.load(ordering: .relaxed) != value { address.store(value, ordering: .releasing) }
     return storage
 }

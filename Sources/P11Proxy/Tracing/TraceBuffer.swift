@@ -57,12 +57,6 @@ struct TraceBuffer {
         append(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
-    /// Not `append(_:)`: a string literal would pick this overload over StaticString's.
-    mutating func append(string text: String) {
-        var text = text
-        text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
-    }
-
     mutating func append(contentsOf bytes: [UInt8]) {
         bytes.withUnsafeBytes { append($0) }
     }
@@ -89,6 +83,8 @@ final class TraceScratch {
     var outputs = TraceBuffer(capacity: 1024)
     /// A record is being built with these buffers (a nested record gets its own).
     var inUse = false
+    /// The kernel thread id (what top, gdb and /proc show), read once per thread.
+    lazy var threadID: Int = TraceScratch.readThreadID()
     /// The date and time to the second of the last record's start, already formatted.
     var timestampSecond = Int.min
     var timestampPrefix = TraceBuffer(capacity: 32)
@@ -109,6 +105,18 @@ final class TraceScratch {
         }
         return key
     }()
+
+    /// From /proc/thread-self ("PID/task/TID").
+    static func readThreadID() -> Int {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let count = readlink("/proc/thread-self", &buffer, buffer.count - 1)
+        guard count > 0 else { return Int(getpid()) }
+        let text = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.split(separator: "/").last.flatMap { Int($0) } ?? Int(getpid())
+    }
+
+    /// In a fork child the one remaining thread has a new id.
+    static func forkChild() { current().threadID = readThreadID() }
 
     static func current() -> TraceScratch {
         if let existing = pthread_getspecific(key) {

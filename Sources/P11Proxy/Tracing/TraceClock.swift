@@ -1,5 +1,4 @@
-// Time and thread identity for trace records: wall-clock start (UTC, microseconds), a
-// monotonic duration, and the kernel thread id (what top, gdb and /proc show).
+// Time for trace records: wall-clock start (UTC, microseconds) and a monotonic duration.
 import Glibc
 
 struct TraceInstant {
@@ -23,8 +22,7 @@ struct TraceInstant {
 
     /// "2026-11-22T01:56:34.123456Z", by arithmetic (days-to-civil, H. Hinnant) rather than
     /// gmtime_r, which takes a lock on the time zone on some libcs.
-    func appendISO8601(to out: inout TraceBuffer) {
-        let scratch = TraceScratch.current()
+    func appendISO8601(to out: inout TraceBuffer, cache scratch: TraceScratch) {
         if scratch.timestampSecond != wallSeconds {
             scratch.timestampSecond = wallSeconds
             scratch.timestampPrefix.removeAll()
@@ -61,30 +59,4 @@ struct TraceInstant {
         out.append(UInt8(ascii: ":"))
         TraceText.appendPadded(secondOfDay % 60, width: 2, to: &out)
     }
-}
-
-enum TraceThread {
-    // Who may touch it: created once by `key`'s initialiser; each thread stores only its own value.
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key, nil)
-        return key
-    }()
-
-    /// The kernel thread id, read once per thread from /proc/thread-self ("PID/task/TID").
-    static func current() -> Int {
-        if let cached = pthread_getspecific(key) { return Int(bitPattern: cached) }
-        var buffer = [CChar](repeating: 0, count: 64)
-        let count = readlink("/proc/thread-self", &buffer, buffer.count - 1)
-        var tid = Int(getpid())
-        if count > 0 {
-            let text = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if let last = text.split(separator: "/").last, let value = Int(last) { tid = value }
-        }
-        pthread_setspecific(key, UnsafeRawPointer(bitPattern: tid))
-        return tid
-    }
-
-    /// In a fork child the one remaining thread has a new id.
-    static func forkChild() { pthread_setspecific(key, nil) }
 }

@@ -133,7 +133,7 @@ enum TraceOutput {
         lock.reinitializeInChild()
         TraceFlusher.forkChild()
         for sink in sinksByPath.values { sink.buffer.removeAll(wipe: sink.holdsSecrets) }
-        TraceThread.forkChild()
+        TraceScratch.forkChild()
     }
 }
 

@@ -106,13 +106,16 @@ struct TraceRecord {
         }
     }
 
+    /// This thread's scratch (thread id, timestamp cache), also for a nested record.
+    var threadScratch: TraceScratch { scratch?.takeUnretainedValue() ?? TraceScratch.current() }
+
     func appendHeader(moduleName: [UInt8], to out: inout TraceBuffer, waiting: Bool) {
         let duration = end >= start.monotonicNanoseconds ? end - start.monotonicNanoseconds : 0
         if json {
             TraceText.append("{\"time\":\"", to: &out)
-            start.appendISO8601(to: &out)
+            start.appendISO8601(to: &out, cache: threadScratch)
             TraceText.append("\",\"thread\":", to: &out)
-            TraceText.appendSigned(TraceThread.current(), to: &out)
+            TraceText.appendSigned(threadScratch.threadID, to: &out)
             TraceText.append(",\"module\":", to: &out)
             moduleName.withUnsafeBytes { TraceText.appendJSONString($0, to: &out) }
             TraceText.append(",\"caller\":", to: &out)
@@ -133,9 +136,9 @@ struct TraceRecord {
             TraceText.append(" caller=", to: &out)
             TraceText.appendSigned(caller + 1, to: &out)
             TraceText.append(" tid=", to: &out)
-            TraceText.appendSigned(TraceThread.current(), to: &out)
+            TraceText.appendSigned(threadScratch.threadID, to: &out)
             out.append(UInt8(ascii: " "))
-            start.appendISO8601(to: &out)
+            start.appendISO8601(to: &out, cache: threadScratch)
             if waiting {
                 TraceText.append(" waiting]\n", to: &out)
             } else {

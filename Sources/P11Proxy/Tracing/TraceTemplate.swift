@@ -83,18 +83,8 @@ enum TraceTemplate {
             TraceValue.bool(&out, json: json, value.load(as: CK_BBOOL.self))
         case .ulong where length == ulongSize:
             TraceValue.ulong(&out, json: json, number())
-        case .objectClass where length == ulongSize:
-            TraceValue.named(&out, json: json, number(), PKCS11Name.objectClass)
-        case .keyType where length == ulongSize:
-            TraceValue.named(&out, json: json, number(), PKCS11Name.keyType)
-        case .certificateType where length == ulongSize:
-            TraceValue.named(&out, json: json, number(), PKCS11Name.certificateType)
-        case .mechanismType where length == ulongSize:
-            TraceValue.named(&out, json: json, number(), PKCS11Name.mechanism)
-        case .hardwareFeature where length == ulongSize:
-            TraceValue.named(&out, json: json, number(), PKCS11Name.hardwareFeature)
-        case .profile where length == ulongSize:
-            TraceValue.named(&out, json: json, number(), PKCS11Name.profile)
+        case let kind where length == ulongSize && namer(for: kind) != nil:
+            TraceValue.named(&out, json: json, number(), namer(for: kind)!)
         case .utf8 where length <= CK_ULONG(TraceRecord.byteLimit):
             TraceValue.string(&out, json: json, UnsafeRawBufferPointer(start: value, count: Int(length)))
         case .date where length == 8:
@@ -114,6 +104,19 @@ enum TraceTemplate {
             TraceValue.handleList(&out, json: json, list, length / ulongSize, .mechanism)
         default:
             TraceValue.bytes(&out, json: json, value, length, redact: false)
+        }
+    }
+
+    /// The name table for an attribute whose value is a named constant.
+    static func namer(for kind: AttributeValueKind) -> ((CK_ULONG) -> StaticString?)? {
+        switch kind {
+        case .objectClass: PKCS11Name.objectClass
+        case .keyType: PKCS11Name.keyType
+        case .certificateType: PKCS11Name.certificateType
+        case .mechanismType: PKCS11Name.mechanism
+        case .hardwareFeature: PKCS11Name.hardwareFeature
+        case .profile: PKCS11Name.profile
+        default: nil
         }
     }
 

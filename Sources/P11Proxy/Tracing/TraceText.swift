@@ -11,10 +11,6 @@ enum TraceText {
         out.append(text)
     }
 
-    /// Not `append(_:to:)`: a string literal would pick this overload over StaticString's.
-    static func append(string text: String, to out: inout TraceBuffer) {
-        out.append(string: text)
-    }
 
     static func appendDecimal(_ value: UInt, to out: inout TraceBuffer) {
         if value < 10 {
@@ -64,11 +60,6 @@ enum TraceText {
                 out.append(hexDigit(digit))
             }
         }
-    }
-
-    /// `0x` and uppercase hex digits, as PKCS11Name.flags spells unknown bits.
-    static func appendHexUppercase(_ value: UInt, to out: inout TraceBuffer) {
-        appendHex(value, to: &out)
     }
 
     static func appendHexBytes(_ bytes: UnsafeRawBufferPointer, to out: inout TraceBuffer) {

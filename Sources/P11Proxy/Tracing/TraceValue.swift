@@ -65,7 +65,7 @@ enum TraceValue {
             if unknown != 0 {
                 if !first { out.append(UInt8(ascii: ",")) }
                 out.append(UInt8(ascii: "\""))
-                TraceText.appendHexUppercase(unknown, to: &out)
+                TraceText.appendHex(unknown, to: &out)
                 out.append(UInt8(ascii: "\""))
             }
             TraceText.append("]}", to: &out)
@@ -79,7 +79,7 @@ enum TraceValue {
         }
         if unknown != 0 {
             TraceText.append(first ? " = " : " | ", to: &out)
-            TraceText.appendHexUppercase(unknown, to: &out)
+            TraceText.appendHex(unknown, to: &out)
         }
     }
 
