@@ -9,13 +9,21 @@ CC ?= cc
 export BUILD_DIR PROXY_SO
 
 # Debian packages the build, the demo and the tests use.
-APT_PACKAGES := libp11-kit-dev pkg-config softhsm2 opensc p11-kit p11-kit-modules gnutls-bin jq openssl python3
+APT_PACKAGES := libp11-kit-dev libstdc++-12-dev pkg-config softhsm2 opensc p11-kit p11-kit-modules gnutls-bin jq openssl python3
 
 # Release build (lld: gold leaves local Swift symbols in .dynsym): Swift runtime linked statically (any C program can dlopen it without a Swift
 # toolchain), only the PKCS#11 entry points exported, and -z nodelete because unloading a
 # Swift runtime is not safe (dlclose leaves the library loaded).
-SWIFT_RELEASE_FLAGS := -c release --product p11proxy -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
-	-Xlinker --version-script=$(CURDIR)/support/libp11proxy.map -Xlinker -z -Xlinker nodelete
+# --omit-frame-pointers: SwiftPM otherwise passes -fno-omit-frame-pointer, and every per-caller
+# thunk spends three of its seven instructions on a frame it never uses (unwinding through the
+# module still works from .eh_frame, as it does through p11-kit's, which Debian builds the same way).
+# The C++ runtime the Swift runtime uses (22 symbols) is linked in too, through a linker-script
+# stand-in for libstdc++.so that names libstdc++.a: loading libstdc++.so (its relocations and
+# constructors) was 1.2 of the 2.1 ms a C program spent in dlopen (issue 5). Its symbols stay
+# local (version script), so a C++ host keeps its own.
+STATIC_CXX_DIR := $(CURDIR)/$(BUILD_DIR)/link
+SWIFT_RELEASE_FLAGS := -c release --product p11proxy --omit-frame-pointers -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
+	-Xlinker --version-script=$(CURDIR)/support/libp11proxy.map -Xlinker -z -Xlinker nodelete -Xlinker -L$(STATIC_CXX_DIR)
 
 SWIFT_SOURCES := $(shell find Sources include -name '*.swift' -o -name '*.h' -o -name '*.modulemap' 2>/dev/null)
 
@@ -53,7 +61,13 @@ include/p11kit_paths.h: | deps
 	  echo "#define P11PROXY_P11_PACKAGE_CONFIG_MODULES \"$$(pkg-config --variable=p11_module_configs p11-kit-1)\""; \
 	} > $@
 
-$(PROXY_SO): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift support/libp11proxy.map | deps
+$(STATIC_CXX_DIR)/libstdc++.so: | deps
+	@mkdir -p $(@D)
+	@archive=$$($(CC) -print-file-name=libstdc++.a); \
+	case $$archive in /*) ;; *) echo "libstdc++.a not found (package libstdc++-12-dev)" >&2; exit 1 ;; esac; \
+	echo "INPUT($$archive)" > $@
+
+$(PROXY_SO): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift support/libp11proxy.map $(STATIC_CXX_DIR)/libstdc++.so | deps
 	swift build $(SWIFT_RELEASE_FLAGS)
 	@touch $@
 

@@ -15,6 +15,8 @@ exports="$(nm -D --defined-only "$PROXY_SO" | awk '{print $3}' | sort | tr '\n' 
 check "exports exactly C_GetFunctionList C_GetInterface C_GetInterfaceList (got: $exports)" \
     test "$exports" = "C_GetFunctionList C_GetInterface C_GetInterfaceList "
 check "needs no Swift runtime library" bash -c "! ldd '$PROXY_SO' | grep -q libswift"
+check "needs no libstdc++ (the C++ runtime is linked in: no C++ start-up for a C host)" \
+    bash -c "! readelf -d '$PROXY_SO' | grep NEEDED | grep -q 'libstdc++'"
 check "is marked NODELETE (stays loaded after dlclose)" bash -c "readelf -d '$PROXY_SO' | grep -q 'Flags: NODELETE'"
 stripped="$(mktemp)"
 strip -o "$stripped" "$PROXY_SO"
