@@ -256,7 +256,7 @@ if [ -n "$(per_round p11kit_log get_session_info 1)" ] && [ "$p11kit_log_bytes" 
 fi
 
 # ---- Loading: pkcs11-tool -L and in-process load, RSS ----------------------------------
-declare -A LOAD_MS INPROC_MS RSS_KB
+declare -A LOAD_MS INPROC_MS RSS_KB DIRTY_KB
 say "loading: pkcs11-tool -L x $LOAD_RUNS and bench --calls none x $LOAD_RUNS per target"
 for target in direct p11proxy p11kit; do
     module=${TARGET_MODULE[$target]}
@@ -276,8 +276,11 @@ for target in direct p11proxy p11kit; do
     done
     LOAD_MS[$target]=$(printf '%s\n' "${times[@]}" | median | xargs printf '%.2f')
     INPROC_MS[$target]=$(printf '%s\n' "${inproc[@]}" | median | xargs printf '%.2f')
-    RSS_KB[$target]=$(awk '$1 == "rss" { for (i = 2; i <= NF; i++) { split($i, p, "="); if (p[1] == "delta_kb") print p[2] } }' \
-        "$OUT_DIR/load.$target.txt")
+    for key in delta_kb dirty_delta_kb; do
+        value=$(awk -v k="$key" '$1 == "rss" { for (i = 2; i <= NF; i++) { split($i, p, "="); if (p[1] == k) print p[2] } }' \
+            "$OUT_DIR/load.$target.txt")
+        if [ "$key" = delta_kb ]; then RSS_KB[$target]=$value; else DIRTY_KB[$target]=$value; fi
+    done
 done
 
 stripped_size() { # FILE -> bytes after strip --strip-all
@@ -376,6 +379,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "| in process: dlopen + C_GetInterface/C_GetFunctionList + C_Initialize, median of $LOAD_RUNS, ms | ${INPROC_MS[direct]:-n/a} | ${INPROC_MS[p11proxy]:-n/a} | ${INPROC_MS[p11kit]:-n/a} | |"
     echo "| stripped file size, bytes | $SIZE_MOCK (the mock) | $SIZE_PROXY | $SIZE_P11KIT | |"
     echo "| VmRSS gained: dlopen + list + C_Initialize + 1 session, kB | ${RSS_KB[direct]:-n/a} | ${RSS_KB[p11proxy]:-n/a} | ${RSS_KB[p11kit]:-n/a} | |"
+    echo "| of which private dirty (the rest: clean pages of the library file, shared and reclaimable), kB | ${DIRTY_KB[direct]:-n/a} | ${DIRTY_KB[p11proxy]:-n/a} | ${DIRTY_KB[p11kit]:-n/a} | |"
     echo
     echo "p11-kit ran as \`$BENCH_USER\` (as root it ignores user configuration) with" \
         "\`XDG_CONFIG_HOME\` holding \`pkcs11/pkcs11.conf\` (\`user-config: only\`) and" \
