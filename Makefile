@@ -27,6 +27,13 @@ SWIFT_RELEASE_FLAGS := -c release --product p11proxy --omit-frame-pointers -Xswi
 
 SWIFT_SOURCES := $(shell find Sources include -name '*.swift' -o -name '*.h' -o -name '*.modulemap' 2>/dev/null)
 
+# The `p11proxy` command (Sources/P11ProxyCLI), runnable without a Swift toolchain: the module's
+# compile flags, so both share .build's objects (other flags would rebuild everything at each
+# switch), without the module's product and linker flags. Installed from CLI_BIN.
+CLI_BIN := $(BUILD_DIR)/bin/p11proxy
+SWIFT_CLI_FLAGS := $(filter-out --product p11proxy -Xlinker -z nodelete --version-script=% -L%,$(SWIFT_RELEASE_FLAGS)) \
+	--product p11proxy-cli
+
 # ThreadSanitizer: the proxy built with -sanitize=thread (Swift runtime dynamic, from the
 # toolchain), and the C tests and mocks built with the toolchain's clang against the same
 # TSan runtime (gcc's libtsan lacks the entry points Swift's instrumentation calls).
@@ -39,9 +46,11 @@ export TSAN_CC := $(SWIFT_BIN_DIR)/clang -shared-libsan
 export TSAN_LDLIBS := -Wl,-rpath,$(TSAN_RUNTIME_DIR) -L$(SWIFT_RUNTIME_DIR) -Wl,-rpath,$(SWIFT_RUNTIME_DIR) -ldispatch -lBlocksRuntime
 export TSAN_LIBRARY_PATH := $(SWIFT_RUNTIME_DIR):$(TSAN_RUNTIME_DIR)
 
-.PHONY: build deps demo test bench generate check-generated tsan tsan-build clean
+.PHONY: build cli deps demo test bench generate check-generated tsan tsan-build clean
 
-build: $(PROXY_SO)
+build: $(PROXY_SO) $(CLI_BIN)
+
+cli: $(CLI_BIN)
 
 # Installs missing packages only, so repeated runs cost nothing.
 deps:
@@ -70,6 +79,11 @@ $(STATIC_CXX_DIR)/libstdc++.so: | deps
 $(PROXY_SO): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift support/libp11proxy.map $(STATIC_CXX_DIR)/libstdc++.so | deps
 	swift build $(SWIFT_RELEASE_FLAGS)
 	@touch $@
+
+$(CLI_BIN): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift | deps
+	swift build $(SWIFT_CLI_FLAGS)
+	@mkdir -p $(@D)
+	cp .build/release/p11proxy-cli $@
 
 $(TSAN_PROXY_SO): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift support/libp11proxy.map | deps
 	swift build -c release --product p11proxy --scratch-path .build-tsan -Xswiftc -sanitize=thread \

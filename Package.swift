@@ -13,21 +13,42 @@ let package = Package(
     products: [
         .library(name: "p11proxy", type: .dynamic, targets: ["P11Proxy"]),
         .executable(name: "p11proxy-generate", targets: ["P11ProxyGenerate"]),
+        // The `p11proxy` command (list, check, trace); the Makefile installs it as `p11proxy`.
+        .executable(name: "p11proxy-cli", targets: ["P11ProxyCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         .systemLibrary(name: "CPKCS11", path: "include"),
         // Pure Swift: reads .module / pkcs11.conf the way p11-kit does. No PKCS#11, no Foundation.
         .target(name: "P11ProxyConfig"),
+        // The names of PKCS#11 constants (generated from codegen/pkcs11-constants.txt).
+        .target(name: "P11ProxyNames", dependencies: ["CPKCS11"], swiftSettings: p11kitInclude),
+        // What the module and the `p11proxy` command both do before a real module runs: choose the
+        // configuration, dlopen a library and fetch its function list, and say why a module is skipped.
+        .target(
+            name: "P11ProxyLoader",
+            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames"],
+            swiftSettings: p11kitInclude),
         // The module itself: exported entry points, per-caller tables, router, loader.
         .target(
             name: "P11Proxy",
-            dependencies: ["CPKCS11", "P11ProxyConfig"],
+            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames", "P11ProxyLoader"],
             swiftSettings: moduleSettings),
+        // The `p11proxy` command: reads the configuration and loads modules as the module does.
+        .executableTarget(
+            name: "P11ProxyCLI",
+            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames", "P11ProxyLoader",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: p11kitInclude),
         // The code generator for the per-function code (see codegen/README.md).
         .target(name: "P11ProxyCodegen"),
         .executableTarget(name: "P11ProxyGenerate", dependencies: ["P11ProxyCodegen"]),
         .testTarget(name: "P11ProxyConfigTests", dependencies: ["P11ProxyConfig"]),
         .testTarget(name: "P11ProxyCodegenTests", dependencies: ["P11ProxyCodegen"]),
+        .testTarget(name: "P11ProxyLoaderTests", dependencies: ["P11ProxyLoader", "P11ProxyConfig"],
+                    swiftSettings: p11kitInclude),
         .testTarget(
             name: "P11ProxyTests",
             dependencies: ["P11Proxy", "CPKCS11"],

@@ -1,9 +1,10 @@
-// Writes Sources/P11Proxy/Generated/Names.generated.swift, the tracer's name tables, from the
-// constants description: one switch per family, so a lookup costs no allocation and no setup.
+// Writes Sources/P11ProxyNames/Names.generated.swift, the name tables of the tracer and of the
+// `p11proxy` command, from the constants description: one switch per family, so a lookup costs
+// no allocation and no setup.
 
 public enum ConstantsEmitter {
     public static let descriptionPath = "codegen/pkcs11-constants.txt"
-    public static let outputPath = "Sources/P11Proxy/Generated/Names.generated.swift"
+    public static let outputPath = "Sources/P11ProxyNames/Names.generated.swift"
 
     /// The generated file and where it goes, in the shape of `SwiftEmitter.files`.
     public static func file(for constants: [ConstantDescription]) -> (path: String, contents: String) {
@@ -76,7 +77,7 @@ public enum ConstantsEmitter {
         out += "import CPKCS11\n\n"
 
         out += "/// The CK_FLAGS fields whose bits have names; the same bit has other names in other fields.\n"
-        out += "enum FlagFamily: CaseIterable, Sendable {\n"
+        out += "package enum FlagFamily: CaseIterable, Sendable {\n"
         for entry in flagCases {
             out += "    /// \(entry.family.rawValue): \(entry.summary).\n"
             out += "    case \(entry.caseName)\n"
@@ -84,14 +85,14 @@ public enum ConstantsEmitter {
         out += "}\n\n"
 
         out += "/// How an attribute's value is printed: the `type=` of its line in the description.\n"
-        out += "enum AttributeValueKind: Sendable {\n"
+        out += "package enum AttributeValueKind: Sendable {\n"
         for type in AttributeValueType.allCases {
             out += "    case \(kindCase(type))\n"
         }
         out += "}\n\n"
 
         out += "/// Whether an attribute's value is private or secret key material, never to be printed.\n"
-        out += "enum AttributeSensitivity: Sendable {\n"
+        out += "package enum AttributeSensitivity: Sendable {\n"
         out += "    case never\n"
         out += "    case always\n"
         out += "    /// Key material on CKO_SECRET_KEY, CKO_PRIVATE_KEY and CKO_OTP_KEY objects only (CKA_VALUE);\n"
@@ -102,10 +103,10 @@ public enum ConstantsEmitter {
         out += "/// The spec's names of PKCS#11 constants, one lookup per C type, and what the tracer needs\n"
         out += "/// to know about each attribute. Only preferred names are returned (CKK_EC, never CKK_ECDSA).\n"
         out += "/// A value with no name, vendor-defined ones included, gives nil: print it in hex.\n"
-        out += "enum PKCS11Name {\n"
+        out += "package enum PKCS11Name {\n"
         for entry in valueFunctions {
             out += "    /// \(entry.family.rawValue): \(entry.summary).\n"
-            out += "    static func \(entry.function)(_ value: CK_ULONG) -> StaticString? {\n"
+            out += "    package static func \(entry.function)(_ value: CK_ULONG) -> StaticString? {\n"
             out += "        switch value {\n"
             for constant in preferred(constants, entry.family) {
                 out += "        case \(hex(constant.value)): return \"\(constant.name)\"\n"
@@ -117,7 +118,7 @@ public enum ConstantsEmitter {
 
         out += "    /// The names of the bits of `value` that `family` defines, lowest bit first, then the bits\n"
         out += "    /// it does not define as one hexadecimal number (\"0x...\"), if any. Empty for 0.\n"
-        out += "    static func flags(_ value: CK_ULONG, _ family: FlagFamily) -> [String] {\n"
+        out += "    package static func flags(_ value: CK_ULONG, _ family: FlagFamily) -> [String] {\n"
         out += "        var names: [String] = []\n"
         out += "        let unknown = flagNames(value, family) { names.append($0.description) }\n"
         out += "        if unknown != 0 { names.append(\"0x\" + String(unknown, radix: 16, uppercase: true)) }\n"
@@ -125,7 +126,7 @@ public enum ConstantsEmitter {
         out += "    }\n\n"
         out += "    /// Calls `body` with the name of each bit of `value` that `family` defines, lowest bit\n"
         out += "    /// first, without allocating (the tracer's path); returns the bits it does not define.\n"
-        out += "    static func flagNames(_ value: CK_ULONG, _ family: FlagFamily, _ body: (StaticString) -> Void) -> CK_ULONG {\n"
+        out += "    package static func flagNames(_ value: CK_ULONG, _ family: FlagFamily, _ body: (StaticString) -> Void) -> CK_ULONG {\n"
         out += "        let known: CK_ULONG\n"
         out += "        switch family {\n"
         for entry in flagCases {
@@ -142,7 +143,7 @@ public enum ConstantsEmitter {
 
         let attributes = preferred(constants, .attribute)
         out += "    /// How to print the value of attribute `type`; `.bytes` for attributes without a name.\n"
-        out += "    static func attributeKind(_ type: CK_ULONG) -> AttributeValueKind {\n"
+        out += "    package static func attributeKind(_ type: CK_ULONG) -> AttributeValueKind {\n"
         out += "        switch type {\n"
         for kind in AttributeValueType.allCases where kind != .bytes {
             let values = attributes.filter { $0.valueType == kind }.map { hex($0.value) }
@@ -155,7 +156,7 @@ public enum ConstantsEmitter {
 
         out += "    /// Whether the value of attribute `type` is key material; `.never` for attributes without\n"
         out += "    /// a name, whose meaning only their vendor knows.\n"
-        out += "    static func attributeSensitivity(_ type: CK_ULONG) -> AttributeSensitivity {\n"
+        out += "    package static func attributeSensitivity(_ type: CK_ULONG) -> AttributeSensitivity {\n"
         out += "        switch type {\n"
         for (sensitivity, result) in [(ConstantSensitivity.always, ".always"), (.ifKey, ".ifKey")] {
             let values = attributes.filter { $0.sensitivity == sensitivity }.map { hex($0.value) }

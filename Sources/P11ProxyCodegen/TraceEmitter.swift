@@ -4,7 +4,7 @@
 
 enum TraceEmitter {
     static func traced(_ functions: [FunctionDescription]) -> String {
-        var out = SwiftEmitter.header + "\n\nimport CPKCS11\n\nextension Traced {\n"
+        var out = SwiftEmitter.header + "\n\nimport CPKCS11\nimport P11ProxyNames\n\nextension Traced {\n"
         for function in functions {
             out += wrapper(function)
         }

@@ -4,6 +4,7 @@ import CPKCS11
 import Foundation
 import Testing
 @testable import P11Proxy
+import P11ProxyNames
 
 @Suite struct TraceFormattingTests {
     private func render(_ body: (inout TraceBuffer) -> Void) -> String {

@@ -2,6 +2,7 @@
 // Regenerate with `make generate`; `make check-generated` fails when this file is stale.
 
 import CPKCS11
+import P11ProxyNames
 
 extension Traced {
     @inline(never)

@@ -3,6 +3,7 @@
 import CPKCS11
 import Glibc
 import P11ProxyConfig
+import P11ProxyLoader
 
 final class ModuleRecord {
     let index: Int
@@ -34,15 +35,13 @@ final class ModuleRecord {
     }
 
     /// C_Initialize with OS locking and the configured pReserved; ALREADY_INITIALIZED counts as
-    /// success, as in p11-kit (someone else in the process initialised it first).
+    /// success (ModuleStartup).
     func initialize(caller: Int) throws(ReturnValue) {
-        var arguments = CK_C_INITIALIZE_ARGS()
-        arguments.flags = CK_FLAGS(CKF_OS_LOCKING_OK)
-        arguments.pReserved = UnsafeMutableRawPointer(initReserved)
-        let rv = ReturnValue(withUnsafeMutablePointer(to: &arguments) {
+        var arguments = ModuleStartup.initializeArguments(reserved: initReserved)
+        let rv = withUnsafeMutablePointer(to: &arguments) {
             ModuleCall.C_Initialize(slot, caller, UnsafeMutableRawPointer($0))
-        })
-        guard rv == .ok || rv == .cryptokiAlreadyInitialized else { throw rv }
+        }
+        guard ModuleStartup.initializeSucceeded(rv) else { throw ReturnValue(rv) }
         isInitialized = true
     }
 

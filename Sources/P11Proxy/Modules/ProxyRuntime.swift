@@ -4,6 +4,7 @@
 import CPKCS11
 import Glibc
 import P11ProxyConfig
+import P11ProxyLoader
 
 /// Only touched while holding `ProxyRuntime.lock`.
 struct RuntimeState {
@@ -113,15 +114,13 @@ enum ProxyRuntime {
 
     private static func startModules(caller: Int, options: InitializeOptions) throws(ReturnValue) {
         let environment = ConfigurationSource.environment()
-        let configuration = ConfigurationSource.current(options: options, environment: environment)
+        let configuration = ConfigurationSource.select(configDirectory: options.configDirectory, environment: environment)
+            .read(programNames: CurrentProcess.programNamesForProxy())
         for diagnostic in configuration.diagnostics { Diagnostics.report(diagnostic.description) }
         for skipped in configuration.skipped {
-            let place = skipped.file.map { file in skipped.line.map { "\(file):\($0)" } ?? file } ?? "configuration"
-            Diagnostics.report("\(place): module '\(skipped.name)' skipped: \(skipped.reason)")
-            // enable-in/disable-in and a blank module: leave a module out on purpose; p11-kit
-            // never fails a load for those, even for a critical module.
-            if skipped.isCritical && !skipped.cause.isDeliberate {
-                Diagnostics.report("module '\(skipped.name)' is critical; C_Initialize fails")
+            Diagnostics.report(ModuleStartup.skippedMessage(skipped))
+            if ModuleStartup.failsInitialize(skipped) {
+                Diagnostics.report(ModuleStartup.criticalMessage(name: skipped.name))
                 throw .generalError
             }
         }
@@ -136,8 +135,8 @@ enum ProxyRuntime {
                 do throws(ReturnValue) {
                     try record.initialize(caller: caller)
                 } catch {
-                    Diagnostics.report("module '\(record.name)' (\(record.path)): C_Initialize failed: \(error)"
-                        + (record.isCritical ? "; it is critical, so C_Initialize fails" : "; skipped"))
+                    Diagnostics.report(ModuleStartup.initializeFailedMessage(
+                        name: record.name, path: record.path, error: "\(error)", critical: record.isCritical))
                     if record.isCritical { throw error }
                     continue
                 }
@@ -157,25 +156,24 @@ enum ProxyRuntime {
     /// The module's record, loading the library on first use; nil (with a message) when it is
     /// skipped. Throws only for a critical module that cannot be loaded.
     private static func load(_ config: ModuleConfig, skipping alreadyStarted: [FileIdentity]) throws(ReturnValue) -> ModuleRecord? {
-        let place = config.files.first ?? "configuration"
+        func report(_ reason: String) {
+            Diagnostics.report(ModuleStartup.skippedMessage(place: ModuleStartup.place(of: config), name: config.name, reason: reason))
+        }
         func skip(_ reason: String) throws(ReturnValue) -> ModuleRecord? {
-            Diagnostics.report("\(place): module '\(config.name)' skipped: \(reason)")
+            report(reason)
             if config.isCritical {
-                Diagnostics.report("module '\(config.name)' is critical; C_Initialize fails")
+                Diagnostics.report(ModuleStartup.criticalMessage(name: config.name))
                 throw .generalError
             }
             return nil
         }
-        guard let path = config.modulePath else { return try skip("no module: path") }
-        guard let identity = FileIdentity(path: path) else { return try skip("\(path): no such file") }
-        if identity == ModuleLoader.ownIdentity {
-            // Loading ourselves would recurse; never fatal, even for a critical module.
-            Diagnostics.report("\(place): module '\(config.name)' skipped: \(path) is p11proxy itself")
-            return nil
-        }
-        if alreadyStarted.contains(identity) {
-            Diagnostics.report("\(place): module '\(config.name)' skipped: \(path) is already loaded by another module file")
-            return nil
+        let path: String, identity: FileIdentity
+        switch ModuleStartup.checkLibrary(config, alreadyStarted: alreadyStarted,
+                                          isP11Proxy: { _, identity in identity == ModuleLoader.ownIdentity }) {
+        case .load(let libraryPath, let libraryIdentity): (path, identity) = (libraryPath, libraryIdentity)
+        case .unusable(let reason): return try skip(reason)
+        case .itself(let reason): report(reason); return nil
+        case .alreadyLoaded(let reason): report(reason); return nil
         }
         if let index = state.byIdentity[identity] { return state.modules[index] }
         guard state.modules.count < ModuleTable.capacity else { return try skip("more than \(ModuleTable.capacity) modules") }
@@ -183,7 +181,7 @@ enum ProxyRuntime {
         do throws(LoadError) {
             functions = try ModuleLoader.load(path: path)
         } catch {
-            return try skip("\(path): \(error)")
+            return try skip(ModuleStartup.loadFailure(path: path, error))
         }
         let record = ModuleRecord(index: state.modules.count, path: path, identity: identity, config: config)
         record.slot.pointee.functions = functions

@@ -1,6 +1,7 @@
 // CK_RV as data, not a closed enum: a module's vendor codes pass through unchanged
 // (like swift-system's Errno). Converted to CK_RV only at the exported boundary.
 import CPKCS11
+import P11ProxyNames
 
 struct ReturnValue: RawRepresentable, Equatable, Hashable, Error, Sendable, CustomStringConvertible {
     var rawValue: CK_RV
@@ -19,6 +20,6 @@ struct ReturnValue: RawRepresentable, Equatable, Hashable, Error, Sendable, Cust
 
     /// The spec's name (the tracer's table), or the value in hex for a vendor code.
     var description: String {
-        PKCS11Name.returnValue(rawValue).map { $0.description } ?? "CKR_0x" + String(rawValue, radix: 16, uppercase: true)
+        PKCS11Name.returnValueText(rawValue)
     }
 }

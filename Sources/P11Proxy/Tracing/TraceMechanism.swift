@@ -2,6 +2,7 @@
 // AES-GCM, CBC IVs and ECDH1 derivation. A parameter whose length does not match its
 // structure is shown as bytes rather than read past its end.
 import CPKCS11
+import P11ProxyNames
 
 enum TraceMechanism {
     static func append(_ out: inout TraceBuffer, json: Bool, _ mechanism: CK_MECHANISM) {

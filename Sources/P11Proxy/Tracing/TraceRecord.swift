@@ -6,6 +6,7 @@
 //   C_Sign [softhsm2 caller=1 tid=4242 2026-11-22T01:56:34.123456Z 12.345us]
 // JSON is one object per line with the same content (schema in README.md).
 import CPKCS11
+import P11ProxyNames
 import Glibc
 
 enum TraceDirection { case `in`, out }

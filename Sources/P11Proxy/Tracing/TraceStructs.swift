@@ -1,6 +1,7 @@
 // The info structures a module fills in (C_GetInfo, C_GetSlotInfo, C_GetTokenInfo,
 // C_GetSessionInfo, C_GetMechanismInfo) and C_Initialize's arguments, as p11-kit prints them.
 import CPKCS11
+import P11ProxyNames
 import Glibc
 
 enum TraceStructs {

@@ -1,6 +1,7 @@
 // Attribute templates in a trace: typed values (booleans, numbers, named constants, strings,
 // dates, byte strings), and the redaction that keeps key material out unless x-log-secrets.
 import CPKCS11
+import P11ProxyNames
 
 enum TraceTemplate {
     /// Text: `(2) [ { CKA_CLASS = CKO_SECRET_KEY }, { CKA_VALUE = (16) <redacted> } ]`, or with

@@ -1,5 +1,6 @@
 // How single values look in a trace, in text (p11-kit's spellings) and in JSON.
 import CPKCS11
+import P11ProxyNames
 
 enum TraceValue {
     static func handle(_ out: inout TraceBuffer, json: Bool, _ value: CK_ULONG, _ kind: HandleKind) {

@@ -5,7 +5,7 @@
 import CPKCS11
 
 /// The CK_FLAGS fields whose bits have names; the same bit has other names in other fields.
-enum FlagFamily: CaseIterable, Sendable {
+package enum FlagFamily: CaseIterable, Sendable {
     /// CKF.slot: CK_SLOT_INFO.flags.
     case slot
     /// CKF.token: CK_TOKEN_INFO.flags.
@@ -25,7 +25,7 @@ enum FlagFamily: CaseIterable, Sendable {
 }
 
 /// How an attribute's value is printed: the `type=` of its line in the description.
-enum AttributeValueKind: Sendable {
+package enum AttributeValueKind: Sendable {
     case bool
     case ulong
     case objectClass
@@ -43,7 +43,7 @@ enum AttributeValueKind: Sendable {
 }
 
 /// Whether an attribute's value is private or secret key material, never to be printed.
-enum AttributeSensitivity: Sendable {
+package enum AttributeSensitivity: Sendable {
     case never
     case always
     /// Key material on CKO_SECRET_KEY, CKO_PRIVATE_KEY and CKO_OTP_KEY objects only (CKA_VALUE);
@@ -54,9 +54,9 @@ enum AttributeSensitivity: Sendable {
 /// The spec's names of PKCS#11 constants, one lookup per C type, and what the tracer needs
 /// to know about each attribute. Only preferred names are returned (CKK_EC, never CKK_ECDSA).
 /// A value with no name, vendor-defined ones included, gives nil: print it in hex.
-enum PKCS11Name {
+package enum PKCS11Name {
     /// CKR: CK_RV.
-    static func returnValue(_ value: CK_ULONG) -> StaticString? {
+    package static func returnValue(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKR_OK"
         case 0x00000001: return "CKR_CANCEL"
@@ -161,7 +161,7 @@ enum PKCS11Name {
     }
 
     /// CKA: CK_ATTRIBUTE_TYPE.
-    static func attribute(_ value: CK_ULONG) -> StaticString? {
+    package static func attribute(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKA_CLASS"
         case 0x00000001: return "CKA_TOKEN"
@@ -293,7 +293,7 @@ enum PKCS11Name {
     }
 
     /// CKM: CK_MECHANISM_TYPE.
-    static func mechanism(_ value: CK_ULONG) -> StaticString? {
+    package static func mechanism(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKM_RSA_PKCS_KEY_PAIR_GEN"
         case 0x00000001: return "CKM_RSA_PKCS"
@@ -720,7 +720,7 @@ enum PKCS11Name {
     }
 
     /// CKO: CK_OBJECT_CLASS.
-    static func objectClass(_ value: CK_ULONG) -> StaticString? {
+    package static func objectClass(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKO_DATA"
         case 0x00000001: return "CKO_CERTIFICATE"
@@ -738,7 +738,7 @@ enum PKCS11Name {
     }
 
     /// CKK: CK_KEY_TYPE.
-    static func keyType(_ value: CK_ULONG) -> StaticString? {
+    package static func keyType(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKK_RSA"
         case 0x00000001: return "CKK_DSA"
@@ -806,7 +806,7 @@ enum PKCS11Name {
     }
 
     /// CKC: CK_CERTIFICATE_TYPE.
-    static func certificateType(_ value: CK_ULONG) -> StaticString? {
+    package static func certificateType(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKC_X_509"
         case 0x00000001: return "CKC_X_509_ATTR_CERT"
@@ -817,7 +817,7 @@ enum PKCS11Name {
     }
 
     /// CKU: CK_USER_TYPE.
-    static func userType(_ value: CK_ULONG) -> StaticString? {
+    package static func userType(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKU_SO"
         case 0x00000001: return "CKU_USER"
@@ -827,7 +827,7 @@ enum PKCS11Name {
     }
 
     /// CKS: CK_STATE.
-    static func sessionState(_ value: CK_ULONG) -> StaticString? {
+    package static func sessionState(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKS_RO_PUBLIC_SESSION"
         case 0x00000001: return "CKS_RO_USER_FUNCTIONS"
@@ -839,7 +839,7 @@ enum PKCS11Name {
     }
 
     /// CKH: CK_HW_FEATURE_TYPE.
-    static func hardwareFeature(_ value: CK_ULONG) -> StaticString? {
+    package static func hardwareFeature(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000001: return "CKH_MONOTONIC_COUNTER"
         case 0x00000002: return "CKH_CLOCK"
@@ -850,7 +850,7 @@ enum PKCS11Name {
     }
 
     /// CKG: CK_RSA_PKCS_MGF_TYPE.
-    static func mgf(_ value: CK_ULONG) -> StaticString? {
+    package static func mgf(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000001: return "CKG_MGF1_SHA1"
         case 0x00000002: return "CKG_MGF1_SHA256"
@@ -866,7 +866,7 @@ enum PKCS11Name {
     }
 
     /// CKD: CK_EC_KDF_TYPE and CK_X9_42_DH_KDF_TYPE.
-    static func kdf(_ value: CK_ULONG) -> StaticString? {
+    package static func kdf(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000001: return "CKD_NULL"
         case 0x00000002: return "CKD_SHA1_KDF"
@@ -899,7 +899,7 @@ enum PKCS11Name {
     }
 
     /// CKP: CK_PROFILE_ID.
-    static func profile(_ value: CK_ULONG) -> StaticString? {
+    package static func profile(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000000: return "CKP_INVALID_ID"
         case 0x00000001: return "CKP_BASELINE_PROVIDER"
@@ -912,7 +912,7 @@ enum PKCS11Name {
     }
 
     /// CKZ.oaep: CK_RSA_PKCS_OAEP_SOURCE_TYPE.
-    static func oaepSource(_ value: CK_ULONG) -> StaticString? {
+    package static func oaepSource(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000001: return "CKZ_DATA_SPECIFIED"
         default: return nil
@@ -920,7 +920,7 @@ enum PKCS11Name {
     }
 
     /// CKZ.salt: CK_PKCS5_PBKDF2_SALT_SOURCE_TYPE.
-    static func saltSource(_ value: CK_ULONG) -> StaticString? {
+    package static func saltSource(_ value: CK_ULONG) -> StaticString? {
         switch value {
         case 0x00000001: return "CKZ_SALT_SPECIFIED"
         default: return nil
@@ -929,7 +929,7 @@ enum PKCS11Name {
 
     /// The names of the bits of `value` that `family` defines, lowest bit first, then the bits
     /// it does not define as one hexadecimal number ("0x..."), if any. Empty for 0.
-    static func flags(_ value: CK_ULONG, _ family: FlagFamily) -> [String] {
+    package static func flags(_ value: CK_ULONG, _ family: FlagFamily) -> [String] {
         var names: [String] = []
         let unknown = flagNames(value, family) { names.append($0.description) }
         if unknown != 0 { names.append("0x" + String(unknown, radix: 16, uppercase: true)) }
@@ -938,7 +938,7 @@ enum PKCS11Name {
 
     /// Calls `body` with the name of each bit of `value` that `family` defines, lowest bit
     /// first, without allocating (the tracer's path); returns the bits it does not define.
-    static func flagNames(_ value: CK_ULONG, _ family: FlagFamily, _ body: (StaticString) -> Void) -> CK_ULONG {
+    package static func flagNames(_ value: CK_ULONG, _ family: FlagFamily, _ body: (StaticString) -> Void) -> CK_ULONG {
         let known: CK_ULONG
         switch family {
         case .slot:
@@ -1018,7 +1018,7 @@ enum PKCS11Name {
     }
 
     /// How to print the value of attribute `type`; `.bytes` for attributes without a name.
-    static func attributeKind(_ type: CK_ULONG) -> AttributeValueKind {
+    package static func attributeKind(_ type: CK_ULONG) -> AttributeValueKind {
         switch type {
         case 0x00000001, 0x00000002, 0x00000086, 0x00000103, 0x00000104, 0x00000105, 0x00000106,
              0x00000107, 0x00000108, 0x00000109, 0x0000010A, 0x0000010B, 0x0000010C, 0x00000162,
@@ -1061,7 +1061,7 @@ enum PKCS11Name {
 
     /// Whether the value of attribute `type` is key material; `.never` for attributes without
     /// a name, whose meaning only their vendor knows.
-    static func attributeSensitivity(_ type: CK_ULONG) -> AttributeSensitivity {
+    package static func attributeSensitivity(_ type: CK_ULONG) -> AttributeSensitivity {
         switch type {
         case 0x00000123, 0x00000124, 0x00000125, 0x00000126, 0x00000127, 0x00000128, 0x00000602,
              0x00000605, 0x00000606, 0x00000609, 0x0000060A, 0x0000060B, 0x0000060D, 0x0000060E,

@@ -1,0 +1,107 @@
+// What an initialised module shows about itself: C_GetInfo, its slots and their tokens, read
+// through its function list. The command's one file of raw PKCS#11 calls.
+import CPKCS11
+import P11ProxyNames
+
+struct ModuleContents: Equatable {
+    struct Slot: Equatable {
+        /// The module's own slot ID.
+        var id: CK_SLOT_ID
+        var description: String
+        var manufacturer: String
+        var flags: [String]
+        /// Nil when no token is present, or when C_GetTokenInfo failed (see `tokenError`).
+        var token: Token?
+        var tokenError: String?
+    }
+
+    struct Token: Equatable {
+        var label: String
+        var manufacturer: String
+        var model: String
+        var serialNumber: String
+        var flags: [String]
+    }
+
+    /// The version in the function list: 3.x when the module offered a 3.0 interface.
+    var interfaceVersion: String
+    var cryptokiVersion = ""
+    var libraryDescription = ""
+    var libraryManufacturer = ""
+    var libraryVersion = ""
+    var slots: [Slot] = []
+    /// A query that failed (C_GetInfo or C_GetSlotList), in the module's words: it still loads.
+    var problems: [String] = []
+
+    /// Reads everything after a successful C_Initialize; nothing here changes the module's state.
+    init(reading functions: CK_FUNCTION_LIST_3_0) {
+        interfaceVersion = Self.version(functions.version)
+        if let getInfo = functions.C_GetInfo {
+            var info = CK_INFO()
+            let rv = getInfo(&info)
+            if rv == CKR_OK {
+                cryptokiVersion = Self.version(info.cryptokiVersion)
+                libraryDescription = Self.text(info.libraryDescription)
+                libraryManufacturer = Self.text(info.manufacturerID)
+                libraryVersion = Self.version(info.libraryVersion)
+            } else {
+                problems.append("C_GetInfo failed: \(PKCS11Name.returnValueText(rv))")
+            }
+        }
+        guard let getSlotList = functions.C_GetSlotList else { return }
+        // PKCS#11 3.0 section 5.5: ask for the count, then the list; a slot may appear in between.
+        var slotIDs: [CK_SLOT_ID] = []
+        var rv = CK_RV(CKR_BUFFER_TOO_SMALL)
+        for _ in 0..<4 where rv == CKR_BUFFER_TOO_SMALL {
+            var count: CK_ULONG = 0
+            rv = getSlotList(CK_BBOOL(CK_FALSE), nil, &count)
+            guard rv == CKR_OK else { break }
+            slotIDs = Array(repeating: 0, count: Int(count))
+            rv = slotIDs.withUnsafeMutableBufferPointer { getSlotList(CK_BBOOL(CK_FALSE), $0.baseAddress, &count) }
+            if rv == CKR_OK { slotIDs = Array(slotIDs.prefix(Int(count))) }
+        }
+        guard rv == CKR_OK else {
+            problems.append("C_GetSlotList failed: \(PKCS11Name.returnValueText(rv))")
+            return
+        }
+        slots = slotIDs.map { Self.slot($0, functions) }
+    }
+
+    private static func slot(_ id: CK_SLOT_ID, _ functions: CK_FUNCTION_LIST_3_0) -> Slot {
+        var slot = Slot(id: id, description: "", manufacturer: "", flags: [])
+        var info = CK_SLOT_INFO()
+        guard let getSlotInfo = functions.C_GetSlotInfo else { return slot }
+        let rv = getSlotInfo(id, &info)
+        guard rv == CKR_OK else {
+            slot.tokenError = "C_GetSlotInfo failed: \(PKCS11Name.returnValueText(rv))"
+            return slot
+        }
+        slot.description = text(info.slotDescription)
+        slot.manufacturer = text(info.manufacturerID)
+        slot.flags = PKCS11Name.flags(info.flags, .slot)
+        guard info.flags & CK_FLAGS(CKF_TOKEN_PRESENT) != 0, let getTokenInfo = functions.C_GetTokenInfo else { return slot }
+        var tokenInfo = CK_TOKEN_INFO()
+        let tokenRV = getTokenInfo(id, &tokenInfo)
+        guard tokenRV == CKR_OK else {
+            slot.tokenError = "C_GetTokenInfo failed: \(PKCS11Name.returnValueText(tokenRV))"
+            return slot
+        }
+        slot.token = Token(label: text(tokenInfo.label), manufacturer: text(tokenInfo.manufacturerID),
+                           model: text(tokenInfo.model), serialNumber: text(tokenInfo.serialNumber),
+                           flags: PKCS11Name.flags(tokenInfo.flags, .token))
+        return slot
+    }
+
+    static func version(_ version: CK_VERSION) -> String {
+        "\(version.major).\(version.minor)"
+    }
+
+    /// A blank-padded, not NUL-terminated PKCS#11 text field, without its padding.
+    static func text<Field>(_ field: Field) -> String {
+        withUnsafeBytes(of: field) { bytes in
+            var end = bytes.count
+            while end > 0 && (bytes[end - 1] == 0x20 || bytes[end - 1] == 0) { end -= 1 }
+            return String(decoding: bytes.prefix(end), as: UTF8.self)
+        }
+    }
+}

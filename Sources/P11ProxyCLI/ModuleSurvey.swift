@@ -1,0 +1,146 @@
+// p11proxy's start-up, as its first caller's C_Initialize runs it (ProxyRuntime.startModules), but
+// recorded instead of acted on: which modules load in which order, which are skipped and why, and
+// every message the module would print. `list` and `check` print from one of these.
+import CPKCS11
+import Glibc
+import P11ProxyConfig
+import P11ProxyLoader
+import P11ProxyNames
+
+struct ModuleSurvey {
+    /// A module that loads and initialises, with what it showed.
+    struct Loaded {
+        var config: ModuleConfig
+        var path: String
+        var isManaged: Bool
+        var logCalls: Bool
+        var contents: ModuleContents
+    }
+
+    /// A configured module that does not load.
+    struct Skipped {
+        var name: String
+        /// `FILE` or `FILE:LINE`, as in the module's message.
+        var place: String
+        var reason: String
+        /// A problem to fix (check fails); false for what the configuration asks for on purpose
+        /// (enable-in, disable-in, a blank module:) and for p11proxy itself, which the module skips
+        /// without a word.
+        var isProblem: Bool
+        /// The module's message; nil where the module says nothing.
+        var message: String?
+    }
+
+    /// One line the module would print, in its order.
+    struct Message {
+        enum Kind { case warning, problem, critical }
+        var kind: Kind
+        var text: String
+    }
+
+    var source: ConfigurationSource
+    var programNames: [String]
+    var configuration: ProxyConfiguration
+    var loaded: [Loaded] = []
+    var skipped: [Skipped] = []
+    var messages: [Message] = []
+    /// The critical modules that would make p11proxy's C_Initialize fail (it then loads nothing).
+    var criticalFailures: [String] = []
+
+    /// Reads the configuration and, unless `initialize` is false, loads and initialises every module
+    /// it names, reads its slots and tokens, and finalises it again.
+    init(source: ConfigurationSource, programNames: [String], initialize: Bool = true) {
+        self.source = source
+        self.programNames = programNames
+        configuration = source.read(programNames: programNames)
+        for diagnostic in configuration.diagnostics {
+            messages.append(Message(kind: .warning, text: diagnostic.description))
+        }
+        for module in configuration.skipped {
+            let isProblem = !module.cause.isDeliberate
+            let message = ModuleStartup.skippedMessage(module)
+            skipped.append(Skipped(name: module.name, place: ModuleStartup.place(of: module), reason: module.reason,
+                                   isProblem: isProblem, message: isProblem ? message : nil))
+            if isProblem { messages.append(Message(kind: .problem, text: message)) }
+            if ModuleStartup.failsInitialize(module) { critical(module.name) }
+        }
+        guard initialize else { return }
+        var started: [FileIdentity] = []
+        for config in configuration.modules {
+            if let identity = start(config, alreadyStarted: started) { started.append(identity) }
+        }
+    }
+
+    /// Whether p11proxy would start every configured module it is not told to leave out.
+    var hasProblems: Bool {
+        !criticalFailures.isEmpty || skipped.contains { $0.isProblem }
+    }
+
+    var warnings: [Message] { messages.filter { $0.kind == .warning } }
+
+    // MARK: One module, as ProxyRuntime.load and startModules take it
+
+    private mutating func start(_ config: ModuleConfig, alreadyStarted: [FileIdentity]) -> FileIdentity? {
+        let place = ModuleStartup.place(of: config)
+        func skip(_ reason: String, isProblem: Bool = true, silent: Bool = false, failsInitialize: Bool = true) {
+            let message = ModuleStartup.skippedMessage(place: place, name: config.name, reason: reason)
+            skipped.append(Skipped(name: config.name, place: place, reason: reason, isProblem: isProblem,
+                                   message: silent ? nil : message))
+            if !silent { messages.append(Message(kind: .problem, text: message)) }
+            if failsInitialize && config.isCritical { critical(config.name) }
+        }
+        // The command is not loaded from a p11proxy library, so "itself" is any p11proxy build.
+        switch ModuleStartup.checkLibrary(config, alreadyStarted: alreadyStarted,
+                                          isP11Proxy: { path, _ in P11ProxyLibrary.isBuild(path: path) }) {
+        case .unusable(let reason):
+            skip(reason)
+            return nil
+        case .itself(let reason):
+            skip(reason, isProblem: false, silent: true, failsInitialize: false)
+            return nil
+        case .alreadyLoaded(let reason):
+            skip(reason, failsInitialize: false)
+            return nil
+        case .load(let path, let identity):
+            let functions: CK_FUNCTION_LIST_3_0
+            do throws(LoadError) {
+                functions = try ModuleLoader.load(path: path)
+            } catch {
+                skip(ModuleStartup.loadFailure(path: path, error))
+                return nil
+            }
+            guard let contents = initializeAndRead(config, path: path, functions) else { return nil }
+            loaded.append(Loaded(config: config, path: path, isManaged: configuration.isManaged(config),
+                                 logCalls: configuration.logCalls(config), contents: contents))
+            return identity
+        }
+    }
+
+    /// C_Initialize as the module calls it, the module's contents, then C_Finalize.
+    private mutating func initializeAndRead(_ config: ModuleConfig, path: String,
+                                            _ functions: CK_FUNCTION_LIST_3_0) -> ModuleContents? {
+        let reserved = config.initReserved.map { strdup($0) } ?? nil
+        defer { free(reserved) }
+        var arguments = ModuleStartup.initializeArguments(reserved: reserved)
+        let rv = functions.C_Initialize!(&arguments)
+        guard ModuleStartup.initializeSucceeded(rv) else {
+            let message = ModuleStartup.initializeFailedMessage(
+                name: config.name, path: path, error: PKCS11Name.returnValueText(rv), critical: config.isCritical)
+            skipped.append(Skipped(name: config.name, place: ModuleStartup.place(of: config),
+                                   reason: "C_Initialize failed: \(PKCS11Name.returnValueText(rv))",
+                                   isProblem: true, message: message))
+            messages.append(Message(kind: config.isCritical ? .critical : .problem, text: message))
+            if config.isCritical { criticalFailures.append(config.name) }
+            return nil
+        }
+        let contents = ModuleContents(reading: functions)
+        // Only our own initialisation is undone: ALREADY_INITIALIZED means someone else's.
+        if rv == CKR_OK { _ = functions.C_Finalize!(nil) }
+        return contents
+    }
+
+    private mutating func critical(_ name: String) {
+        criticalFailures.append(name)
+        messages.append(Message(kind: .critical, text: ModuleStartup.criticalMessage(name: name)))
+    }
+}

@@ -1,0 +1,93 @@
+// `p11proxy trace -- COMMAND ...`: runs COMMAND with p11proxy's log-calls tracing switched on
+// through the environment variables the module reads (Tracing/TraceSettings.swift), replacing
+// this process, so COMMAND's exit status, signals and standard streams are its own.
+import ArgumentParser
+import Glibc
+
+struct TraceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace",
+        abstract: "Run a command with p11proxy's call tracing switched on.",
+        discussion: """
+            Sets P11PROXY_LOG_CALLS=yes, P11PROXY_LOG_FORMAT and P11PROXY_LOG_SECRETS (and \
+            P11PROXY_LOG_FILE with --output) and runs COMMAND in place of this process, so its exit \
+            status is the command's own (127: not found, 126: not executable). Every p11proxy that \
+            COMMAND loads traces every call into every module. PINs and key material are redacted \
+            unless --secrets. Without --output, records go where the configuration's x-log-file \
+            says, or to standard error.
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
+
+    @Option(help: "Record format: text (p11-kit's log-calls layout) or json (one object per line).")
+    var format: Format = .text
+
+    @Option(name: .shortAndLong, help: ArgumentHelp(
+        "Write the records to FILE (created mode 0600, emptied first) instead of standard error.", valueName: "FILE"))
+    var output: String?
+
+    @Flag(help: "Show PINs and key material in the records (P11PROXY_LOG_SECRETS=yes).")
+    var secrets = false
+
+    @Option(name: .customLong("config-dir"), help: ArgumentHelp(
+        "Have p11proxy read DIR/pkcs11.conf and DIR/modules/*.module (P11PROXY_CONFIG_DIR=DIR).", valueName: "DIR"))
+    var configDirectory: String?
+
+    @Option(name: .customLong("module"), help: ArgumentHelp(
+        "Spy mode: have p11proxy wrap only the module at PATH (P11PROXY_MODULE=PATH).", valueName: "PATH"))
+    var module: String?
+
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp(
+        "The command to run, after `--`, with its arguments.", valueName: "COMMAND"))
+    var command: [String] = []
+
+    /// COMMAND without the `--` that separates it from our options.
+    var commandLine: [String] { command.first == "--" ? Array(command.dropFirst()) : command }
+
+    func validate() throws {
+        guard let program = commandLine.first else { throw ValidationError("Missing COMMAND to run (after `--`).") }
+        if program.hasPrefix("-") && command.first != "--" {
+            throw ValidationError("Unknown option '\(program)'; put `--` before a COMMAND that starts with '-'.")
+        }
+    }
+
+    /// The variables to set (a nil value: unset), in the names and values TraceSettings reads.
+    func environment(workingDirectory: String) -> [(name: String, value: String?)] {
+        var variables: [(name: String, value: String?)] = [
+            ("P11PROXY_LOG_CALLS", "yes"),
+            ("P11PROXY_LOG_FORMAT", format.rawValue),
+            ("P11PROXY_LOG_SECRETS", secrets ? "yes" : "no"),
+            // COMMAND may change directory before it loads p11proxy.
+            ("P11PROXY_LOG_FILE", output.map { $0.hasPrefix("/") ? $0 : workingDirectory + "/" + $0 }),
+        ]
+        if let configDirectory { variables.append(("P11PROXY_CONFIG_DIR", configDirectory)) }
+        if let module { variables.append(("P11PROXY_MODULE", module)) }
+        return variables
+    }
+
+    func run() throws {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let workingDirectory = getcwd(&buffer, buffer.count).map { String(cString: $0) } ?? "."
+        let variables = environment(workingDirectory: workingDirectory)
+        for (name, value) in variables {
+            if let value { setenv(name, value, 1) } else { unsetenv(name) }
+        }
+        if let path = variables.first(where: { $0.name == "P11PROXY_LOG_FILE" })?.value {
+            // Emptied now (the module appends), and a path that cannot be written fails here, not
+            // silently inside COMMAND.
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard descriptor >= 0 else {
+                printError("p11proxy trace: cannot write \(path): \(String(cString: strerror(errno)))")
+                throw ExitCode(1)
+            }
+            close(descriptor)
+        }
+        let arguments = commandLine.map { strdup($0) } + [nil]
+        execvp(commandLine[0], arguments)
+        let error = errno
+        printError("p11proxy trace: cannot run \(commandLine[0]): \(String(cString: strerror(error)))")
+        throw ExitCode(error == ENOENT ? 127 : 126)
+    }
+}
