@@ -58,6 +58,7 @@ run_suite c-tests bash Tests/C/run.sh "$PROXY_SO" "$BUILD_DIR"
 run_suite pkcs11-tool bash Tests/integration/test_pkcs11_tool.sh
 run_suite p11tool bash Tests/integration/test_p11tool.sh
 run_suite trace bash Tests/integration/test_trace.sh
+run_suite cli bash Tests/integration/test_cli.sh
 # The C tests again with the proxy, the mocks and the programs built with ThreadSanitizer
 # (`make tsan-build`); a TSan report makes its program fail.
 run_suite c-tests-tsan env LD_LIBRARY_PATH="${TSAN_LIBRARY_PATH:-}" P11TEST_NO_BUILD=1 \

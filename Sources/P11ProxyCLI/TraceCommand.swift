@@ -39,18 +39,14 @@ struct TraceCommand: ParsableCommand {
         "Spy mode: have p11proxy wrap only the module at PATH (P11PROXY_MODULE=PATH).", valueName: "PATH"))
     var module: String?
 
-    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp(
+    /// Everything after `--`, taken before options are parsed, so COMMAND's own options (and a
+    /// `--help` meant for it) are never read as ours.
+    @Argument(parsing: .postTerminator, help: ArgumentHelp(
         "The command to run, after `--`, with its arguments.", valueName: "COMMAND"))
-    var command: [String] = []
-
-    /// COMMAND without the `--` that separates it from our options.
-    var commandLine: [String] { command.first == "--" ? Array(command.dropFirst()) : command }
+    var commandLine: [String] = []
 
     func validate() throws {
-        guard let program = commandLine.first else { throw ValidationError("Missing COMMAND to run (after `--`).") }
-        if program.hasPrefix("-") && command.first != "--" {
-            throw ValidationError("Unknown option '\(program)'; put `--` before a COMMAND that starts with '-'.")
-        }
+        if commandLine.isEmpty { throw ValidationError("Missing COMMAND to run: p11proxy trace [OPTIONS] -- COMMAND ...") }
     }
 
     /// The variables to set (a nil value: unset), in the names and values TraceSettings reads.
@@ -75,10 +71,11 @@ struct TraceCommand: ParsableCommand {
             if let value { setenv(name, value, 1) } else { unsetenv(name) }
         }
         if let path = variables.first(where: { $0.name == "P11PROXY_LOG_FILE" })?.value {
-            // Emptied now (the module appends), and a path that cannot be written fails here, not
-            // silently inside COMMAND.
+            // Emptied now (the module appends), mode 0600 as the module creates trace files (an
+            // existing file keeps its mode otherwise), and a path that cannot be written fails
+            // here, not silently inside COMMAND.
             let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard descriptor >= 0 else {
+            guard descriptor >= 0, fchmod(descriptor, 0o600) == 0 else {
                 printError("p11proxy trace: cannot write \(path): \(String(cString: strerror(errno)))")
                 throw ExitCode(1)
             }
