@@ -49,6 +49,7 @@ let package = Package(
         .testTarget(name: "P11ProxyCodegenTests", dependencies: ["P11ProxyCodegen"]),
         .testTarget(name: "P11ProxyLoaderTests", dependencies: ["P11ProxyLoader", "P11ProxyConfig"],
                     swiftSettings: p11kitInclude),
+        .testTarget(name: "P11ProxyCLITests", dependencies: ["P11ProxyCLI"], swiftSettings: p11kitInclude),
         .testTarget(
             name: "P11ProxyTests",
             dependencies: ["P11Proxy", "CPKCS11"],
