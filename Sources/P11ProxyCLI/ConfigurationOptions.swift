@@ -40,7 +40,7 @@ extension ConfigurationSource {
                 ("package modules", locations.packageModulesDirectory),
             ]
             for case let (what, path?) in files { lines.append("    \(what): \(path)") }
-            lines.append("    relative module: paths: \(locations.moduleDirectory)")
+            lines.append("    module directory (for relative module: paths): \(locations.moduleDirectory)")
             return lines
         }
     }

@@ -27,7 +27,13 @@ struct ListCommand: ParsableCommand {
 
     static func render(_ survey: ModuleSurvey) -> String {
         var out = survey.source.summary.joined(separator: "\n") + "\n"
-        if case .p11kit = survey.source { out += "    user-config: \(survey.configuration.userConfigMode.rawValue)\n" }
+        if case .p11kit(let locations) = survey.source {
+            out += "    user-config: \(survey.configuration.userConfigMode.rawValue)"
+            if locations.userConfigFile == nil {
+                out += " (no user files: root, setuid/setgid, P11_KIT_NO_USER_CONFIG, or no HOME)"
+            }
+            out += "\n"
+        }
         out += "programs: \(survey.programNames.joined(separator: ", "))\n"
         if !survey.criticalFailures.isEmpty {
             out += "C_Initialize would fail: critical module(s) "

@@ -152,6 +152,11 @@ check_contains "list: enable-in naming another program skips the module" \
 run list-enable-program "$CLI" list --config-dir "$ENABLE" --program pkcs11-tool
 check_contains "list --program pkcs11-tool loads it" "only-tool: $MOCKS/libmock-b.so" "$RUN_OUT"
 
+# Spy mode: P11PROXY_MODULE names the one module, as it does for the module.
+run list-spy env P11PROXY_MODULE="$MOCKS/libmock-b.so" "$CLI" list
+check_contains "list in spy mode shows P11PROXY_MODULE's module" "libmock-b: $MOCKS/libmock-b.so" "$RUN_OUT"
+check_contains "list in spy mode says where it came from" "    file: P11PROXY_MODULE" "$RUN_OUT"
+
 # --- 3. check --------------------------------------------------------------------------------
 
 run check-good "$CLI" check --config-dir "$GOOD"
