@@ -13,8 +13,9 @@ struct InitializeOptions {
     ///   CKF_OS_LOCKING_OK the spec lets a library that can use OS locking do so; p11proxy always
     ///   uses its own locks and initialises real modules with CKF_OS_LOCKING_OK, as p11-kit does.
     /// - pReserved must be NULL, except for p11-kit's x-init-reserved convention: a string of
-    ///   `key=value` words whose keys p11proxy knows (only `config-dir`); anything else is
-    ///   CKR_ARGUMENTS_BAD.
+    ///   `key=value` words whose keys p11proxy knows (only `config-dir`), or no words at all
+    ///   (p11-kit passes "" for a blank `x-init-reserved:`, as Debian's p11-kit-trust.module
+    ///   ships it); anything else is CKR_ARGUMENTS_BAD.
     static func parse(_ pInitArgs: UnsafeMutableRawPointer?) throws(ReturnValue) -> InitializeOptions {
         guard let pInitArgs else { return InitializeOptions() }
         let arguments = pInitArgs.assumingMemoryBound(to: CK_C_INITIALIZE_ARGS.self).pointee
@@ -38,7 +39,6 @@ struct InitializeOptions {
             default: throw .argumentsBad
             }
         }
-        guard options.configDirectory != nil else { throw .argumentsBad }
         return options
     }
 }

@@ -118,6 +118,11 @@ enum ProxyRuntime {
             .read(programNames: CurrentProcess.programNamesForProxy())
         for diagnostic in configuration.diagnostics { Diagnostics.report(diagnostic.description) }
         for skipped in configuration.skipped {
+            // enable-in/disable-in and a blank module leave a module out on purpose: p11-kit says
+            // nothing and never fails a load for those, even for a critical module. Reporting them
+            // would put a line on every client's standard error once p11proxy is installed
+            // (Debian's p11-kit-trust.module says `disable-in: p11-kit-proxy`).
+            if skipped.cause.isDeliberate { continue }
             Diagnostics.report(ModuleStartup.skippedMessage(skipped))
             if ModuleStartup.failsInitialize(skipped) {
                 Diagnostics.report(ModuleStartup.criticalMessage(name: skipped.name))
@@ -172,7 +177,7 @@ enum ProxyRuntime {
                                           isP11Proxy: { _, identity in identity == ModuleLoader.ownIdentity }) {
         case .load(let libraryPath, let libraryIdentity): (path, identity) = (libraryPath, libraryIdentity)
         case .unusable(let reason): return try skip(reason)
-        case .itself(let reason): report(reason); return nil
+        case .itself: return nil
         case .alreadyLoaded(let reason): report(reason); return nil
         }
         if let index = state.byIdentity[identity] { return state.modules[index] }
