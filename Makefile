@@ -9,7 +9,8 @@ CC ?= cc
 export BUILD_DIR PROXY_SO
 
 # Debian packages the build, the demo and the tests use.
-APT_PACKAGES := libp11-kit-dev libstdc++-12-dev pkg-config softhsm2 opensc p11-kit p11-kit-modules gnutls-bin jq openssl python3
+APT_PACKAGES := libp11-kit-dev libstdc++-12-dev pkg-config softhsm2 opensc p11-kit p11-kit-modules gnutls-bin jq openssl python3 \
+	libengine-pkcs11-openssl libnss3-tools python3-venv
 
 # Release build (lld: gold leaves local Swift symbols in .dynsym): Swift runtime linked statically (any C program can dlopen it without a Swift
 # toolchain), only the PKCS#11 entry points exported, and -z nodelete because unloading a
@@ -113,8 +114,41 @@ demo: build
 	bash scripts/demo.sh
 
 # Everything, with one closing line "N passed, N failed" (scripts/run-tests.sh).
-test: build tsan-build deps
+test: build tsan-build deps python-venv
 	bash scripts/run-tests.sh
+
+# Install (issue 7; scripts/install.sh): libp11proxy.so into p11-kit's module directory and
+# p11proxy.module where p11-kit reads it, so `p11-kit list-modules` shows p11proxy. PREFIX=/usr
+# (packagers, with DESTDIR): pkg-config's p11_module_path and p11_module_configs exactly.
+# Any other PREFIX: the library under PREFIX (p11_module_path with prefix=PREFIX) and the
+# .module in p11-kit's system config dir (sysconfdir/pkcs11/modules), the one directory
+# p11-kit reads that is meant for local additions, naming the library by absolute path.
+# PROXY_CONFIG_DIR=DIR adds `x-init-reserved: config-dir=DIR` to the installed .module.
+# `make uninstall` with the same PREFIX/DESTDIR removes what the install's manifest lists.
+P11KIT_MODULE_DIR = $(shell pkg-config --variable=p11_module_path p11-kit-1)
+INSTALL_MODULE_DIR ?= $(shell pkg-config --define-variable=prefix=$(PREFIX) --variable=p11_module_path p11-kit-1)
+INSTALL_MODULE_CONF_DIR ?= $(if $(filter /usr,$(patsubst %/,%,$(PREFIX))),$(shell pkg-config --variable=p11_module_configs p11-kit-1),$(shell pkg-config --variable=sysconfdir p11-kit-1)/pkcs11/modules)
+BINDIR ?= $(PREFIX)/bin
+PROXY_CONFIG_DIR ?=
+INSTALL_ENV = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" MODULE_DIR="$(INSTALL_MODULE_DIR)" \
+	MODULE_CONF_DIR="$(INSTALL_MODULE_CONF_DIR)" P11KIT_MODULE_DIR="$(P11KIT_MODULE_DIR)" \
+	BINDIR="$(BINDIR)" CLI_BIN="$(CLI_BIN)" PROXY_SO="$(PROXY_SO)" PROXY_CONFIG_DIR="$(PROXY_CONFIG_DIR)"
+
+# python-pkcs11 from PyPI for Tests/integration/test_python_pkcs11.sh (pinned versions).
+PYTHON_VENV := $(BUILD_DIR)/venv
+.PHONY: python-venv
+python-venv: $(PYTHON_VENV)/.installed
+$(PYTHON_VENV)/.installed: Tests/integration/python-requirements.txt | deps
+	python3 -m venv $(PYTHON_VENV)
+	$(PYTHON_VENV)/bin/pip install -q --disable-pip-version-check -r $<
+	@touch $@
+
+.PHONY: install install-strip uninstall
+install install-strip: build $(CLI_BIN)
+	$(INSTALL_ENV) bash scripts/install.sh $@
+
+uninstall:
+	$(INSTALL_ENV) bash scripts/install.sh uninstall
 
 clean:
 	rm -rf .build .build-tsan $(BUILD_DIR) include/p11kit_paths.h

@@ -57,6 +57,10 @@ run_suite module-file bash Tests/integration/test_module_file.sh
 run_suite c-tests bash Tests/C/run.sh "$PROXY_SO" "$BUILD_DIR"
 run_suite pkcs11-tool bash Tests/integration/test_pkcs11_tool.sh
 run_suite p11tool bash Tests/integration/test_p11tool.sh
+run_suite openssl-engine bash Tests/integration/test_openssl_engine.sh
+run_suite nss bash Tests/integration/test_nss.sh
+run_suite python-pkcs11 bash Tests/integration/test_python_pkcs11.sh
+run_suite install bash Tests/integration/test_install.sh
 run_suite trace bash Tests/integration/test_trace.sh
 run_suite cli bash Tests/integration/test_cli.sh
 # The C tests again with the proxy, the mocks and the programs built with ThreadSanitizer

@@ -40,6 +40,36 @@ require_tools() {
     fi
 }
 
+# require_softhsm_and_proxy: SoftHSM2 found (else exit 1) and PROXY_SO built (else one
+# failed check and the summary line).
+require_softhsm_and_proxy() {
+    if [[ -z $SOFTHSM_SO ]]; then
+        echo "error: SoftHSM2 module not found (apt-get install softhsm2)" >&2
+        exit 1
+    fi
+    if [[ ! -f $PROXY_SO ]]; then
+        fail "proxy module exists" "$PROXY_SO not found: build it first (make)"
+        finish
+    fi
+}
+
+# make_work_dir NAME: WORK=a new temp dir p11proxy-NAME.XXXXXX with RUN_DIR=$WORK/runs (for
+# `run`), removed at exit unless KEEP=1. A script with more to undo sets its own EXIT trap
+# and calls remove_work_dir from it.
+make_work_dir() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/p11proxy-$1.XXXXXX")
+    RUN_DIR=$WORK/runs
+    mkdir -p "$RUN_DIR"
+    trap remove_work_dir EXIT
+}
+remove_work_dir() {
+    if [[ ${KEEP:-0} == 1 ]]; then
+        echo "# kept $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+
 # make_softhsm_token DIR LABEL [SO_PIN] [USER_PIN]
 # Initialises a token labelled LABEL in the SoftHSM2 store DIR/tokens and exports
 # SOFTHSM2_CONF=DIR/softhsm2.conf. Calling it again with the same DIR adds another token
@@ -151,6 +181,15 @@ check_contains() {
         pass "$1"
     else
         fail "$1" "missing: $2" "in:" "$(head -n 20 <<<"$3")"
+    fi
+}
+
+# check_not_contains DESC NEEDLE HAYSTACK: fixed-string search that must find nothing.
+check_not_contains() {
+    if grep -qF -- "$2" <<<"$3"; then
+        fail "$1" "unexpected: $2" "in:" "$(grep -F -- "$2" <<<"$3" | head -n 5)"
+    else
+        pass "$1"
     fi
 }
 

@@ -12,26 +12,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 require_tools p11tool certtool softhsm2-util openssl timeout
-if [[ -z $SOFTHSM_SO ]]; then
-    echo "error: SoftHSM2 module not found (apt-get install softhsm2)" >&2
-    exit 1
-fi
-if [[ ! -f $PROXY_SO ]]; then
-    fail "proxy module exists" "$PROXY_SO not found: build it first (make)"
-    finish
-fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p11proxy-gnutls.XXXXXX")
-cleanup() {
-    if [[ ${KEEP:-0} == 1 ]]; then
-        echo "# kept $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-RUN_DIR=$WORK/runs
-mkdir -p "$RUN_DIR"
+require_softhsm_and_proxy
+make_work_dir gnutls
 note "proxy:   $PROXY_SO" "softhsm: $SOFTHSM_SO" "work:    $WORK"
 
 # p11tool and certtool read PINs from these instead of prompting.
@@ -100,5 +82,36 @@ check_run "proxy: certtool self-signs a certificate with g1" certtool \
     --template "$WORK/cert.tmpl" --outfile "$WORK/g1.cert.pem"
 run openssl-verify openssl verify -CAfile "$WORK/g1.cert.pem" "$WORK/g1.cert.pem"
 check_contains "openssl verifies the certificate signed through the proxy" ": OK" "$RUN_OUT"
+
+# The same with the RSA key: certtool picks RSA-PKCS with a SHA-256 DigestInfo.
+check_run "proxy: certtool self-signs a certificate with g2 (RSA)" certtool-rsa \
+    timeout "$CALL_TIMEOUT" certtool --provider "$PROXY_SO" --generate-self-signed \
+    --load-privkey "$TOKEN;object=g2;type=private" --load-pubkey "$TOKEN;object=g2;type=public" \
+    --template "$WORK/cert.tmpl" --outfile "$WORK/g2.cert.pem"
+run openssl-verify-rsa openssl verify -CAfile "$WORK/g2.cert.pem" "$WORK/g2.cert.pem"
+check_contains "openssl verifies the RSA certificate signed through the proxy" ": OK" "$RUN_OUT"
+
+# The certificate goes onto the token through the proxy and comes back unchanged.
+check_run "proxy: p11tool --write puts g1's certificate on the token" write-cert \
+    p11tool_proxy --login --write --load-certificate "$WORK/g1.cert.pem" --label g1 "$TOKEN"
+run direct-certs p11tool_direct --list-all-certs "$TOKEN"
+check_run "proxy: p11tool --list-all-certs exits 0" proxy-certs p11tool_proxy --list-all-certs "$TOKEN"
+check_contains "proxy: p11tool lists the certificate written" "object=g1;type=cert" "$RUN_OUT"
+check_eq "proxy: p11tool --list-all-certs matches SoftHSM2's" \
+    "$(object_set "$RUN_DIR/direct-certs.out")" "$(object_set "$RUN_DIR/proxy-certs.out")"
+check_run "proxy: p11tool --export the certificate" export-cert \
+    p11tool_proxy --export "$TOKEN;object=g1;type=cert" --outfile "$WORK/g1.back.pem"
+check_eq "the certificate read back is the one written" \
+    "$(openssl x509 -in "$WORK/g1.cert.pem" -outform DER | od -An -tx1)" \
+    "$(openssl x509 -in "$WORK/g1.back.pem" -outform DER | od -An -tx1)"
+
+check_run "proxy: p11tool --generate-random 32" random p11tool_proxy --generate-random 32 "$TOKEN"
+check_eq "proxy: 32 random bytes come back" 32 "$(wc -c <"$RUN_DIR/random.out")"
+
+# --delete through the proxy; SoftHSM2 directly must no longer find the object.
+check_run "proxy: p11tool --delete the certificate" delete \
+    p11tool_proxy --login --batch --delete "$TOKEN;object=g1;type=cert"
+run direct-certs-after p11tool_direct --list-all-certs "$TOKEN"
+check_not_contains "SoftHSM2 directly no longer lists the deleted certificate" "object=g1;type=cert" "$RUN_OUT"
 
 finish
