@@ -1,6 +1,7 @@
 // `p11proxy check`: every problem the module would report, in the module's words, and an exit
 // status that says whether every module would start.
 import ArgumentParser
+import P11ProxyLoader
 
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,7 +25,8 @@ struct CheckCommand: ParsableCommand {
     var strict = false
 
     func run() throws {
-        let survey = ModuleSurvey(source: options.source, programNames: options.programNames)
+        let survey = ModuleSurvey(source: options.source, programNames: options.programNames,
+                                  environment: ConfigurationSource.environment())
         print(Self.render(survey), terminator: "")
         if survey.hasProblems || (strict && !survey.warnings.isEmpty) { throw ExitCode(1) }
     }

@@ -4,6 +4,7 @@
 import ArgumentParser
 import CPKCS11
 import P11ProxyConfig
+import P11ProxyLoader
 
 struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,7 +21,8 @@ struct ListCommand: ParsableCommand {
     @OptionGroup var options: ConfigurationOptions
 
     func run() throws {
-        let survey = ModuleSurvey(source: options.source, programNames: options.programNames)
+        let survey = ModuleSurvey(source: options.source, programNames: options.programNames,
+                                  environment: ConfigurationSource.environment())
         for warning in survey.warnings { printError("p11proxy: \(warning.text)") }
         print(Self.render(survey), terminator: "")
     }
@@ -47,7 +49,7 @@ struct ListCommand: ParsableCommand {
             out += field("priority", String(module.config.priority))
             out += field("critical", yesNo(module.config.isCritical))
             out += field("managed", yesNo(module.isManaged))
-            out += field("log-calls", yesNo(module.logCalls))
+            out += field("log-calls", traceText(module.trace))
             if let reserved = module.config.initReserved { out += field("x-init-reserved", reserved) }
             out += field("interface-version", contents.interfaceVersion)
             out += field("library-description", contents.libraryDescription)
@@ -84,4 +86,11 @@ struct ListCommand: ParsableCommand {
     }
 
     private static func yesNo(_ value: Bool) -> String { value ? "yes" : "no" }
+
+    /// `yes (json to FILE, secrets shown)`, as the module would trace this module's calls.
+    private static func traceText(_ trace: TraceSettings) -> String {
+        guard trace.enabled else { return "no" }
+        return "yes (\(trace.format == .json ? "json" : "text") to \(trace.path ?? "standard error")"
+            + (trace.secrets ? ", secrets shown)" : ")")
+    }
 }

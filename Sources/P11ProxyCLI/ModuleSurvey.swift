@@ -13,7 +13,7 @@ struct ModuleSurvey {
         var config: ModuleConfig
         var path: String
         var isManaged: Bool
-        var logCalls: Bool
+        var trace: TraceSettings
         var contents: ModuleContents
     }
 
@@ -49,25 +49,24 @@ struct ModuleSurvey {
 
     /// Reads the configuration and, unless `initialize` is false, loads and initialises every module
     /// it names, reads its slots and tokens, and finalises it again.
-    init(source: ConfigurationSource, programNames: [String], initialize: Bool = true) {
+    /// `environment`: what the module would read (P11PROXY_LOG_* for trace settings).
+    init(source: ConfigurationSource, programNames: [String], environment: [String: String], initialize: Bool = true) {
         self.source = source
         self.programNames = programNames
         configuration = source.read(programNames: programNames)
-        for diagnostic in configuration.diagnostics {
-            messages.append(Message(kind: .warning, text: diagnostic.description))
-        }
+        for diagnostic in configuration.diagnostics { say(.warning, diagnostic.description) }
         for module in configuration.skipped {
             let isProblem = !module.cause.isDeliberate
             let message = ModuleStartup.skippedMessage(module)
             skipped.append(Skipped(name: module.name, place: ModuleStartup.place(of: module), reason: module.reason,
                                    isProblem: isProblem, message: isProblem ? message : nil))
-            if isProblem { messages.append(Message(kind: .problem, text: message)) }
+            if isProblem { say(.problem, message) }
             if ModuleStartup.failsInitialize(module) { critical(module.name) }
         }
         guard initialize else { return }
         var started: [FileIdentity] = []
         for config in configuration.modules {
-            if let identity = start(config, alreadyStarted: started) { started.append(identity) }
+            if let identity = start(config, alreadyStarted: started, environment: environment) { started.append(identity) }
         }
     }
 
@@ -80,13 +79,14 @@ struct ModuleSurvey {
 
     // MARK: One module, as ProxyRuntime.load and startModules take it
 
-    private mutating func start(_ config: ModuleConfig, alreadyStarted: [FileIdentity]) -> FileIdentity? {
+    private mutating func start(_ config: ModuleConfig, alreadyStarted: [FileIdentity],
+                                environment: [String: String]) -> FileIdentity? {
         let place = ModuleStartup.place(of: config)
         func skip(_ reason: String, isProblem: Bool = true, silent: Bool = false, failsInitialize: Bool = true) {
             let message = ModuleStartup.skippedMessage(place: place, name: config.name, reason: reason)
             skipped.append(Skipped(name: config.name, place: place, reason: reason, isProblem: isProblem,
                                    message: silent ? nil : message))
-            if !silent { messages.append(Message(kind: .problem, text: message)) }
+            if !silent { say(.problem, message) }
             if failsInitialize && config.isCritical { critical(config.name) }
         }
         // The command is not loaded from a p11proxy library, so "itself" is any p11proxy build.
@@ -109,9 +109,14 @@ struct ModuleSurvey {
                 skip(ModuleStartup.loadFailure(path: path, error))
                 return nil
             }
+            // Resolved before C_Initialize, as the module does, so its complaints come in its order.
+            var complaints: [String] = []
+            let trace = TraceSettings.resolve(module: config, configuration: configuration, environment: environment,
+                                              report: { complaints.append($0) })
+            for complaint in complaints { say(.warning, complaint) }
             guard let contents = initializeAndRead(config, path: path, functions) else { return nil }
             loaded.append(Loaded(config: config, path: path, isManaged: configuration.isManaged(config),
-                                 logCalls: configuration.logCalls(config), contents: contents))
+                                 trace: trace, contents: contents))
             return identity
         }
     }
@@ -129,7 +134,7 @@ struct ModuleSurvey {
             skipped.append(Skipped(name: config.name, place: ModuleStartup.place(of: config),
                                    reason: "C_Initialize failed: \(PKCS11Name.returnValueText(rv))",
                                    isProblem: true, message: message))
-            messages.append(Message(kind: config.isCritical ? .critical : .problem, text: message))
+            say(config.isCritical ? .critical : .problem, message)
             if config.isCritical { criticalFailures.append(config.name) }
             return nil
         }
@@ -141,6 +146,11 @@ struct ModuleSurvey {
 
     private mutating func critical(_ name: String) {
         criticalFailures.append(name)
-        messages.append(Message(kind: .critical, text: ModuleStartup.criticalMessage(name: name)))
+        say(.critical, ModuleStartup.criticalMessage(name: name))
+    }
+
+    /// Each distinct message once, as the module's Diagnostics prints it.
+    private mutating func say(_ kind: Message.Kind, _ text: String) {
+        if !messages.contains(where: { $0.text == text }) { messages.append(Message(kind: kind, text: text)) }
     }
 }

@@ -71,7 +71,8 @@ module_file "$GOOD" softhsm2 "module: $SOFTHSM_SO"
 
 # One module for each reason to skip (none critical), beside one that loads.
 BROKEN=$WORK/broken
-module_file "$BROKEN" mock-a "module: $MOCKS/libmock-a.so"
+module_file "$BROKEN" mock-a "module: $MOCKS/libmock-a.so" "log-calls: yes" "x-log-format: xml" \
+    "x-log-file: $WORK/broken-trace.txt"
 module_file "$BROKEN" gone "# a library that is not there" "module: $WORK/nonexistent/libgone.so"
 module_file "$BROKEN" notmod "module: $MOCKS/not-a-module.so"
 module_file "$BROKEN" off "module: $MOCKS/libmock-c.so" "disable-in: p11-kit-proxy"
@@ -133,6 +134,8 @@ check_contains "list: p11proxy itself" "    itself: $PROXY_SO is p11proxy itself
 check_contains "list: a module whose C_Initialize fails" "    failinit: C_Initialize failed: CKR_DEVICE_ERROR" "$SKIPPED"
 check_contains "list: a malformed module file" \
     "    malformed: $BROKEN/modules/malformed.module:3 is not a 'key: value' line" "$SKIPPED"
+check_contains "list shows how mock-a's calls would be traced" \
+    "    log-calls: yes (text to $WORK/broken-trace.txt)" "$LIST"
 check_contains "list: where the disabled module's reason is" "        file: $BROKEN/modules/off.module:2" "$SKIPPED"
 check_contains "list puts configuration problems on standard error" \
     "p11proxy: $BROKEN/modules/malformed.module:3: expected 'key: value'" "$(cat "$RUN_DIR/list-broken.err")"
@@ -176,7 +179,12 @@ check_contains "check reports the C_Initialize failure in the module's words" \
 check_contains "check notes the disabled module without counting it" \
     "note: $BROKEN/modules/off.module:2: module 'off' left out: disable-in: 'p11-kit-proxy' names 'p11-kit-proxy'" "$CHECK"
 check_contains "check counts what would load and be skipped" \
-    "check: 1 module(s) would load, 4 would be skipped, 2 left out on purpose, 1 warning(s)" "$CHECK"
+    "check: 1 module(s) would load, 4 would be skipped, 2 left out on purpose, 2 warning(s)" "$CHECK"
+check_contains "check reports a trace setting the module cannot use" \
+    "$BROKEN/modules/mock-a.module:3: x-log-format: 'xml' is not text or json; using text" "$CHECK"
+run check-env-trace env P11PROXY_LOG_CALLS=maybe "$CLI" check --config-dir "$GOOD"
+check_contains "check reports a P11PROXY_LOG_CALLS value the module ignores" \
+    "P11PROXY_LOG_CALLS='maybe' is not yes or no; ignored" "$RUN_OUT"
 
 # The module's own lines: pkcs11-tool over the same config prints them with "p11proxy: ".
 run tool-broken env P11PROXY_CONFIG_DIR="$BROKEN" pkcs11-tool --module "$PROXY_SO" -L

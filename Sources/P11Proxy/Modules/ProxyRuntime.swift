@@ -134,7 +134,8 @@ enum ProxyRuntime {
             for config in configuration.modules {
                 guard let record = try load(config, skipping: started.map(\.identity)) else { continue }
                 record.apply(config, managed: configuration.isManaged(config))
-                let trace = TraceSettings.resolve(module: config, configuration: configuration, environment: environment)
+                let trace = TraceSettings.resolve(module: config, configuration: configuration, environment: environment,
+                                                  report: Diagnostics.report)
                 if trace.enabled { TraceOutput.configure(module: record.index, name: record.name, settings: trace) }
                 record.slot.pointee.traceMode.store(trace.mode, ordering: .relaxed)
                 do throws(ReturnValue) {

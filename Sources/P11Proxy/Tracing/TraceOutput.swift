@@ -6,6 +6,7 @@
 // record otherwise (TraceFlusher), at every C_Finalize, before fork and at exit. Standard
 // error is written record by record. A trace file is created with mode 0600.
 import Glibc
+import P11ProxyLoader
 
 final class TraceSink {
     let descriptor: Int32

@@ -1,35 +1,39 @@
 // Whether and how a module's calls are traced, from its .module file, pkcs11.conf and the
-// environment (which overrides both, for a quick look without editing files).
+// environment (which overrides both, for a quick look without editing files). The module and
+// `p11proxy list`/`check` resolve them here, with the same complaints about bad values.
 import P11ProxyConfig
 
-struct TraceSettings: Equatable {
-    enum Format: Equatable { case text, json }
+package struct TraceSettings: Equatable, Sendable {
+    package enum Format: Equatable, Sendable { case text, json }
 
-    var enabled = false
+    package var enabled = false
     /// Nil: standard error.
-    var path: String?
-    var format = Format.text
-    var secrets = false
+    package var path: String?
+    package var format = Format.text
+    package var secrets = false
+
+    package init() {}
 
     /// The bits ModuleSlot.traceMode holds, read on every call.
-    var mode: UInt8 {
+    package var mode: UInt8 {
         guard enabled else { return 0 }
         return 1 | (format == .json ? 2 : 0) | (secrets ? 4 : 0)
     }
 
-    static func resolve(module: ModuleConfig, configuration: ProxyConfiguration,
-                        environment: [String: String]) -> TraceSettings {
+    /// `report` gets each value that cannot be used (the module's Diagnostics.report).
+    package static func resolve(module: ModuleConfig, configuration: ProxyConfiguration,
+                                environment: [String: String], report: (String) -> Void) -> TraceSettings {
         func configured(_ key: String) -> ConfigValue? {
             module.values[key] ?? configuration.global[key]
         }
         func flag(_ variable: String, _ key: String, _ fallback: Bool) -> Bool {
             if let value = environment[variable], !value.isEmpty {
                 if let parsed = parseBoolean(value) { return parsed }
-                Diagnostics.report("\(variable)='\(value)' is not yes or no; ignored")
+                report("\(variable)='\(value)' is not yes or no; ignored")
             }
             guard let value = configured(key) else { return fallback }
             if let parsed = value.boolean { return parsed }
-            Diagnostics.report("\(value.file):\(value.line): \(key): '\(value.value)' is not yes or no; using no")
+            report("\(value.file):\(value.line): \(key): '\(value.value)' is not yes or no; using no")
             return false
         }
         var settings = TraceSettings()
@@ -53,12 +57,12 @@ struct TraceSettings: Equatable {
         case nil, "text": settings.format = .text
         case "json": settings.format = .json
         case let other?:
-            Diagnostics.report("\(format!.origin): '\(other)' is not text or json; using text")
+            report("\(format!.origin): '\(other)' is not text or json; using text")
         }
         return settings
     }
 
-    static func parseBoolean(_ text: String) -> Bool? {
+    package static func parseBoolean(_ text: String) -> Bool? {
         switch text.lowercased() {
         case "yes", "true", "1", "on": true
         case "no", "false", "0", "off": false
