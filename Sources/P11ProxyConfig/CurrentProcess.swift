@@ -2,9 +2,10 @@
 // takes from outside. Kept apart so everything downstream takes them as plain values.
 
 public enum CurrentProcess {
-    /// The environment as a dictionary (first definition of a duplicated name wins, as getenv does).
+    /// The environment variables p11proxy reads, as a dictionary (first definition of a
+    /// duplicated name wins, as getenv does): P11PROXY_*, P11_KIT_*, HOME and XDG_CONFIG_HOME.
     public static func environment() -> [String: String] {
-        Syscalls.environment()
+        Syscalls.environment(prefixes: ["P11PROXY_", "P11_KIT_"], names: ["HOME", "XDG_CONFIG_HOME"])
     }
 
     /// The base name of the executable, as p11-kit's getprogname() reports it; nil if unknown.

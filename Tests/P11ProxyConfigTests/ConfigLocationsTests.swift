@@ -105,11 +105,19 @@ import P11ProxyConfig
 }
 
 @Suite struct CurrentProcessTests {
-    @Test func environmentMatchesFoundations() {
+    @Test func environmentHoldsExactlyTheVariablesConfigurationReads() {
+        setenv("P11PROXY_TEST_VALUE", "a=b", 1)
+        setenv("P11_KIT_NO_USER_CONFIG_TEST", "1", 1)
+        setenv("P11PROXY", "not a prefix match", 1)
+        defer { for name in ["P11PROXY_TEST_VALUE", "P11_KIT_NO_USER_CONFIG_TEST", "P11PROXY"] { unsetenv(name) } }
         let ours = CurrentProcess.environment()
-        let theirs = ProcessInfo.processInfo.environment
-        #expect(ours["PATH"] == theirs["PATH"])
-        #expect(ours.count == theirs.count)
+        let theirs = ProcessInfo.processInfo.environment.filter {
+            $0.key.hasPrefix("P11PROXY_") || $0.key.hasPrefix("P11_KIT_") || $0.key == "HOME" || $0.key == "XDG_CONFIG_HOME"
+        }
+        #expect(ours == theirs)
+        #expect(ours["P11PROXY_TEST_VALUE"] == "a=b", "the value runs from the first '='")
+        #expect(ours["P11_KIT_NO_USER_CONFIG_TEST"] == "1")
+        #expect(ours["P11PROXY"] == nil && ours["PATH"] == nil)
     }
 
     @Test func programNameIsTheExecutablesBaseName() {
