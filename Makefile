@@ -47,7 +47,16 @@ export TSAN_CC := $(SWIFT_BIN_DIR)/clang -shared-libsan
 export TSAN_LDLIBS := -Wl,-rpath,$(TSAN_RUNTIME_DIR) -L$(SWIFT_RUNTIME_DIR) -Wl,-rpath,$(SWIFT_RUNTIME_DIR) -ldispatch -lBlocksRuntime
 export TSAN_LIBRARY_PATH := $(SWIFT_RUNTIME_DIR):$(TSAN_RUNTIME_DIR)
 
-.PHONY: build cli deps demo test bench generate check-generated tsan tsan-build clean
+# AddressSanitizer, built the same way (and the same runtime directory): the proxy with
+# -sanitize=address, the mocks and C tests with the toolchain's clang -fsanitize=address.
+ASAN_PROXY_SO := .build-asan/release/libp11proxy.so
+export ASAN_PROXY_SO
+export ASAN_CC := $(TSAN_CC)
+export ASAN_LDLIBS := $(TSAN_LDLIBS)
+export ASAN_LIBRARY_PATH := $(TSAN_LIBRARY_PATH)
+export ASAN_RUNTIME := $(TSAN_RUNTIME_DIR)/libclang_rt.asan-x86_64.so
+
+.PHONY: build cli deps demo test bench generate check-generated tsan tsan-build asan asan-build clean
 
 build: $(PROXY_SO) $(CLI_BIN)
 
@@ -91,12 +100,26 @@ $(TSAN_PROXY_SO): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift support/
 		-Xswiftc -use-ld=lld -Xlinker --version-script=$(CURDIR)/support/libp11proxy.map -Xlinker -z -Xlinker nodelete
 	@touch $@
 
+$(ASAN_PROXY_SO): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift support/libp11proxy.map | deps
+	swift build -c release --product p11proxy --scratch-path .build-asan -Xswiftc -sanitize=address \
+		-Xswiftc -use-ld=lld -Xlinker --version-script=$(CURDIR)/support/libp11proxy.map -Xlinker -z -Xlinker nodelete
+	@touch $@
+
 tsan-build: $(TSAN_PROXY_SO) c-tests-tsan
+
+asan-build: $(ASAN_PROXY_SO) c-tests-asan
 
 # The C tests (stress test included) with the proxy, the mocks and the programs under TSan;
 # any report fails the program (TSan's exit code 66).
 tsan: tsan-build
 	LD_LIBRARY_PATH=$(TSAN_LIBRARY_PATH) P11TEST_NO_BUILD=1 bash Tests/C/run.sh $(TSAN_PROXY_SO) $(BUILD_DIR)/mock-tsan $(BUILD_DIR)/tests-tsan
+
+# The C tests and the SoftHSM2 pkcs11-tool test with the proxy under AddressSanitizer (leaks
+# included); any report fails (scripts/sanitizer-integration.sh: pkcs11-tool gets the runtime
+# by LD_PRELOAD).
+asan: asan-build
+	LD_LIBRARY_PATH=$(ASAN_LIBRARY_PATH) P11TEST_NO_BUILD=1 bash Tests/C/run.sh $(ASAN_PROXY_SO) $(BUILD_DIR)/mock-asan $(BUILD_DIR)/tests-asan
+	bash scripts/sanitizer-integration.sh asan
 
 # Issue 5's benchmark: prints one table (also build/bench/results.md); not a test.
 bench: build deps
@@ -114,7 +137,7 @@ demo: build
 	bash scripts/demo.sh
 
 # Everything, with one closing line "N passed, N failed" (scripts/run-tests.sh).
-test: build tsan-build deps python-venv
+test: build tsan-build asan-build deps python-venv
 	bash scripts/run-tests.sh
 
 # Install (issue 7; scripts/install.sh): libp11proxy.so into p11-kit's module directory and
@@ -151,4 +174,4 @@ uninstall:
 	$(INSTALL_ENV) bash scripts/install.sh uninstall
 
 clean:
-	rm -rf .build .build-tsan $(BUILD_DIR) include/p11kit_paths.h
+	rm -rf .build .build-tsan .build-asan $(BUILD_DIR) include/p11kit_paths.h

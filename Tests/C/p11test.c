@@ -279,12 +279,24 @@ char *t_temp_path(const char *name)
     return path;
 }
 
+/* Every config dir path handed out stays reachable from here (most callers never free it), so
+ * that a LeakSanitizer build reports leaks of the code under test, not of this harness. A
+ * caller may still free its path; this list is never read (external, so the compiler keeps the
+ * stores). */
+char **t_kept_paths;
+size_t t_n_kept_paths;
+
 char *t_config_new(const char *label)
 {
     static int seq;
     char *dir, *modules;
     if (asprintf(&dir, "%s/conf-%d-%d-%s", temp_root, (int)getpid(), ++seq, label) < 0)
         abort();
+    char **kept = realloc(t_kept_paths, (t_n_kept_paths + 1) * sizeof *kept);
+    if (!kept)
+        abort();
+    t_kept_paths = kept;
+    t_kept_paths[t_n_kept_paths++] = dir;
     if (asprintf(&modules, "%s/modules", dir) < 0)
         abort();
     if (mkdir(dir, 0700) != 0 || mkdir(modules, 0700) != 0) {

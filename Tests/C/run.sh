@@ -34,7 +34,8 @@ else
     mocks=$build/mock$tsan
 fi
 tests=${3:-$build/tests$tsan}
-programs=${P11TEST_PROGRAMS:-"test_mock_direct test_routing test_faults test_managed stress_managed"}
+programs=${P11TEST_PROGRAMS:-"test_mock_direct test_routing test_faults test_managed stress_managed
+    test_caller_input test_module_hang test_fork_calls test_load_cycles test_trace_secrets"}
 timeout_s=${P11TEST_PROGRAM_TIMEOUT:-900}
 
 if [ -z "${P11TEST_NO_BUILD:-}" ]; then
@@ -85,7 +86,7 @@ for name in $programs; do
         how="killed by signal $sig (SIG$(signal_name "$sig"))"
     elif [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then
         how="exit status $status without a failed check"
-        grep -q 'ThreadSanitizer' "$err" && how="$how (ThreadSanitizer reports in $err)"
+        grep -q 'ThreadSanitizer\|AddressSanitizer\|LeakSanitizer' "$err" && how="$how (sanitizer reports in $err)"
     fi
     if [ -n "$how" ] && [ "$fail" -eq 0 ]; then
         fail=1
@@ -100,7 +101,8 @@ for name in $programs; do
         grep '^not ok ' "$out" | sed 's/^/    /' | head -40
         if grep -q 'ThreadSanitizer\|AddressSanitizer\|runtime error' "$err"; then
             echo "    --- sanitizer output (first lines of $err):"
-            grep -m 20 -A 3 'WARNING: ThreadSanitizer\|ERROR: AddressSanitizer\|runtime error' "$err" | sed 's/^/    /'
+            grep -m 20 -A 3 'WARNING: ThreadSanitizer\|ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error' "$err" |
+                sed 's/^/    /'
         elif [ -n "$how" ]; then
             echo "    --- last lines of $out / $err:"
             tail -n 5 "$out" | sed 's/^/    /'

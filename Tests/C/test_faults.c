@@ -2,8 +2,13 @@
  * (the proxy reads its configuration when the first caller initialises): a module whose
  * C_Initialize fails (skipped, or fatal when `critical: yes`), files naming a library
  * without C_GetFunctionList, a missing path, the proxy itself (directly and through a
- * symlink), a malformed file, a `remote:` module, and a module with a garbage slot list. */
+ * symlink), a malformed file, a `remote:` module, and a module with a garbage slot list.
+ * Issue 6 adds: critical modules that are missing or not a library (C_Initialize fails with a
+ * message naming them), the messages for skipped modules, a module whose C_Initialize fails
+ * once (it is back at the next initialisation), a critical one that fails only when
+ * initialised again, and a module whose C_GetSlotList fails (its slots are left out). */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,15 +16,20 @@
 
 #include "p11test.h"
 
+/* Loads the proxy with configuration `dir` and makes a caller (not initialised); NULL is
+ * reported. */
+static CK_FUNCTION_LIST_PTR caller_with(const char *dir, struct t_proxy *px)
+{
+    t_config_use(dir);
+    return t_proxy_open(px) ? t_caller(px) : NULL;
+}
+
 /* Loads the proxy with `dir`, initialises one caller and checks that exactly the tokens
  * in `want` (NULL-terminated labels) are listed and usable. */
 static void expect_tokens(const char *what, const char *dir, const char *const *want)
 {
-    t_config_use(dir);
     struct t_proxy px;
-    if (!t_proxy_open(&px))
-        return;
-    CK_FUNCTION_LIST_PTR f = t_caller(&px);
+    CK_FUNCTION_LIST_PTR f = caller_with(dir, &px);
     if (!f || !t_rv(f->C_Initialize(NULL), CKR_OK, "%s: C_Initialize", what))
         return;
     CK_SLOT_ID *slots;
@@ -81,11 +91,8 @@ static void failinit_critical(void *arg)
     char *dir = t_config_new("critical");
     t_config_module(dir, "mock-a", "module: %s\n", a.path);
     t_config_module(dir, "mock-failinit", "module: %s\ncritical: yes\n", bad.path);
-    t_config_use(dir);
     struct t_proxy px;
-    if (!t_proxy_open(&px))
-        return;
-    CK_FUNCTION_LIST_PTR f = t_caller(&px);
+    CK_FUNCTION_LIST_PTR f = caller_with(dir, &px);
     if (!f)
         return;
     t_rv(f->C_Initialize(NULL), CKR_DEVICE_ERROR, "critical failing module: C_Initialize fails with its code");
@@ -197,11 +204,8 @@ static void garbage_slots(void *arg)
     char *dir = t_config_new("garbage");
     t_config_module(dir, "mock-a", "module: %s\npriority: 1\n", a.path);
     t_config_module(dir, "mock-garbage", "module: %s\n", g.path);
-    t_config_use(dir);
     struct t_proxy px;
-    if (!t_proxy_open(&px))
-        return;
-    CK_FUNCTION_LIST_PTR f = t_caller(&px);
+    CK_FUNCTION_LIST_PTR f = caller_with(dir, &px);
     if (!f || !t_rv(f->C_Initialize(NULL), CKR_OK, "garbage slot list: C_Initialize"))
         return;
     for (int round = 0; round < 2; round++) {
@@ -227,16 +231,189 @@ static void garbage_slots(void *arg)
     t_rv(f->C_Finalize(NULL), CKR_OK, "garbage slot list: C_Finalize");
 }
 
+/* Standard error of this (scenario) process goes to a file from here on; stderr_text reads
+ * it back, so a check can look for the proxy's messages. */
+static char *stderr_path;
+
+static void capture_stderr(const char *name)
+{
+    stderr_path = t_temp_path(name);
+    int fd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || dup2(fd, 2) < 0)
+        perror("capture stderr");
+    if (fd > 2)
+        close(fd);
+}
+
+static const char *stderr_text(void)
+{
+    static char text[16384];
+    text[0] = 0;
+    FILE *in = fopen(stderr_path, "r");
+    if (in) {
+        size_t n = fread(text, 1, sizeof text - 1, in);
+        text[n] = 0;
+        fclose(in);
+    }
+    return text;
+}
+
+/* Every needle is in what the proxy printed. */
+static int said(const char *what, const char *const *needles)
+{
+    const char *text = stderr_text();
+    for (const char *const *n = needles; *n; n++)
+        if (!strstr(text, *n))
+            return t_fail("%s: stderr mentions \"%s\" (stderr: %s)", what, *n, text);
+    return t_ok(1, "%s: stderr names the module, the file and the reason", what);
+}
+
+struct critical_case {
+    const char *what, *name;
+    const char *library; /* NULL: mock-failinit */
+    CK_RV want;
+    const char *reason;
+};
+
+/* A critical module that cannot be used fails C_Initialize, with a message naming it. */
+static void critical_unusable(void *arg)
+{
+    const struct critical_case *c = arg;
+    struct t_mock a;
+    if (!t_mock_open(&a, "mock-a"))
+        return;
+    capture_stderr(c->name);
+    char *dir = t_config_new(c->name), *library = c->library ? NULL : t_mock_path("mock-failinit");
+    char module_file[4096];
+    snprintf(module_file, sizeof module_file, "%s/modules/%s.module", dir, c->name);
+    t_config_module(dir, "mock-a", "module: %s\n", a.path);
+    if (c->library)
+        t_config_module(dir, c->name, "module: %s/%s\ncritical: yes\n", t_mock_dir, c->library);
+    else
+        t_config_module(dir, c->name, "module: %s\ncritical: yes\n", library);
+    struct t_proxy px;
+    CK_FUNCTION_LIST_PTR f = caller_with(dir, &px);
+    if (!f)
+        return;
+    t_rv(f->C_Initialize(NULL), c->want, "%s: C_Initialize fails", c->what);
+    CK_ULONG n;
+    t_rv(f->C_GetSlotList(CK_FALSE, NULL, &n), CKR_CRYPTOKI_NOT_INITIALIZED, "%s: the caller stays uninitialised",
+         c->what);
+    struct mock_stats s = t_mock_stats(&a);
+    t_ok(s.initialize_ok == s.finalize_ok && !s.initialized, "%s: mock-a not left initialised", c->what);
+    const char *needles[] = {c->name, "critical", c->reason, c->library ? module_file : "C_Initialize failed", NULL};
+    said(c->what, needles);
+    free(library);
+}
+
+static const struct critical_case critical_cases[] = {
+    {"critical missing library", "missing", "libdoes-not-exist.so", CKR_GENERAL_ERROR, "no such file"},
+    {"critical library without C_GetFunctionList", "not-a-module", "not-a-module.so", CKR_GENERAL_ERROR,
+     "not a PKCS#11 module"},
+    {"critical module whose C_Initialize fails", "failinit", NULL, CKR_DEVICE_ERROR, "CKR_DEVICE_ERROR"},
+};
+#define N_CRITICAL (sizeof critical_cases / sizeof critical_cases[0])
+
+/* A skipped module's message says which file, which module and why. */
+static void skipped_messages(void *arg)
+{
+    (void)arg;
+    struct t_mock a;
+    if (!t_mock_open(&a, "mock-a"))
+        return;
+    capture_stderr("skipped-messages");
+    char *dir = t_config_new("skipped-messages");
+    t_config_module(dir, "mock-a", "module: %s\n", a.path);
+    t_config_module(dir, "missing", "module: %s/libdoes-not-exist.so\n", t_mock_dir);
+    t_config_module(dir, "not-a-module", "module: %s/not-a-module.so\n", t_mock_dir);
+    t_config_module(dir, "failinit", "module: %s/libmock-failinit.so\n", t_mock_dir);
+    t_config_module(dir, "malformed", "module: %s\nthis line has no colon\n", a.path);
+    expect_tokens("skipped modules' messages", dir, only_a);
+    char missing[4096], not_module[4096], malformed[4096];
+    snprintf(missing, sizeof missing, "%s/modules/missing.module", dir);
+    snprintf(not_module, sizeof not_module, "%s/modules/not-a-module.module", dir);
+    snprintf(malformed, sizeof malformed, "%s/modules/malformed.module:2", dir);
+    const char *m1[] = {missing, "'missing'", "libdoes-not-exist.so", "no such file", NULL};
+    said("missing library, not critical", m1);
+    const char *m2[] = {not_module, "'not-a-module'", "not a PKCS#11 module", NULL};
+    said("library without C_GetFunctionList, not critical", m2);
+    const char *m3[] = {"'failinit'", "CKR_DEVICE_ERROR", "skipped", NULL};
+    said("failing C_Initialize, not critical", m3);
+    const char *m4[] = {malformed, NULL};
+    said("malformed file (file:line)", m4);
+}
+
+/* mock-b fails its C_Initialize once: skipped this time, back at the next initialisation. */
+static void fails_once(void *arg)
+{
+    (void)arg;
+    struct t_mock a, b;
+    if (!t_mock_open(&a, "mock-a") || !t_mock_open(&b, "mock-b"))
+        return;
+    char *dir = t_config_new("fails-once");
+    t_config_module(dir, "mock-a", "module: %s\n", a.path);
+    t_config_module(dir, "mock-b", "module: %s\n", b.path);
+    t_mock_control(&b, MOCK_FAIL_NEXT_INIT, CKR_DEVICE_ERROR);
+    expect_tokens("mock-b fails C_Initialize once", dir, only_a);
+    static const char *const both[] = {"mock-a-1", "mock-a-5", "mock-b-1", NULL};
+    expect_tokens("next initialisation, mock-b works again", dir, both);
+}
+
+/* A critical module that initialised once and fails when initialised again. */
+static void critical_fails_later(void *arg)
+{
+    (void)arg;
+    struct t_mock a, b;
+    if (!t_mock_open(&a, "mock-a") || !t_mock_open(&b, "mock-b"))
+        return;
+    char *dir = t_config_new("critical-later");
+    t_config_module(dir, "mock-a", "module: %s\n", a.path);
+    t_config_module(dir, "mock-b", "module: %s\ncritical: yes\n", b.path);
+    static const char *const both[] = {"mock-a-1", "mock-a-5", "mock-b-1", NULL};
+    expect_tokens("critical mock-b, first initialisation", dir, both);
+    t_mock_control(&b, MOCK_FAIL_NEXT_INIT, CKR_TOKEN_NOT_PRESENT);
+    struct t_proxy px;
+    CK_FUNCTION_LIST_PTR f = caller_with(dir, &px);
+    if (!f)
+        return;
+    t_rv(f->C_Initialize(NULL), CKR_TOKEN_NOT_PRESENT, "critical mock-b fails the second initialisation: its code");
+    struct mock_stats s = t_mock_stats(&a);
+    t_ok(s.initialize_ok == s.finalize_ok && !s.initialized, "critical mock-b: mock-a not left initialised");
+    t_rv(f->C_Initialize(NULL), CKR_OK, "critical mock-b: the next C_Initialize works again");
+    t_ok(t_slot_by_label(f, "mock-b-1") != T_NO_SLOT, "critical mock-b: its slot is back");
+    t_rv(f->C_Finalize(NULL), CKR_OK, "critical mock-b: C_Finalize");
+}
+
+/* mock-b's C_GetSlotList fails once: its slot is left out of that list only. */
+static void slot_list_fails(void *arg)
+{
+    (void)arg;
+    struct t_mock a, b;
+    if (!t_mock_open(&a, "mock-a") || !t_mock_open(&b, "mock-b"))
+        return;
+    char *dir = t_config_new("slot-list-fails");
+    t_config_module(dir, "mock-a", "module: %s\npriority: 1\n", a.path);
+    t_config_module(dir, "mock-b", "module: %s\n", b.path);
+    struct t_proxy px;
+    CK_FUNCTION_LIST_PTR f = caller_with(dir, &px);
+    if (!f || !t_rv(f->C_Initialize(NULL), CKR_OK, "failing C_GetSlotList: C_Initialize"))
+        return;
+    CK_ULONG n = 0;
+    t_mock_control(&b, MOCK_FAIL_NEXT_CALL, CKR_DEVICE_ERROR);
+    if (t_rv(f->C_GetSlotList(CK_FALSE, NULL, &n), CKR_OK, "failing C_GetSlotList: the proxy's C_GetSlotList works"))
+        t_ul(n, 2, "failing C_GetSlotList: mock-a's two slots, mock-b's left out");
+    if (t_rv(f->C_GetSlotList(CK_FALSE, NULL, &n), CKR_OK, "failing C_GetSlotList: next C_GetSlotList"))
+        t_ul(n, 3, "failing C_GetSlotList: mock-b's slot is back");
+    t_rv(f->C_Finalize(NULL), CKR_OK, "failing C_GetSlotList: C_Finalize");
+}
+
 /* Not part of the spec: what an empty configuration gives, for the record. */
 static void empty_config(void *arg)
 {
     (void)arg;
     char *dir = t_config_new("empty");
-    t_config_use(dir);
     struct t_proxy px;
-    if (!t_proxy_open(&px))
-        return;
-    CK_FUNCTION_LIST_PTR f = t_caller(&px);
+    CK_FUNCTION_LIST_PTR f = caller_with(dir, &px);
     if (!f)
         return;
     CK_RV rv = f->C_Initialize(NULL);
@@ -256,6 +433,12 @@ int main(int argc, char **argv)
         t_scenario(bad_modules[i].what, one_bad_module, (void *)&bad_modules[i]);
     t_scenario("every bad module at once", all_bad_modules, NULL);
     t_scenario("garbage slot list", garbage_slots, NULL);
+    for (size_t i = 0; i < N_CRITICAL; i++)
+        t_scenario(critical_cases[i].what, critical_unusable, (void *)&critical_cases[i]);
+    t_scenario("messages for skipped modules", skipped_messages, NULL);
+    t_scenario("a module whose C_Initialize fails once", fails_once, NULL);
+    t_scenario("a critical module that fails when initialised again", critical_fails_later, NULL);
+    t_scenario("a module whose C_GetSlotList fails", slot_list_fails, NULL);
     t_scenario("empty configuration", empty_config, NULL);
     return t_done();
 }

@@ -3,6 +3,7 @@
 # Included by the top Makefile; also works alone from the repository root:
 #   make -f Tests/C/tests.mk mock-modules c-tests        # then: make -f Tests/C/tests.mk run-c-tests
 #   make -f Tests/C/tests.mk c-tests-tsan run-c-tests-tsan
+#   make -f Tests/C/tests.mk c-tests-asan                # build/mock-asan, build/tests-asan
 #   make -f Tests/C/tests.mk trace-tests                 # for Tests/integration/test_trace.sh
 #   make -f Tests/C/tests.mk mock-modules bench-programs # for scripts/bench.sh (Tests/Bench)
 # Variables: BUILD_DIR (build), PROXY_SO (.build/release/libp11proxy.so), CC.
@@ -28,11 +29,15 @@ TSAN_CC ?= $(CC)
 # Extra libraries a TSan runtime may need (Swift's clang runtime intercepts libdispatch).
 TSAN_LDLIBS ?=
 P11T_TSAN_CFLAGS := -std=c11 -fsanitize=thread -g -O1 -Wall -Wextra -pthread
+ASAN_CC ?= $(CC)
+ASAN_LDLIBS ?=
+P11T_ASAN_CFLAGS := -std=c11 -fsanitize=address -fno-omit-frame-pointer -g -O1 -Wall -Wextra -pthread
 P11T_MOCK_LDFLAGS := -fPIC -shared -fvisibility=hidden -Wl,-z,defs
 P11T_LDLIBS := -ldl -lpthread
 
-P11T_MOCKS := mock-a mock-b mock-c mock-failinit mock-garbage mock-fast
-P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed
+P11T_MOCKS := mock-a mock-b mock-c mock-failinit mock-garbage mock-fast mock-hang
+P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed \
+	test_caller_input test_module_hang test_fork_calls test_load_cycles test_trace_secrets
 # Run by Tests/integration/test_trace.sh (they write traces for it to check), not by run.sh.
 P11T_TRACE_PROGRAMS := trace_calls trace_concurrency
 
@@ -45,8 +50,9 @@ P11T_MOCK_FLAGS_mock-failinit := -DMOCK_NAME='"mock-failinit"' -DMOCK_TAG=0xF -D
 P11T_MOCK_FLAGS_mock-garbage := -DMOCK_NAME='"mock-garbage"' -DMOCK_TAG=0xE -DMOCK_SLOTS='{1,3}' -DMOCK_V3=0 \
 	-DMOCK_GARBAGE_SLOTS=1
 P11T_MOCK_FLAGS_mock-fast := -DMOCK_NAME='"mock-fast"' -DMOCK_TAG=0xD -DMOCK_SLOTS='{1}' -DMOCK_V3=1 -DMOCK_FAST=1
+P11T_MOCK_FLAGS_mock-hang := -DMOCK_NAME='"mock-hang"' -DMOCK_TAG=0x4 -DMOCK_SLOTS='{2}' -DMOCK_V3=1 -DMOCK_WAIT_HANG=1
 
-.PHONY: mock-modules c-tests c-tests-tsan trace-tests bench-programs run-c-tests run-c-tests-tsan clean-c-tests
+.PHONY: mock-modules c-tests c-tests-tsan c-tests-asan trace-tests bench-programs run-c-tests run-c-tests-tsan clean-c-tests
 
 mock-modules: $(P11T_MOCKS:%=$(BUILD_DIR)/mock/lib%.so) $(BUILD_DIR)/mock/not-a-module.so
 
@@ -54,11 +60,8 @@ c-tests: mock-modules $(P11T_PROGRAMS:%=$(BUILD_DIR)/tests/%)
 
 trace-tests: mock-modules $(P11T_TRACE_PROGRAMS:%=$(BUILD_DIR)/tests/%)
 
-# The benchmark (Tests/Bench/bench.c): not a test, run by scripts/bench.sh.
-bench-programs: $(BUILD_DIR)/bench/bench
-
-c-tests-tsan: $(P11T_MOCKS:%=$(BUILD_DIR)/mock-tsan/lib%.so) $(BUILD_DIR)/mock-tsan/not-a-module.so \
-	$(P11T_PROGRAMS:%=$(BUILD_DIR)/tests-tsan/%)
+c-tests-asan: $(P11T_MOCKS:%=$(BUILD_DIR)/mock-asan/lib%.so) $(BUILD_DIR)/mock-asan/not-a-module.so \
+	$(P11T_PROGRAMS:%=$(BUILD_DIR)/tests-asan/%)
 
 # Runs against whatever PROXY_SO is; building the proxy is the including Makefile's job.
 run-c-tests: c-tests
@@ -68,7 +71,8 @@ run-c-tests-tsan: c-tests-tsan
 	$(P11T_ROOT)/Tests/C/run.sh $(PROXY_SO) $(BUILD_DIR)/mock-tsan $(BUILD_DIR)/tests-tsan
 
 clean-c-tests:
-	rm -rf $(BUILD_DIR)/mock $(BUILD_DIR)/mock-tsan $(BUILD_DIR)/tests $(BUILD_DIR)/tests-tsan $(BUILD_DIR)/bench/bench
+	rm -rf $(BUILD_DIR)/mock $(BUILD_DIR)/mock-tsan $(BUILD_DIR)/mock-asan $(BUILD_DIR)/tests $(BUILD_DIR)/tests-tsan \
+		$(BUILD_DIR)/tests-asan $(BUILD_DIR)/bench/bench
 
 $(BUILD_DIR)/mock/lib%.so: $(P11T_MOCK_SRC) $(P11T_MOCK_HDRS)
 	@mkdir -p $(@D)
@@ -79,8 +83,14 @@ $(BUILD_DIR)/mock-tsan/lib%.so: $(P11T_MOCK_SRC) $(P11T_MOCK_HDRS)
 	$(TSAN_CC) $(P11T_CPPFLAGS) $(P11T_TSAN_CFLAGS) -fPIC -shared -fvisibility=hidden $(P11T_MOCK_FLAGS_$*) \
 		-o $@ $< $(P11T_LDLIBS)
 
+$(BUILD_DIR)/mock-asan/lib%.so: $(P11T_MOCK_SRC) $(P11T_MOCK_HDRS)
+	@mkdir -p $(@D)
+	$(ASAN_CC) $(P11T_CPPFLAGS) $(P11T_ASAN_CFLAGS) -fPIC -shared -fvisibility=hidden $(P11T_MOCK_FLAGS_$*) \
+		-o $@ $< $(P11T_LDLIBS)
+
 # A valid shared object without C_GetFunctionList: the proxy must skip it.
-$(BUILD_DIR)/mock/not-a-module.so $(BUILD_DIR)/mock-tsan/not-a-module.so: $(P11T_ROOT)/Tests/Mock/not_a_module.c
+$(BUILD_DIR)/mock/not-a-module.so $(BUILD_DIR)/mock-tsan/not-a-module.so $(BUILD_DIR)/mock-asan/not-a-module.so: \
+		$(P11T_ROOT)/Tests/Mock/not_a_module.c
 	@mkdir -p $(@D)
 	$(CC) $(P11T_CFLAGS) -fPIC -shared -o $@ $<
 
@@ -95,6 +105,10 @@ $(BUILD_DIR)/bench/bench: $(P11T_ROOT)/Tests/Bench/bench.c $(P11T_ROOT)/include/
 $(BUILD_DIR)/tests-tsan/%: $(P11T_ROOT)/Tests/C/%.c $(P11T_COMMON_SRC) $(P11T_COMMON_HDRS)
 	@mkdir -p $(@D)
 	$(TSAN_CC) $(P11T_CPPFLAGS) $(P11T_TSAN_CFLAGS) -o $@ $< $(P11T_COMMON_SRC) $(P11T_LDLIBS) $(TSAN_LDLIBS)
+
+$(BUILD_DIR)/tests-asan/%: $(P11T_ROOT)/Tests/C/%.c $(P11T_COMMON_SRC) $(P11T_COMMON_HDRS)
+	@mkdir -p $(@D)
+	$(ASAN_CC) $(P11T_CPPFLAGS) $(P11T_ASAN_CFLAGS) -o $@ $< $(P11T_COMMON_SRC) $(P11T_LDLIBS) $(ASAN_LDLIBS)
 
 ifeq ($(P11T_STANDALONE),yes)
 .DEFAULT_GOAL := c-tests

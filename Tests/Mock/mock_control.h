@@ -45,6 +45,7 @@ struct mock_stats {
     unsigned long objects;                   /* current, token and session objects */
     unsigned long slots;                     /* current slot count (hot-plug) */
     unsigned long events_queued;             /* pending slot events */
+    unsigned long waiters;                   /* threads blocked in C_WaitForSlotEvent (MOCK_WAIT_HANG) */
 
     unsigned long calls_3_0;                 /* sum of calls to 3.0 functions (not GetInterface*) */
     unsigned long calls[MOCK_FN_COUNT];      /* per entry point, by enum mock_fn */
@@ -59,6 +60,10 @@ enum mock_op {
     MOCK_RESET_SLOTS = 5,    /* back to the compile-time slot list, labels and PINs */
     MOCK_FAIL_NEXT_INIT = 6, /* arg: CK_RV the next C_Initialize returns (0 = off) */
     MOCK_FAIL_NEXT_CALL = 7, /* arg: CK_RV the next wrapped call returns (0 = off) */
+    MOCK_RELEASE_WAITERS = 8, /* arg: CK_RV the C_WaitForSlotEvent calls blocked so far return
+                               * (CKR_OK: an event on the first compile-time slot) */
+    MOCK_SET_DELAY = 9,       /* arg: microseconds every call (C_Initialize/C_Finalize too)
+                               * sleeps before it takes the module's lock (0 = off) */
 };
 
 /* "C_Digest" for MOCK_FN_C_Digest; "?" out of range. */

@@ -2,6 +2,8 @@
  * tests load through the proxy. One source; variants by -D flags (Tests/C/tests.mk):
  *   MOCK_NAME "mock-a"   MOCK_TAG 0xA   MOCK_SLOTS {1,5}   MOCK_V3 0|1
  *   MOCK_FAIL_INIT <CKR> MOCK_GARBAGE_SLOTS 0|1           MOCK_FAST 0|1
+ *   MOCK_WAIT_HANG 0|1 (a blocking C_WaitForSlotEvent ignores events and C_Finalize and
+ *   returns only when a test calls mock_control(MOCK_RELEASE_WAITERS), or never)
  * Only C_GetFunctionList, C_GetInterfaceList/C_GetInterface (MOCK_V3) and mock_* are
  * exported; build with -fvisibility=hidden. Behaviour follows PKCS#11 2.40/3.0 base
  * spec section numbers cited below; the test hooks are described in mock_control.h. */
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "p11proxy_pkcs11.h"
 #include "mock_control.h"
@@ -36,6 +39,9 @@
 #endif
 #ifndef MOCK_FAST
 #define MOCK_FAST 0
+#endif
+#ifndef MOCK_WAIT_HANG
+#define MOCK_WAIT_HANG 0
 #endif
 
 #define MOCK_EXPORT __attribute__((visibility("default")))
@@ -452,6 +458,8 @@ static struct {
     unsigned char random_counter;
     uint64_t secret_state;
     CK_RV fail_next_init, fail_next_call;
+    unsigned long release_round; /* MOCK_RELEASE_WAITERS: bumps it, wakes hung waiters */
+    CK_RV release_rv;            /* ... and what they then return */
     struct mock_stats stats;
 } st = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -461,6 +469,20 @@ static struct {
     .next_object = 1,
     .secret_state = MOCK_TAG,
 };
+
+/* MOCK_SET_DELAY: every call sleeps this long before taking the lock, so a test can have
+ * threads inside the module (and not holding its lock) when something else happens. Atomic:
+ * read outside the lock. */
+static unsigned long delay_us;
+
+static void call_delay(void)
+{
+    unsigned long us = __atomic_load_n(&delay_us, __ATOMIC_RELAXED);
+    if (us) {
+        struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
 
 static void lock(void)
 {
@@ -997,6 +1019,7 @@ static CK_RV call_begin(enum mock_fn fn, int v3)
     static CK_RV impl_##name params;                 \
     static CK_RV wrap_##name params                  \
     {                                                \
+        call_delay();                                \
         lock();                                      \
         CK_RV rv = call_begin(MOCK_FN_##name, v3);   \
         if (rv == CKR_OK)                            \
@@ -1024,6 +1047,7 @@ static CK_RV hand_C_Initialize(CK_VOID_PTR pInitArgs)
 {
     CK_C_INITIALIZE_ARGS *args = pInitArgs;
     CK_RV rv = CKR_OK;
+    call_delay();
     lock();
     st.stats.calls[MOCK_FN_C_Initialize]++;
     st.stats.initialize_calls++;
@@ -1061,6 +1085,7 @@ static CK_RV hand_C_Initialize(CK_VOID_PTR pInitArgs)
 static CK_RV hand_C_Finalize(CK_VOID_PTR pReserved)
 {
     CK_RV rv = CKR_OK;
+    call_delay();
     lock();
     st.stats.calls[MOCK_FN_C_Finalize]++;
     st.stats.finalize_calls++;
@@ -2069,6 +2094,20 @@ static CK_RV impl_C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VO
 {
     if (!pSlot || pReserved)
         return CKR_ARGUMENTS_BAD;
+#if MOCK_WAIT_HANG
+    /* A broken module: the wait never ends by itself (events and C_Finalize are ignored);
+     * the lock is released while waiting, so the module's other calls still work. */
+    if (!(flags & CKF_DONT_BLOCK)) {
+        unsigned long round = st.release_round;
+        st.stats.waiters++;
+        while (st.release_round == round)
+            pthread_cond_wait(&st.event_cond, &st.lock);
+        st.stats.waiters--;
+        if (st.release_rv == CKR_OK)
+            *pSlot = initial_slots[0];
+        return st.release_rv;
+    }
+#endif
     unsigned long generation = st.generation;
     for (;;) {
         if (!st.initialized || st.generation != generation)
@@ -2399,6 +2438,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     pthread_cond_init(&st.event_cond, NULL);
+    st.stats.waiters = 0; /* the waiting threads stayed in the parent */
     if (st.initialized) {
         state_drop_sessions();
         st.initialized = 0;
@@ -2465,6 +2505,7 @@ MOCK_EXPORT CK_RV mock_control(int op, CK_ULONG arg)
         st.stats.v3 = keep.v3;
         st.stats.open_sessions = keep.open_sessions;
         st.stats.objects = keep.objects;
+        st.stats.waiters = keep.waiters;
         break;
     }
     case MOCK_RESET_SLOTS:
@@ -2475,6 +2516,14 @@ MOCK_EXPORT CK_RV mock_control(int op, CK_ULONG arg)
         break;
     case MOCK_FAIL_NEXT_CALL:
         st.fail_next_call = arg;
+        break;
+    case MOCK_SET_DELAY:
+        __atomic_store_n(&delay_us, arg, __ATOMIC_RELAXED);
+        break;
+    case MOCK_RELEASE_WAITERS:
+        st.release_rv = arg;
+        st.release_round++;
+        pthread_cond_broadcast(&st.event_cond);
         break;
     default:
         rv = CKR_ARGUMENTS_BAD;

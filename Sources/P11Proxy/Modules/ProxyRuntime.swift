@@ -6,7 +6,8 @@ import Glibc
 import P11ProxyConfig
 import P11ProxyLoader
 
-/// Only touched while holding `ProxyRuntime.lock`.
+/// Changed only while holding both `ProxyRuntime.lock` and `ProxyRuntime.stateLock`; read while
+/// holding either.
 struct RuntimeState {
     var initializedCallers = 0
     /// Every module ever loaded, by ModuleTable index.
@@ -17,8 +18,16 @@ struct RuntimeState {
 }
 
 enum ProxyRuntime {
+    /// Serialises C_Initialize and C_Finalize, so every change to `state`; held across the real
+    /// modules' C_Initialize/C_Finalize. Not taken by the fork prepare handler: a module loaded
+    /// after p11proxy registers its own atfork handlers later, so they run before ours, and a
+    /// module's prepare handler may hold the lock its C_Initialize/C_Finalize is waiting for.
     static let lock = ProcessLock()
-    // Who may touch it: only code holding `lock`.
+    /// Guards `state` for readers without `lock`, and keeps it whole across fork (the prepare
+    /// handler takes it). Held only around reads and writes of `state`, never across a call into
+    /// a module or another lock.
+    static let stateLock = ProcessLock()
+    // Who may touch it: see RuntimeState.
     nonisolated(unsafe) static var state = RuntimeState()
 
     /// Registers the fork handlers once; called from every exported entry point. It also creates
@@ -26,7 +35,7 @@ enum ProxyRuntime {
     /// initialisation then happens before any thread the application starts afterwards), and
     /// publishes the tables the hot path reads (PublishedAddress.swift).
     static let prepared: Bool = {
-        _ = (lock, CallerPool.lock, CallerPool.publishStates(), CallerPool.interfaceName, SlotMap.lock,
+        _ = (lock, stateLock, CallerPool.lock, CallerPool.publishStates(), CallerPool.interfaceName, SlotMap.lock,
              SlotMap.publishEntries(), SessionTable.lock, SessionTable.publishEntries(), ModuleTable.publishSlots(),
              TraceOutput.lock)
         Diagnostics.warmUp()
@@ -35,11 +44,16 @@ enum ProxyRuntime {
 
     /// The active modules' indices, for calls that visit every module (C_GetSlotList).
     static func activeModules() -> [Int] {
-        lock.withLock { state.active }
+        stateLock.withLock { state.active }
     }
 
     static func record(_ index: Int) -> ModuleRecord? {
-        lock.withLock { index < state.modules.count ? state.modules[index] : nil }
+        stateLock.withLock { index < state.modules.count ? state.modules[index] : nil }
+    }
+
+    /// A change to `state`; only under `lock`.
+    private static func update(_ change: (inout RuntimeState) -> Void) {
+        stateLock.withLock { change(&state) }
     }
 
     // MARK: C_Initialize / C_Finalize, per caller (under `lock`, so they are serialised)
@@ -56,7 +70,7 @@ enum ProxyRuntime {
                     try? state.modules[index].initialize(caller: caller)
                 }
             }
-            state.initializedCallers += 1
+            update { $0.initializedCallers += 1 }
             CallerPool.setState(caller, .initialized)
         }
     }
@@ -67,7 +81,7 @@ enum ProxyRuntime {
             guard CallerPool.state(caller) == .initialized else { throw .cryptokiNotInitialized }
             // Stored before the scan below; C_OpenSession checks it after registering (Dekker).
             CallerPool.setState(caller, .finalized)
-            state.initializedCallers -= 1
+            update { $0.initializedCallers -= 1 }
             let last = state.initializedCallers == 0
             for session in SessionTable.liveSessions(where: { owner, _, _ in owner == caller }) {
                 let record = state.modules[session.module]
@@ -82,7 +96,7 @@ enum ProxyRuntime {
                 stopModule(state.modules[index], caller: caller)
             }
             if last {
-                state.active = []
+                update { $0.active = [] }
                 TraceFlusher.stop()
             }
             TraceOutput.flushAll()
@@ -133,7 +147,7 @@ enum ProxyRuntime {
         do throws(ReturnValue) {
             for config in configuration.modules {
                 guard let record = try load(config, skipping: started.map(\.identity)) else { continue }
-                record.apply(config, managed: configuration.isManaged(config))
+                stateLock.withLock { record.apply(config, managed: configuration.isManaged(config)) }
                 let trace = TraceSettings.resolve(module: config, configuration: configuration, environment: environment,
                                                   report: Diagnostics.report)
                 if trace.enabled { TraceOutput.configure(module: record.index, name: record.name, settings: trace) }
@@ -152,7 +166,7 @@ enum ProxyRuntime {
             for record in started where record.isInitialized { record.finalize(caller: caller) }
             throw error
         }
-        state.active = started.map(\.index)
+        update { $0.active = started.map(\.index) }
         for record in started {
             record.slot.pointee.isUnmanaged.store(!record.isManaged, ordering: .relaxed)
             record.slot.pointee.isActive.store(true, ordering: .releasing)
@@ -190,37 +204,47 @@ enum ProxyRuntime {
             return try skip(ModuleStartup.loadFailure(path: path, error))
         }
         let record = ModuleRecord(index: state.modules.count, path: path, identity: identity, config: config)
-        record.slot.pointee.functions = functions
-        state.modules.append(record)
-        state.byIdentity[identity] = record.index
+        update { state in
+            record.slot.pointee.functions = functions
+            state.modules.append(record)
+            state.byIdentity[identity] = record.index
+        }
         return record
     }
 
     // MARK: fork
 
-    // Lock order everywhere: ProxyRuntime, CallerPool, SlotMap, SessionTable, TraceOutput, Diagnostics.
+    // Lock order everywhere: ProxyRuntime.lock, ProxyRuntime.stateLock, CallerPool, SlotMap,
+    // SessionTable, TraceOutput, Diagnostics. The prepare handler takes all but the first: none of
+    // the others is ever held across a call into a module, so a module's own prepare handler (run
+    // before ours) cannot be holding something their holders wait for.
     private static let forkPrepare: @convention(c) () -> Void = {
-        ProxyRuntime.lock.lock()
+        ProxyRuntime.stateLock.lock()
         CallerPool.lock.lock()
         SlotMap.lock.lock()
         SessionTable.lock.lock()
         TraceOutput.lock.lock()
         // Written now, or the child would write the parent's buffered records a second time.
         TraceOutput.flushAllLocked()
+        Diagnostics.forkPrepare()
     }
 
     private static let forkParent: @convention(c) () -> Void = {
+        Diagnostics.forkParent()
         TraceOutput.lock.unlock()
         SessionTable.lock.unlock()
         SlotMap.lock.unlock()
         CallerPool.lock.unlock()
-        ProxyRuntime.lock.unlock()
+        ProxyRuntime.stateLock.unlock()
     }
 
     /// The child starts with every caller uninitialised; its first C_Initialize initialises the
     /// real modules afresh (ALREADY_INITIALIZED from a module that kept the parent's state is fine).
+    /// A C_Initialize or C_Finalize another thread was running in the parent does not exist here:
+    /// its lifecycle lock is made free, and `state` (whole, thanks to `stateLock`) is reset.
     private static let forkChild: @convention(c) () -> Void = {
         ProxyRuntime.lock.reinitializeInChild()
+        ProxyRuntime.stateLock.reinitializeInChild()
         CallerPool.forkChild()
         SlotMap.forkChild()
         SessionTable.forkChild()

@@ -21,6 +21,9 @@ enum Diagnostics {
         }
     }
 
+    /// Held across fork, so the child's copy of `printed` is whole.
+    static func forkPrepare() { lock.lock() }
+    static func forkParent() { lock.unlock() }
     static func forkChild() { lock.reinitializeInChild() }
 
     static func warmUp() { _ = lock }

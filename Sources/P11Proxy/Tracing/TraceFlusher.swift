@@ -17,13 +17,17 @@ enum TraceFlusher {
     }()
     nonisolated(unsafe) private static let condition: UnsafeMutablePointer<pthread_cond_t> = {
         let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+        initialize(condition)
+        return condition
+    }()
+
+    private static func initialize(_ condition: UnsafeMutablePointer<pthread_cond_t>) {
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
         pthread_cond_init(condition, &attributes)
         pthread_condattr_destroy(&attributes)
-        return condition
-    }()
+    }
 
     static func start() {
         pthread_mutex_lock(mutex)
@@ -74,8 +78,10 @@ enum TraceFlusher {
     }
 
     /// The thread does not exist in a fork child; the next trace file opened there starts one.
+    /// The condition is made afresh too: the parent's thread may have been waiting on it.
     static func forkChild() {
         pthread_mutex_init(mutex, nil)
+        initialize(condition)
         running = false
         stopping = false
     }

@@ -99,7 +99,10 @@ enum TraceMechanism {
                 TraceValue.ulong(&out, json: json, gcm.ulTagBits)
             }
             object.member(&out, "pTag")
-            TraceValue.bytes(&out, json: json, UnsafeRawPointer(gcm.pTag), (gcm.ulTagBits + 7) / 8, redact: false)
+            // Bits to bytes without `+ 7`: ulTagBits is the caller's, and may be anything (an
+            // overflow would trap and take the caller's process down).
+            let tagBytes = gcm.ulTagBits / 8 + (gcm.ulTagBits % 8 == 0 ? 0 : 1)
+            TraceValue.bytes(&out, json: json, UnsafeRawPointer(gcm.pTag), tagBytes, redact: false)
             return object.close(&out)
         }
         if length == CK_ULONG(MemoryLayout<CK_CCM_MESSAGE_PARAMS>.size) {
