@@ -39,9 +39,9 @@ public enum ConfigFileParser {
             switch readLine(line) {
             case .ignored:
                 continue
-            case .malformed(let why):
+            case .malformed(let problem):
                 result.malformedLines.append(lineNumber)
-                reporter.report(line: lineNumber, message: why)
+                reporter.report(line: lineNumber, message: problem.message)
             case .setting(let keyBytes, let valueBytes):
                 var key = String(validating: keyBytes, as: UTF8.self)
                 var value = String(validating: valueBytes, as: UTF8.self)
@@ -67,37 +67,47 @@ public enum ConfigFileParser {
 
     enum Line {
         case ignored
-        case malformed(String)
+        case malformed(LineProblem)
         case setting(key: ArraySlice<UInt8>, value: ArraySlice<UInt8>)
+    }
+
+    /// Why a line is not `key: value`. The message is only built for the lines that are
+    /// reported: a megabyte of bad lines must not cost a hundred thousand strings.
+    enum LineProblem {
+        case tooLong(Int)
+        case nulByte
+        case section(ArraySlice<UInt8>)
+        case pem
+        case noColon(ArraySlice<UInt8>)
+        case emptyKey(ArraySlice<UInt8>)
+
+        var message: String {
+            switch self {
+            case .tooLong(let count): return "line is \(count) bytes long, more than the \(maximumLineLength)-byte limit"
+            case .nulByte: return "line contains a NUL byte"
+            case .section(let line): return "section headers like \(preview(line)) are not allowed in this file"
+            case .pem: return "PEM blocks are not allowed in this file"
+            case .noColon(let line): return "expected 'key: value' but found no ':' in \(preview(line))"
+            // p11-kit would store a setting named "", which no one can ask for; it is a typo.
+            case .emptyKey(let line): return "nothing before the ':' in \(preview(line))"
+            }
+        }
     }
 
     /// One line, without its newline. The order of checks follows p11_lexer_next: whitespace is
     /// stripped, blank and `#` lines are skipped, `[` starts a section and `-----BEGIN ` a PEM
     /// block (both rejected by p11-kit's config reader), otherwise the first `:` splits key from value.
     static func readLine(_ raw: ArraySlice<UInt8>) -> Line {
-        if raw.count > maximumLineLength {
-            return .malformed("line is \(raw.count) bytes long, more than the \(maximumLineLength)-byte limit")
-        }
-        if raw.contains(0) {
-            return .malformed("line contains a NUL byte")
-        }
+        if raw.count > maximumLineLength { return .malformed(.tooLong(raw.count)) }
+        if raw.contains(0) { return .malformed(.nulByte) }
         let line = trimmed(raw)
         guard let first = line.first, first != UInt8(ascii: "#") else { return .ignored }
-        if first == UInt8(ascii: "[") {
-            return .malformed("section headers like \(preview(line)) are not allowed in this file")
-        }
-        if line.starts(with: Array("-----BEGIN ".utf8)) {
-            return .malformed("PEM blocks are not allowed in this file")
-        }
+        if first == UInt8(ascii: "[") { return .malformed(.section(line)) }
+        if line.starts(with: Array("-----BEGIN ".utf8)) { return .malformed(.pem) }
         // ':' is ASCII, so it is never part of a multi-byte UTF-8 sequence: splitting bytes is safe.
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
-            return .malformed("expected 'key: value' but found no ':' in \(preview(line))")
-        }
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return .malformed(.noColon(line)) }
         let key = trimmed(line[..<colon])
-        if key.isEmpty {
-            // p11-kit would store a setting named "", which no one can ask for; it is a typo.
-            return .malformed("nothing before the ':' in \(preview(line))")
-        }
+        if key.isEmpty { return .malformed(.emptyKey(line)) }
         return .setting(key: key, value: trimmed(line[(colon + 1)...]))
     }
 
@@ -134,9 +144,9 @@ struct LineProblemReporter {
 
     init(file: String) { self.file = file }
 
-    mutating func report(line: Int, message: String) {
+    mutating func report(line: Int, message: @autoclosure () -> String) {
         if diagnostics.count < ConfigFileParser.maximumReportedLineProblems {
-            diagnostics.append(ConfigDiagnostic(file: file, line: line, message: message))
+            diagnostics.append(ConfigDiagnostic(file: file, line: line, message: message()))
         } else {
             suppressed += 1
             if firstSuppressedLine == nil { firstSuppressedLine = line }

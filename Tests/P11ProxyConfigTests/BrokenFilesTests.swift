@@ -130,6 +130,7 @@ import P11ProxyConfig
     @Test func danglingSymlinkSkipsOnlyItsModule() throws {
         let tree = try TemporaryTree()
         try tree.symlink("modules/y.module", to: tree.path("nowhere/y.module"))
+        try tree.symlink("pkcs11.conf", to: tree.path("nowhere.conf"))
         try tree.write("modules/z.module", "module: libz.so\n")
         let config = readConfiguration(tree.configDirectory, programNames: ["test"])
         #expect(config.moduleNames == ["z"])
@@ -138,6 +139,9 @@ import P11ProxyConfig
         #expect(skip.reason.contains("does not exist"))
         #expect(skip.cause == .unreadableConfig)
         #expect(config.diagnostics.contains { $0.file == tree.path("modules/y.module") && $0.line == nil })
+        // A dangling pkcs11.conf is named too (p11-kit gives up on all configuration there).
+        #expect(config.diagnostics(for: tree.path("pkcs11.conf")).map(\.description)
+                    == ["\(tree.path("pkcs11.conf")): is a symbolic link to a file that does not exist; ignored"])
     }
 
     @Test func symlinkToAFileIsFollowed() throws {
@@ -236,6 +240,20 @@ import P11ProxyConfig
         #expect(config.diagnostics.map(\.description) == ["\(tree.path("pkcs11.conf")): cannot be read: permission denied; ignored"])
     }
 
+    @Test(.timeLimit(.minutes(1)))
+    func megabyteOfBadLinesIsCountedButOnlyTwentyAreReported() throws {
+        let tree = try TemporaryTree()
+        let bad = "no colon here\n"
+        let lines = (ConfigFileParser.maximumFileSize - 20) / bad.utf8.count
+        try tree.write("modules/bad.module", "module: libbad.so\n" + String(repeating: bad, count: lines))
+        let config = readConfiguration(tree.configDirectory, programNames: ["test"])
+        let diagnostics = config.diagnostics(for: tree.path("modules/bad.module"))
+        #expect(diagnostics.map(\.line) == Array(2...21) + [22])
+        #expect(diagnostics.last?.message == "\(lines - 20) more problems from this line on are not shown")
+        #expect(config.skip("bad")?.line == 2)
+    }
+
+    // As nobody, with real mode-000 files, through the built proxy: Tests/integration/test_broken_config.sh.
     @Test(.enabled(if: geteuid() != 0, "root reads mode-000 files anyway; FaultyFileSystem covers EACCES under root"))
     func realPermissionDenied() throws {
         let tree = try TemporaryTree()

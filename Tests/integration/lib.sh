@@ -53,6 +53,17 @@ require_softhsm_and_proxy() {
     fi
 }
 
+# build_c_programs TARGET...: builds Tests/C/tests.mk targets (mock modules, C test programs)
+# into BUILD (default build); on failure one failed check and the summary line.
+build_c_programs() {
+    local build=${BUILD:-${BUILD_DIR:-build}}
+    [[ $build == /* ]] || build=$REPO/$build
+    if ! make -s -C "$REPO" -f Tests/C/tests.mk BUILD_DIR="$build" "$@" >"$RUN_DIR/make.log" 2>&1; then
+        fail "build $* (make -f Tests/C/tests.mk $*)" "$(tail -n 20 "$RUN_DIR/make.log")"
+        finish
+    fi
+}
+
 # make_work_dir NAME: WORK=a new temp dir p11proxy-NAME.XXXXXX with RUN_DIR=$WORK/runs (for
 # `run`), removed at exit unless KEEP=1. A script with more to undo sets its own EXIT trap
 # and calls remove_work_dir from it.
