@@ -10,7 +10,7 @@ export BUILD_DIR PROXY_SO
 
 # Debian packages the build, the demo and the tests use.
 APT_PACKAGES := libp11-kit-dev libstdc++-12-dev pkg-config softhsm2 opensc p11-kit p11-kit-modules gnutls-bin jq openssl python3 \
-	libengine-pkcs11-openssl libnss3-tools python3-venv
+	libengine-pkcs11-openssl libnss3-tools python3-venv libssl-dev
 
 # Release build (lld: gold leaves local Swift symbols in .dynsym): Swift runtime linked statically (any C program can dlopen it without a Swift
 # toolchain), only the PKCS#11 entry points exported, and -z nodelete because unloading a
@@ -121,6 +121,19 @@ asan: asan-build
 	LD_LIBRARY_PATH=$(ASAN_LIBRARY_PATH) P11TEST_NO_BUILD=1 bash Tests/C/run.sh $(ASAN_PROXY_SO) $(BUILD_DIR)/mock-asan $(BUILD_DIR)/tests-asan
 	bash scripts/sanitizer-integration.sh asan
 
+# Issue 6: the config reader under libFuzzer (Tests/Fuzz/README.md), built by swiftc directly
+# into build/fuzz (not SwiftPM); `make fuzz` runs a fixed number of inputs from a fixed seed.
+FUZZ_BIN := $(BUILD_DIR)/fuzz/config-fuzz
+FUZZ_SOURCES := $(wildcard Sources/P11ProxyConfig/*.swift) Tests/Fuzz/ConfigFuzz.swift
+$(FUZZ_BIN): $(FUZZ_SOURCES)
+	@mkdir -p $(@D)
+	swiftc -sanitize=fuzzer,address -parse-as-library -O -use-ld=lld -module-name P11ProxyConfigFuzz $(FUZZ_SOURCES) -o $@
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BIN)
+fuzz: fuzz-build
+	bash Tests/Fuzz/run.sh $(FUZZ_BIN)
+
 # Issue 5's benchmark: prints one table (also build/bench/results.md); not a test.
 bench: build deps
 	bash scripts/bench.sh
@@ -137,7 +150,7 @@ demo: build
 	bash scripts/demo.sh
 
 # Everything, with one closing line "N passed, N failed" (scripts/run-tests.sh).
-test: build tsan-build asan-build deps python-venv
+test: build tsan-build asan-build fuzz-build deps python-venv
 	bash scripts/run-tests.sh
 
 # Install (issue 7; scripts/install.sh): libp11proxy.so into p11-kit's module directory and

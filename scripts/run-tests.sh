@@ -63,6 +63,11 @@ run_suite python-pkcs11 bash Tests/integration/test_python_pkcs11.sh
 run_suite install bash Tests/integration/test_install.sh
 run_suite trace bash Tests/integration/test_trace.sh
 run_suite cli bash Tests/integration/test_cli.sh
+# The config reader under libFuzzer, a fixed number of inputs (`make fuzz-build`; Tests/Fuzz/README.md).
+run_suite fuzz-config bash Tests/Fuzz/run.sh
+run_suite broken-config bash Tests/integration/test_broken_config.sh
+# OpenSSL ASYNC jobs over SoftHSM2, and p11proxy's stack depth per call against the job stack.
+run_suite openssl-async bash Tests/integration/test_openssl_async.sh
 # The C tests again with the proxy, the mocks and the programs built with ThreadSanitizer
 # (`make tsan-build`); a TSan report makes its program fail.
 run_suite c-tests-tsan env LD_LIBRARY_PATH="${TSAN_LIBRARY_PATH:-}" P11TEST_NO_BUILD=1 \

@@ -60,6 +60,20 @@ c-tests: mock-modules $(P11T_PROGRAMS:%=$(BUILD_DIR)/tests/%)
 
 trace-tests: mock-modules $(P11T_TRACE_PROGRAMS:%=$(BUILD_DIR)/tests/%)
 
+# OpenSSL ASYNC jobs over SoftHSM2 and stack depth per call (issue 6), run by
+# Tests/integration/test_openssl_async.sh; links libcrypto (libssl-dev).
+.PHONY: async-tests
+async-tests: mock-modules $(BUILD_DIR)/tests/test_async_jobs
+$(BUILD_DIR)/tests/test_async_jobs: $(P11T_ROOT)/Tests/C/test_async_jobs.c $(P11T_COMMON_SRC) $(P11T_COMMON_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(P11T_CPPFLAGS) $(P11T_CFLAGS) -o $@ $< $(P11T_COMMON_SRC) $(P11T_LDLIBS) -lcrypto
+
+# The benchmark (Tests/Bench/bench.c): not a test, run by scripts/bench.sh.
+bench-programs: $(BUILD_DIR)/bench/bench
+
+c-tests-tsan: $(P11T_MOCKS:%=$(BUILD_DIR)/mock-tsan/lib%.so) $(BUILD_DIR)/mock-tsan/not-a-module.so \
+	$(P11T_PROGRAMS:%=$(BUILD_DIR)/tests-tsan/%)
+
 c-tests-asan: $(P11T_MOCKS:%=$(BUILD_DIR)/mock-asan/lib%.so) $(BUILD_DIR)/mock-asan/not-a-module.so \
 	$(P11T_PROGRAMS:%=$(BUILD_DIR)/tests-asan/%)
 

@@ -30,8 +30,9 @@ struct TraceBuffer {
         while newCapacity < needed { newCapacity *= 2 }
         let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
         newBase.update(from: base, count: count)
-        // The old memory may hold secrets (x-log-secrets): wiped before it is given back.
-        memset(base, 0, capacity)
+        // The old memory may hold secrets (x-log-secrets): wiped before it is given back
+        // (explicit_bzero: a store before free cannot be optimised away).
+        explicit_bzero(base, capacity)
         base.deallocate()
         base = newBase
         capacity = newCapacity
@@ -71,7 +72,7 @@ struct TraceBuffer {
 
     /// Empties the buffer; `wipe` zeroes what it held first (PINs, key bytes).
     mutating func removeAll(wipe: Bool = false) {
-        if wipe { memset(base, 0, count) }
+        if wipe { explicit_bzero(base, count) }
         count = 0
     }
 }

@@ -37,6 +37,9 @@ struct TraceRecord {
     var outputCount = 0
     var start = TraceInstant(wallSeconds: 0, wallNanoseconds: 0, monotonicNanoseconds: 0)
     var end: UInt64 = 0
+    /// A PIN or key bytes were written out in full (x-log-secrets): the record is written and
+    /// every buffer that held it wiped before the call returns.
+    var holdsSecret = false
 
     /// Beyond this many bytes a buffer is shown truncated (its length is always shown).
     static let byteLimit = 1024
@@ -73,7 +76,7 @@ struct TraceRecord {
     /// C_WaitForSlotEvent may block indefinitely: its IN half goes out first, as its own line(s).
     mutating func writeInputsNow() {
         let snapshot = self
-        TraceOutput.emit(module: module, urgent: true, secrets: snapshot.secrets) { name, out in
+        TraceOutput.emit(module: module, urgent: true, secrets: snapshot.holdsSecret) { name, out in
             var early = snapshot
             early.start = TraceInstant.now()
             early.end = early.start.monotonicNanoseconds
@@ -85,16 +88,18 @@ struct TraceRecord {
 
     mutating func finish(_ rv: CK_RV) {
         let record = self
-        TraceOutput.emit(module: module, urgent: rv != CKR_OK, secrets: secrets) { name, out in
+        // A record with secrets is not left in the sink's buffer for the flusher: written now,
+        // and the buffer wiped (TraceSink.flush), so no copy outlives the call.
+        TraceOutput.emit(module: module, urgent: rv != CKR_OK || holdsSecret, secrets: holdsSecret) { name, out in
             record.appendHeader(moduleName: name, to: &out, waiting: false)
             out.append(contentsOf: record.inputs)
             if record.json { TraceText.append("},\"out\":{", to: &out) }
             out.append(contentsOf: record.outputs)
             record.appendFooter(rv, to: &out)
         }
-        // The only copies p11proxy made of PINs and key bytes for this record (x-log-secrets).
-        inputs.removeAll(wipe: secrets)
-        outputs.removeAll(wipe: secrets)
+        // The only other copies p11proxy made of PINs and key bytes for this record.
+        inputs.removeAll(wipe: holdsSecret)
+        outputs.removeAll(wipe: holdsSecret)
         if let scratch {
             // The buffers may have grown (moved): hand the current ones back.
             let owner = scratch.takeUnretainedValue()
@@ -265,6 +270,7 @@ struct TraceRecord {
     mutating func bytes(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeRawPointer?,
                         _ length: CK_ULONG, _ secrecy: Secrecy) {
         let redact = secrecy != .plain && !secrets
+        if secrecy != .plain && secrets { holdsSecret = true }
         field(direction, name) { out, json in TraceValue.bytes(&out, json: json, value, length, redact: redact) }
     }
 
@@ -275,6 +281,7 @@ struct TraceRecord {
         guard rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL, let length else { return }
         let shown = rv == CKR_OK ? UnsafeRawPointer(value) : nil
         let redact = secrecy != .plain && !secrets
+        if secrecy != .plain && secrets && shown != nil { holdsSecret = true }
         let count = length.pointee
         field(.out, name) { out, json in TraceValue.bytes(&out, json: json, shown, count, redact: redact) }
     }
@@ -283,6 +290,7 @@ struct TraceRecord {
                            fixedLength: CK_ULONG, _ rv: CK_RV, _ secrecy: Secrecy) {
         guard rv == CKR_OK else { return }
         let redact = secrecy != .plain && !secrets
+        if secrecy != .plain && secrets { holdsSecret = true }
         field(.out, name) { out, json in TraceValue.bytes(&out, json: json, UnsafeRawPointer(value), fixedLength, redact: redact) }
     }
 
@@ -356,6 +364,8 @@ struct TraceRecord {
     mutating func template(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_ATTRIBUTE>?,
                            _ count: CK_ULONG, _ hint: ObjectHint) {
         let secrets = secrets
+        // Values are shown whole with x-log-secrets; CKA_VALUE of a key may be among them.
+        if secrets && value != nil && count > 0 { holdsSecret = true }
         field(direction, name) { out, json in
             TraceTemplate.append(&out, json: json, value, count, showValues: true, secrets: secrets) {
                 TraceTemplate.traits(of: value, count, hint: hint)
@@ -376,6 +386,7 @@ struct TraceRecord {
         guard rv == CKR_OK || rv == CKR_ATTRIBUTE_SENSITIVE || rv == CKR_ATTRIBUTE_TYPE_INVALID
                 || rv == CKR_BUFFER_TOO_SMALL else { return }
         let secrets = secrets
+        if secrets && value != nil && count > 0 { holdsSecret = true }
         field(.out, name) { out, json in
             TraceTemplate.append(&out, json: json, value, count, showValues: true, secrets: secrets) {
                 let fromTemplate = TraceTemplate.traits(of: value, count, hint: .unknown)
@@ -400,18 +411,23 @@ enum Traced {
         var sensitive: CK_BBOOL = 0
         return withUnsafeMutablePointer(to: &objectClass) { classPointer in
             withUnsafeMutablePointer(to: &sensitive) { sensitivePointer in
-                var template = [
+                // A tuple on the stack, not an array: no allocation on the traced path, and no
+                // first-use metadata instantiation, which took 12 KiB of stack (inside an OpenSSL
+                // ASYNC job's 32 KiB; Tests/C/test_async_jobs.c measures it).
+                var template = (
                     CK_ATTRIBUTE(type: CK_ATTRIBUTE_TYPE(CKA_CLASS), pValue: UnsafeMutableRawPointer(classPointer),
                                  ulValueLen: CK_ULONG(MemoryLayout<CK_ULONG>.size)),
                     CK_ATTRIBUTE(type: CK_ATTRIBUTE_TYPE(CKA_SENSITIVE), pValue: UnsafeMutableRawPointer(sensitivePointer),
-                                 ulValueLen: 1),
-                ]
-                _ = template.withUnsafeMutableBufferPointer { function(session, object, $0.baseAddress, 2) }
+                                 ulValueLen: 1)
+                )
+                _ = withUnsafeMutableBytes(of: &template) {
+                    function(session, object, $0.baseAddress?.assumingMemoryBound(to: CK_ATTRIBUTE.self), 2)
+                }
                 var traits = ObjectTraits()
-                if template[0].ulValueLen == CK_ULONG(MemoryLayout<CK_ULONG>.size) {
+                if template.0.ulValueLen == CK_ULONG(MemoryLayout<CK_ULONG>.size) {
                     traits.isKey = TraceTemplate.isKeyClass(classPointer.pointee)
                 }
-                if template[1].ulValueLen == 1 { traits.isSensitive = sensitivePointer.pointee != 0 }
+                if template.1.ulValueLen == 1 { traits.isSensitive = sensitivePointer.pointee != 0 }
                 return traits
             }
         }
