@@ -109,6 +109,7 @@ section_destdir() {
 # --- 2. the system's dirs, as root -------------------------------------------------------
 SYSTEM_MODULE_DIR=$(pkg-config --define-variable=prefix=/usr/local --variable=p11_module_path p11-kit-1)
 SYSTEM_CONF_DIR=$(p11kit_var sysconfdir)/pkcs11/modules
+PREFIX_BIN=/usr/local/bin
 INSTALLED_SO=$SYSTEM_MODULE_DIR/libp11proxy.so
 INSTALLED_MODULE=$SYSTEM_CONF_DIR/p11proxy.module
 INSTALLED=no
@@ -145,7 +146,7 @@ section_system() {
         skip "system install" "not root"
         return 1
     fi
-    if [[ -e $INSTALLED_SO || -e $INSTALLED_MODULE ]]; then
+    if [[ -e $INSTALLED_SO || -e $INSTALLED_MODULE || (-n $CLI_BIN && -e $PREFIX_BIN/p11proxy) ]]; then
         skip "system install" "p11proxy is already installed here ($INSTALLED_MODULE): make uninstall first"
         return 1
     fi
@@ -196,6 +197,11 @@ section_system() {
         "$(grep -c 'token label        : installed' "$RUN_DIR/direct-installed.out" || true)"
     check_eq "the installed p11proxy prints nothing on standard error" "" "$(cat "$RUN_DIR/direct-installed.err")"
 
+    if [[ -n $CLI_BIN ]]; then
+        check_run "the installed p11proxy command runs: $PREFIX_BIN/p11proxy list" cli-list as_root "$PREFIX_BIN/p11proxy" list
+        check_contains "p11proxy list shows the SoftHSM2 token" "token: installed" "$RUN_OUT"
+    fi
+
     # GnuTLS loads every module p11-kit lists: with p11proxy presenting SoftHSM2 too, a
     # token shows twice (README: use config-dir, or disable-in for such programs).
     run p11tool as_root p11tool --list-tokens
@@ -208,6 +214,7 @@ section_uninstall() {
     INSTALLED=no
     check "libp11proxy.so is gone" test ! -e "$INSTALLED_SO"
     check "p11proxy.module is gone" test ! -e "$INSTALLED_MODULE"
+    check "the p11proxy command is gone" test ! -e "$PREFIX_BIN/p11proxy"
     check_eq "after uninstall the system's dirs hold exactly what they held before" "$1" "$(snapshot)"
     run list-after as_root p11-kit list-modules
     check_eq "p11-kit list-modules after uninstall is as before" \
