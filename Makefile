@@ -110,9 +110,11 @@ tsan-build: $(TSAN_PROXY_SO) c-tests-tsan
 asan-build: $(ASAN_PROXY_SO) c-tests-asan
 
 # The C tests (stress test included) with the proxy, the mocks and the programs under TSan;
-# any report fails the program (TSan's exit code 66).
+# any report fails the program (TSan's exit code 66). Then the SoftHSM2 pkcs11-tool test with
+# the TSan proxy (scripts/sanitizer-integration.sh).
 tsan: tsan-build
 	LD_LIBRARY_PATH=$(TSAN_LIBRARY_PATH) P11TEST_NO_BUILD=1 bash Tests/C/run.sh $(TSAN_PROXY_SO) $(BUILD_DIR)/mock-tsan $(BUILD_DIR)/tests-tsan
+	bash scripts/sanitizer-integration.sh tsan
 
 # The C tests and the SoftHSM2 pkcs11-tool test with the proxy under AddressSanitizer (leaks
 # included); any report fails (scripts/sanitizer-integration.sh: pkcs11-tool gets the runtime

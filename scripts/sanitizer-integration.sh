@@ -6,14 +6,15 @@
 # pkcs11-tool, OpenSSL and SoftHSM2 are not instrumented, so the sanitizer runtime comes in by
 # LD_PRELOAD, and only into the pkcs11-tool processes that load the sanitizer proxy: a
 # `pkcs11-tool` wrapper first on PATH adds it (bash, softhsm2-util, openssl and the direct
-# SoftHSM2 runs stay as they are). Every report goes to a file (log_path); the run fails if any
-# process wrote one, or if no pkcs11-tool ran under the sanitizer at all.
+# SoftHSM2 runs stay as they are). Every report goes to a file (log_path); the run fails on any
+# sanitizer error, on any leak of p11proxy's, or if no pkcs11-tool ran under the sanitizer.
 #   asan: AddressSanitizer with LeakSanitizer on. Third-party reports (OpenSSL, SoftHSM2, a
 #         pkcs11-tool bug) are suppressed in scripts/sanitizer-suppressions/{asan,lsan}.txt. A
 #         leak left over is p11proxy's, and fails, when its allocation stack has a frame in
 #         libp11proxy.so or the Swift runtime; the rest (pkcs11-tool's own) are only counted.
-#   tsan: ThreadSanitizer sees the proxy's memory accesses and the pthread calls of everyone
-#         (including pkcs11-tool --test-threads' threads).
+#   tsan: ThreadSanitizer checks p11proxy's own memory accesses, ordered by everyone's pthread
+#         calls (pkcs11-tool --test-threads runs several threads); accesses inside the
+#         uninstrumented programs and SoftHSM2 are not seen.
 # Last line: "N passed, N failed" (the test's checks plus this script's two).
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,8 +22,9 @@ cd "$REPO"
 
 kind=${1:-asan}
 swift_bin=$(dirname "$(readlink -f "$(command -v swiftc)")")
+swift_runtime_dir=$swift_bin/../lib/swift/linux
 runtime_dir="$("$swift_bin/clang" -print-resource-dir)/lib/linux"
-library_path="$swift_bin/../lib/swift/linux:$runtime_dir"
+library_path="$swift_runtime_dir:$runtime_dir"
 case $kind in
 asan)
     name=AddressSanitizer options_var=ASAN_OPTIONS
@@ -43,6 +45,9 @@ esac
 proxy_var=${kind^^}_PROXY_SO # ASAN_PROXY_SO / TSAN_PROXY_SO, exported by the Makefile
 proxy=${!proxy_var:-.build-$kind/release/libp11proxy.so}
 runtime=$runtime_dir/libclang_rt.$kind-x86_64.so
+preload=$runtime
+# The toolchain's TSan runtime intercepts libdispatch, whose symbols it then needs loaded.
+[[ $kind == tsan ]] && preload="$runtime $swift_runtime_dir/libdispatch.so $swift_runtime_dir/libBlocksRuntime.so"
 [[ $proxy == /* ]] || proxy=$REPO/$proxy
 if [[ ! -f $proxy || ! -f $runtime ]]; then
     echo "not ok 1 - $name proxy ($proxy) and runtime ($runtime) exist (make ${kind}-build)"
@@ -61,7 +66,7 @@ for arg in "\$@"; do
     case \$arg in
     "$proxy" | "--module=$proxy")
         echo run >>"$work/runs"
-        exec env LD_PRELOAD="$runtime" LD_LIBRARY_PATH="$library_path" $extra_env \\
+        exec env LD_PRELOAD="$preload" LD_LIBRARY_PATH="$library_path" $extra_env \\
             $options_var="$options:log_path=$work/reports/$kind" "$real_tool" "\$@"
         ;;
     esac

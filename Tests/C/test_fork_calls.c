@@ -24,6 +24,19 @@
 
 #include "p11test.h"
 
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
+/* ThreadSanitizer refuses by default to start a thread in the child of a multi-threaded fork;
+ * the traced children start p11proxy's trace flusher thread. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+    return "die_after_fork=0";
+}
+#endif
+
 #define FORKS 40
 #define CHILD_TIMEOUT_S 10.0
 #define SLOW_US 2000 /* mock-c: every call sleeps this long inside the module */
