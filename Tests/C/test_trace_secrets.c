@@ -56,11 +56,19 @@ static int hex_in_memory(const unsigned char *raw, size_t raw_len)
         t_fail("open /proc/self/maps and /proc/self/mem");
         return -1;
     }
-    /* The regions first: reading memory must not change the list being read. */
-    unsigned long starts[4096], ends[4096];
-    int regions = 0;
+    /* The regions first: reading memory must not change the list being read. Sanitizer
+     * runtimes make thousands of mappings, so the list grows as needed. */
+    unsigned long *starts = NULL, *ends = NULL;
+    int regions = 0, capacity = 0;
     char line[512];
-    while (fgets(line, sizeof line, maps) && regions < 4096) {
+    while (fgets(line, sizeof line, maps)) {
+        if (regions == capacity) {
+            capacity = capacity ? 2 * capacity : 1024;
+            starts = realloc(starts, capacity * sizeof *starts);
+            ends = realloc(ends, capacity * sizeof *ends);
+            if (!starts || !ends)
+                abort();
+        }
         unsigned long start, end;
         char perms[8];
         if (sscanf(line, "%lx-%lx %7s", &start, &end, perms) != 3 || perms[0] != 'r' || perms[1] != 'w')
@@ -88,6 +96,8 @@ static int hex_in_memory(const unsigned char *raw, size_t raw_len)
                     found++;
         }
     }
+    free(starts);
+    free(ends);
     memset(buffer, 0, chunk + needle);
     munmap(buffer, chunk + needle);
     close(mem);
