@@ -23,6 +23,20 @@ import Testing
         }
     }
 
+    @Test func indexZeroIsNeverHandedOutSoNoHandleIsZeroAndEveryIndexIsInTheTable() throws {
+        var opened: [CK_SESSION_HANDLE] = []
+        for index in 0..<300 {
+            let handle = try #require(SessionTable.open(caller: 2, module: 3, proxySlot: 4, realHandle: CK_ULONG(index)))
+            #expect(handle & SessionTable.indexMask != 0, "index 0 stays dead")
+            opened.append(handle)
+        }
+        // Every 20-bit index, with any generation, resolves or not without reading outside the table.
+        for handle: CK_SESSION_HANDLE in [0, 1 << 20, SessionTable.indexMask, SessionTable.indexMask | 0xFFF << 20, 0xFFFF_FFFF] {
+            #expect(SessionTable.resolve(handle, caller: 2) == nil)
+        }
+        for handle in opened { SessionTable.release(try #require(SessionTable.resolve(handle, caller: 2))) }
+    }
+
     @Test func closedHandlesStayInvalidEvenWhenTheirEntryIsReused() throws {
         let first = try #require(SessionTable.open(caller: 1, module: 1, proxySlot: 1, realHandle: 10))
         let record = try #require(SessionTable.resolve(first, caller: 1))

@@ -2,8 +2,10 @@
 // in O(1) with a few loads and no lock. Opening and closing take a small lock for the free
 // list only.
 //
-// A handle is `generation << 20 | (index + 1)`: below 2^32, so callers that keep handles in
-// 32-bit integers still work, and never 0 (CK_INVALID_HANDLE). Each entry's `tag` holds the
+// A handle is `generation << 20 | index`: below 2^32, so callers that keep handles in 32-bit
+// integers still work. Entry 0 is never handed out, so a handle is never 0 (CK_INVALID_HANDLE)
+// and the table covers every 20-bit index: resolving needs a mask and no bounds check. Each
+// entry's `tag` holds the
 // live bit, the entry's 12-bit generation, the owning caller and the module:
 //   bit 0 live | bits 1-12 generation | bits 32-47 caller | bits 48-63 module
 // A reader compares the tag with what the handle and the caller imply, reads the entry, and
@@ -32,8 +34,11 @@ struct SessionRecord {
 
 enum SessionTable {
     static let indexBits = 20
-    /// Index 0xFFFFF would make the handle's low bits overflow into the generation.
-    static let capacity = (1 << indexBits) - 1
+    static let indexMask = CK_SESSION_HANDLE((1 << indexBits) - 1)
+    /// Entries, one per 20-bit index; index 0 stays dead (its tag is never live).
+    static let entryCount = 1 << indexBits
+    /// Sessions the table can hold: every index but 0.
+    static let capacity = entryCount - 1
     static let liveBit: UInt64 = 1
     static let generationMask: UInt64 = 0xFFF << 1
     /// The bits a handle and its caller determine: live, generation, caller.
@@ -44,13 +49,13 @@ enum SessionTable {
     // Who may touch it: readers anywhere (atomics); `open` writes an entry before publishing its
     // tag; `release` retires it with a compare-and-exchange on the tag.
     nonisolated(unsafe) private static let entriesStorage: UnsafeMutablePointer<SessionEntry>? = {
-        let bytes = capacity * MemoryLayout<SessionEntry>.stride
+        let bytes = entryCount * MemoryLayout<SessionEntry>.stride
         let memory = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let memory, memory != MAP_FAILED else {
             Diagnostics.report("cannot reserve the session table (\(bytes) bytes); C_OpenSession will fail")
             return nil
         }
-        return memory.bindMemory(to: SessionEntry.self, capacity: capacity)
+        return memory.bindMemory(to: SessionEntry.self, capacity: entryCount)
     }()
     /// `entriesStorage`'s address, published once: the hot path reads it with one load.
     private static let entriesAddress = Atomic<UInt>(0)
@@ -62,25 +67,24 @@ enum SessionTable {
     }
 
     static let lock = ProcessLock()
-    // Who may touch them: only code holding `lock`.
-    nonisolated(unsafe) static var highWater = 0
+    // Who may touch them: only code holding `lock`. Index 0 is never handed out.
+    nonisolated(unsafe) static var highWater = 1
     nonisolated(unsafe) static var freeIndices = FreeIndexQueue()
     /// Read without the lock by scans; only grows.
     static let scanLimit = Atomic<Int>(0)
 
     @inline(__always)
     static func handle(index: Int, tag: UInt64) -> CK_SESSION_HANDLE {
-        CK_SESSION_HANDLE((tag & generationMask) >> 1) << CK_SESSION_HANDLE(indexBits) | CK_SESSION_HANDLE(index + 1)
+        CK_SESSION_HANDLE((tag & generationMask) >> 1) << CK_SESSION_HANDLE(indexBits) | CK_SESSION_HANDLE(index)
     }
 
     /// The hot path: resolve a caller's handle, or nil if it is not a live session of that caller.
     @inline(__always)
     static func resolve(_ handle: CK_SESSION_HANDLE, caller: Int) -> SessionRecord? {
-        // Handle 0 wraps to a huge index; a handle of 2^32 or more has generation bits the
-        // identity mask cuts off, so it cannot match.
-        let index = Int(bitPattern: UInt(handle & UInt((1 << indexBits) - 1)) &- 1)
-        guard UInt(bitPattern: index) < UInt(capacity),
-              let entries = UnsafeMutablePointer<SessionEntry>(bitPattern: entriesAddress.load(ordering: .acquiring))
+        // Any handle's index is inside the table (entry 0 is dead, so handle 0 never matches); a
+        // handle of 2^32 or more has generation bits the identity mask cuts off, so it cannot match.
+        let index = Int(handle & indexMask)
+        guard let entries = UnsafeMutablePointer<SessionEntry>(bitPattern: entriesAddress.load(ordering: .acquiring))
         else { return nil }
         let entry = entries + index
         let expected = UInt64(truncatingIfNeeded: caller) << 32 | UInt64(handle >> UInt(indexBits)) << 1 | liveBit
@@ -98,7 +102,7 @@ enum SessionTable {
         guard let entries = publishEntries() else { return nil }
         let index: Int? = lock.withLock {
             if let reused = freeIndices.pop() { return reused }
-            guard highWater < capacity else { return nil }
+            guard highWater < entryCount else { return nil }
             (entries + highWater).initialize(to: SessionEntry(tag: Atomic(0), realHandle: Atomic(0), proxySlot: Atomic(0)))
             highWater += 1
             scanLimit.store(highWater, ordering: .releasing)
