@@ -70,11 +70,11 @@ public enum SwiftEmitter {
             let resolve = function.route == .slot
                 ? "Router.slot(\(first), caller: caller)"
                 : "Router.session(\(first), caller: caller)"
-            let callArguments = (["module", "caller", "route.handle"] + rest).joined(separator: ", ")
+            let callArguments = (["route.target", "caller", "route.handle"] + rest).joined(separator: ", ")
             out += "    @inline(never)\n"
             out += "    static func \(function.name)(_ caller: Int, \(parameterList(function))) -> CK_RV {\n"
             out += "        let route = \(resolve)\n"
-            out += "        guard let module = route.module else { return route.failure }\n"
+            out += "        guard route.exists else { return route.failure }\n"
             out += "        return ModuleCall.\(function.name)(\(callArguments))\n"
             out += "    }\n\n"
         }

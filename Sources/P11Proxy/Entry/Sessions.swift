@@ -70,8 +70,8 @@ extension Entry {
     @inline(never)
     static func C_GetSessionInfo(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pInfo: CK_SESSION_INFO_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        let rv = ModuleCall.C_GetSessionInfo(module, caller, route.handle, pInfo)
+        guard route.exists else { return route.failure }
+        let rv = ModuleCall.C_GetSessionInfo(route.target, caller, route.handle, pInfo)
         if rv == CKR_OK, let pInfo { pInfo.pointee.slotID = route.proxySlot }
         return rv
     }

@@ -21,560 +21,560 @@ extension Entry {
     @inline(never)
     static func C_GetSlotInfo(_ caller: Int, _ slotID: CK_SLOT_ID, _ pInfo: CK_SLOT_INFO_PTR?) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_GetSlotInfo(module, caller, route.handle, pInfo)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_GetSlotInfo(route.target, caller, route.handle, pInfo)
     }
 
     @inline(never)
     static func C_GetTokenInfo(_ caller: Int, _ slotID: CK_SLOT_ID, _ pInfo: CK_TOKEN_INFO_PTR?) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_GetTokenInfo(module, caller, route.handle, pInfo)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_GetTokenInfo(route.target, caller, route.handle, pInfo)
     }
 
     @inline(never)
     static func C_GetMechanismList(_ caller: Int, _ slotID: CK_SLOT_ID, _ pMechanismList: CK_MECHANISM_TYPE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_GetMechanismList(module, caller, route.handle, pMechanismList, pulCount)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_GetMechanismList(route.target, caller, route.handle, pMechanismList, pulCount)
     }
 
     @inline(never)
     static func C_GetMechanismInfo(_ caller: Int, _ slotID: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE, _ pInfo: CK_MECHANISM_INFO_PTR?) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_GetMechanismInfo(module, caller, route.handle, type, pInfo)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_GetMechanismInfo(route.target, caller, route.handle, type, pInfo)
     }
 
     @inline(never)
     static func C_InitToken(_ caller: Int, _ slotID: CK_SLOT_ID, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pLabel: CK_UTF8CHAR_PTR?) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_InitToken(module, caller, route.handle, pPin, ulPinLen, pLabel)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_InitToken(route.target, caller, route.handle, pPin, ulPinLen, pLabel)
     }
 
     @inline(never)
     static func C_InitPIN(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_InitPIN(module, caller, route.handle, pPin, ulPinLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_InitPIN(route.target, caller, route.handle, pPin, ulPinLen)
     }
 
     @inline(never)
     static func C_SetPIN(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pOldPin: CK_UTF8CHAR_PTR?, _ ulOldLen: CK_ULONG, _ pNewPin: CK_UTF8CHAR_PTR?, _ ulNewLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SetPIN(module, caller, route.handle, pOldPin, ulOldLen, pNewPin, ulNewLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SetPIN(route.target, caller, route.handle, pOldPin, ulOldLen, pNewPin, ulNewLen)
     }
 
     @inline(never)
     static func C_GetOperationState(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ pulOperationStateLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_GetOperationState(module, caller, route.handle, pOperationState, pulOperationStateLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_GetOperationState(route.target, caller, route.handle, pOperationState, pulOperationStateLen)
     }
 
     @inline(never)
     static func C_SetOperationState(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ ulOperationStateLen: CK_ULONG, _ hEncryptionKey: CK_OBJECT_HANDLE, _ hAuthenticationKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SetOperationState(module, caller, route.handle, pOperationState, ulOperationStateLen, hEncryptionKey, hAuthenticationKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SetOperationState(route.target, caller, route.handle, pOperationState, ulOperationStateLen, hEncryptionKey, hAuthenticationKey)
     }
 
     @inline(never)
     static func C_Login(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_Login(module, caller, route.handle, userType, pPin, ulPinLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_Login(route.target, caller, route.handle, userType, pPin, ulPinLen)
     }
 
     @inline(never)
     static func C_Logout(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_Logout(module, caller, route.handle)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_Logout(route.target, caller, route.handle)
     }
 
     @inline(never)
     static func C_CreateObject(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_CreateObject(module, caller, route.handle, pTemplate, ulCount, phObject)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_CreateObject(route.target, caller, route.handle, pTemplate, ulCount, phObject)
     }
 
     @inline(never)
     static func C_CopyObject(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phNewObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_CopyObject(module, caller, route.handle, hObject, pTemplate, ulCount, phNewObject)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_CopyObject(route.target, caller, route.handle, hObject, pTemplate, ulCount, phNewObject)
     }
 
     @inline(never)
     static func C_DestroyObject(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DestroyObject(module, caller, route.handle, hObject)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DestroyObject(route.target, caller, route.handle, hObject)
     }
 
     @inline(never)
     static func C_GetObjectSize(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pulSize: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_GetObjectSize(module, caller, route.handle, hObject, pulSize)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_GetObjectSize(route.target, caller, route.handle, hObject, pulSize)
     }
 
     @inline(never)
     static func C_GetAttributeValue(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_GetAttributeValue(module, caller, route.handle, hObject, pTemplate, ulCount)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_GetAttributeValue(route.target, caller, route.handle, hObject, pTemplate, ulCount)
     }
 
     @inline(never)
     static func C_SetAttributeValue(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SetAttributeValue(module, caller, route.handle, hObject, pTemplate, ulCount)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SetAttributeValue(route.target, caller, route.handle, hObject, pTemplate, ulCount)
     }
 
     @inline(never)
     static func C_FindObjectsInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_FindObjectsInit(module, caller, route.handle, pTemplate, ulCount)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_FindObjectsInit(route.target, caller, route.handle, pTemplate, ulCount)
     }
 
     @inline(never)
     static func C_FindObjects(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ phObject: CK_OBJECT_HANDLE_PTR?, _ ulMaxObjectCount: CK_ULONG, _ pulObjectCount: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_FindObjects(module, caller, route.handle, phObject, ulMaxObjectCount, pulObjectCount)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_FindObjects(route.target, caller, route.handle, phObject, ulMaxObjectCount, pulObjectCount)
     }
 
     @inline(never)
     static func C_FindObjectsFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_FindObjectsFinal(module, caller, route.handle)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_FindObjectsFinal(route.target, caller, route.handle)
     }
 
     @inline(never)
     static func C_EncryptInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_EncryptInit(module, caller, route.handle, pMechanism, hKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_EncryptInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_Encrypt(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pEncryptedData: CK_BYTE_PTR?, _ pulEncryptedDataLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_Encrypt(module, caller, route.handle, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_Encrypt(route.target, caller, route.handle, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen)
     }
 
     @inline(never)
     static func C_EncryptUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_EncryptUpdate(module, caller, route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_EncryptUpdate(route.target, caller, route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
     }
 
     @inline(never)
     static func C_EncryptFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pLastEncryptedPart: CK_BYTE_PTR?, _ pulLastEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_EncryptFinal(module, caller, route.handle, pLastEncryptedPart, pulLastEncryptedPartLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_EncryptFinal(route.target, caller, route.handle, pLastEncryptedPart, pulLastEncryptedPartLen)
     }
 
     @inline(never)
     static func C_DecryptInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DecryptInit(module, caller, route.handle, pMechanism, hKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DecryptInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_Decrypt(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedData: CK_BYTE_PTR?, _ ulEncryptedDataLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_Decrypt(module, caller, route.handle, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_Decrypt(route.target, caller, route.handle, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen)
     }
 
     @inline(never)
     static func C_DecryptUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DecryptUpdate(module, caller, route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DecryptUpdate(route.target, caller, route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
     }
 
     @inline(never)
     static func C_DecryptFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pLastPart: CK_BYTE_PTR?, _ pulLastPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DecryptFinal(module, caller, route.handle, pLastPart, pulLastPartLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DecryptFinal(route.target, caller, route.handle, pLastPart, pulLastPartLen)
     }
 
     @inline(never)
     static func C_DigestInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DigestInit(module, caller, route.handle, pMechanism)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DigestInit(route.target, caller, route.handle, pMechanism)
     }
 
     @inline(never)
     static func C_Digest(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_Digest(module, caller, route.handle, pData, ulDataLen, pDigest, pulDigestLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_Digest(route.target, caller, route.handle, pData, ulDataLen, pDigest, pulDigestLen)
     }
 
     @inline(never)
     static func C_DigestUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DigestUpdate(module, caller, route.handle, pPart, ulPartLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DigestUpdate(route.target, caller, route.handle, pPart, ulPartLen)
     }
 
     @inline(never)
     static func C_DigestKey(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DigestKey(module, caller, route.handle, hKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DigestKey(route.target, caller, route.handle, hKey)
     }
 
     @inline(never)
     static func C_DigestFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DigestFinal(module, caller, route.handle, pDigest, pulDigestLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DigestFinal(route.target, caller, route.handle, pDigest, pulDigestLen)
     }
 
     @inline(never)
     static func C_SignInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SignInit(module, caller, route.handle, pMechanism, hKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SignInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_Sign(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_Sign(module, caller, route.handle, pData, ulDataLen, pSignature, pulSignatureLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_Sign(route.target, caller, route.handle, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(never)
     static func C_SignUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SignUpdate(module, caller, route.handle, pPart, ulPartLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SignUpdate(route.target, caller, route.handle, pPart, ulPartLen)
     }
 
     @inline(never)
     static func C_SignFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SignFinal(module, caller, route.handle, pSignature, pulSignatureLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SignFinal(route.target, caller, route.handle, pSignature, pulSignatureLen)
     }
 
     @inline(never)
     static func C_SignRecoverInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SignRecoverInit(module, caller, route.handle, pMechanism, hKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SignRecoverInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_SignRecover(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SignRecover(module, caller, route.handle, pData, ulDataLen, pSignature, pulSignatureLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SignRecover(route.target, caller, route.handle, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(never)
     static func C_VerifyInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_VerifyInit(module, caller, route.handle, pMechanism, hKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_VerifyInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_Verify(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_Verify(module, caller, route.handle, pData, ulDataLen, pSignature, ulSignatureLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_Verify(route.target, caller, route.handle, pData, ulDataLen, pSignature, ulSignatureLen)
     }
 
     @inline(never)
     static func C_VerifyUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_VerifyUpdate(module, caller, route.handle, pPart, ulPartLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_VerifyUpdate(route.target, caller, route.handle, pPart, ulPartLen)
     }
 
     @inline(never)
     static func C_VerifyFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_VerifyFinal(module, caller, route.handle, pSignature, ulSignatureLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_VerifyFinal(route.target, caller, route.handle, pSignature, ulSignatureLen)
     }
 
     @inline(never)
     static func C_VerifyRecoverInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_VerifyRecoverInit(module, caller, route.handle, pMechanism, hKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_VerifyRecoverInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_VerifyRecover(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_VerifyRecover(module, caller, route.handle, pSignature, ulSignatureLen, pData, pulDataLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_VerifyRecover(route.target, caller, route.handle, pSignature, ulSignatureLen, pData, pulDataLen)
     }
 
     @inline(never)
     static func C_DigestEncryptUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DigestEncryptUpdate(module, caller, route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DigestEncryptUpdate(route.target, caller, route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
     }
 
     @inline(never)
     static func C_DecryptDigestUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DecryptDigestUpdate(module, caller, route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DecryptDigestUpdate(route.target, caller, route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
     }
 
     @inline(never)
     static func C_SignEncryptUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SignEncryptUpdate(module, caller, route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SignEncryptUpdate(route.target, caller, route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
     }
 
     @inline(never)
     static func C_DecryptVerifyUpdate(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DecryptVerifyUpdate(module, caller, route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DecryptVerifyUpdate(route.target, caller, route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
     }
 
     @inline(never)
     static func C_GenerateKey(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_GenerateKey(module, caller, route.handle, pMechanism, pTemplate, ulCount, phKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_GenerateKey(route.target, caller, route.handle, pMechanism, pTemplate, ulCount, phKey)
     }
 
     @inline(never)
     static func C_GenerateKeyPair(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pPublicKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPublicKeyAttributeCount: CK_ULONG, _ pPrivateKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPrivateKeyAttributeCount: CK_ULONG, _ phPublicKey: CK_OBJECT_HANDLE_PTR?, _ phPrivateKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_GenerateKeyPair(module, caller, route.handle, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_GenerateKeyPair(route.target, caller, route.handle, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey)
     }
 
     @inline(never)
     static func C_WrapKey(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_WrapKey(module, caller, route.handle, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_WrapKey(route.target, caller, route.handle, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen)
     }
 
     @inline(never)
     static func C_UnwrapKey(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_UnwrapKey(module, caller, route.handle, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_UnwrapKey(route.target, caller, route.handle, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey)
     }
 
     @inline(never)
     static func C_DeriveKey(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hBaseKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DeriveKey(module, caller, route.handle, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DeriveKey(route.target, caller, route.handle, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey)
     }
 
     @inline(never)
     static func C_SeedRandom(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSeed: CK_BYTE_PTR?, _ ulSeedLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SeedRandom(module, caller, route.handle, pSeed, ulSeedLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SeedRandom(route.target, caller, route.handle, pSeed, ulSeedLen)
     }
 
     @inline(never)
     static func C_GenerateRandom(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ RandomData: CK_BYTE_PTR?, _ ulRandomLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_GenerateRandom(module, caller, route.handle, RandomData, ulRandomLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_GenerateRandom(route.target, caller, route.handle, RandomData, ulRandomLen)
     }
 
     @inline(never)
     static func C_GetFunctionStatus(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_GetFunctionStatus(module, caller, route.handle)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_GetFunctionStatus(route.target, caller, route.handle)
     }
 
     @inline(never)
     static func C_CancelFunction(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_CancelFunction(module, caller, route.handle)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_CancelFunction(route.target, caller, route.handle)
     }
 
     @inline(never)
     static func C_LoginUser(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pUsername: CK_UTF8CHAR_PTR?, _ ulUsernameLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_LoginUser(module, caller, route.handle, userType, pPin, ulPinLen, pUsername, ulUsernameLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_LoginUser(route.target, caller, route.handle, userType, pPin, ulPinLen, pUsername, ulUsernameLen)
     }
 
     @inline(never)
     static func C_SessionCancel(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ flags: CK_FLAGS) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SessionCancel(module, caller, route.handle, flags)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SessionCancel(route.target, caller, route.handle, flags)
     }
 
     @inline(never)
     static func C_MessageEncryptInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_MessageEncryptInit(module, caller, route.handle, pMechanism, hKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_MessageEncryptInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_EncryptMessage(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ ulPlaintextLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_EncryptMessage(module, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen, pCiphertext, pulCiphertextLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_EncryptMessage(route.target, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen, pCiphertext, pulCiphertextLen)
     }
 
     @inline(never)
     static func C_EncryptMessageBegin(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_EncryptMessageBegin(module, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_EncryptMessageBegin(route.target, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
     }
 
     @inline(never)
     static func C_EncryptMessageNext(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ ulPlaintextPartLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ pulCiphertextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_EncryptMessageNext(module, caller, route.handle, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_EncryptMessageNext(route.target, caller, route.handle, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags)
     }
 
     @inline(never)
     static func C_MessageEncryptFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_MessageEncryptFinal(module, caller, route.handle)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_MessageEncryptFinal(route.target, caller, route.handle)
     }
 
     @inline(never)
     static func C_MessageDecryptInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_MessageDecryptInit(module, caller, route.handle, pMechanism, hKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_MessageDecryptInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_DecryptMessage(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ pulPlaintextLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DecryptMessage(module, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext, ulCiphertextLen, pPlaintext, pulPlaintextLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DecryptMessage(route.target, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext, ulCiphertextLen, pPlaintext, pulPlaintextLen)
     }
 
     @inline(never)
     static func C_DecryptMessageBegin(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DecryptMessageBegin(module, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DecryptMessageBegin(route.target, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
     }
 
     @inline(never)
     static func C_DecryptMessageNext(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ ulCiphertextPartLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ pulPlaintextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_DecryptMessageNext(module, caller, route.handle, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DecryptMessageNext(route.target, caller, route.handle, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags)
     }
 
     @inline(never)
     static func C_MessageDecryptFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_MessageDecryptFinal(module, caller, route.handle)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_MessageDecryptFinal(route.target, caller, route.handle)
     }
 
     @inline(never)
     static func C_MessageSignInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_MessageSignInit(module, caller, route.handle, pMechanism, hKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_MessageSignInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_SignMessage(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SignMessage(module, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SignMessage(route.target, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(never)
     static func C_SignMessageBegin(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SignMessageBegin(module, caller, route.handle, pParameter, ulParameterLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SignMessageBegin(route.target, caller, route.handle, pParameter, ulParameterLen)
     }
 
     @inline(never)
     static func C_SignMessageNext(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_SignMessageNext(module, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_SignMessageNext(route.target, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(never)
     static func C_MessageSignFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_MessageSignFinal(module, caller, route.handle)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_MessageSignFinal(route.target, caller, route.handle)
     }
 
     @inline(never)
     static func C_MessageVerifyInit(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_MessageVerifyInit(module, caller, route.handle, pMechanism, hKey)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_MessageVerifyInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
     static func C_VerifyMessage(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_VerifyMessage(module, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_VerifyMessage(route.target, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
     }
 
     @inline(never)
     static func C_VerifyMessageBegin(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_VerifyMessageBegin(module, caller, route.handle, pParameter, ulParameterLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_VerifyMessageBegin(route.target, caller, route.handle, pParameter, ulParameterLen)
     }
 
     @inline(never)
     static func C_VerifyMessageNext(_ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_VerifyMessageNext(module, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_VerifyMessageNext(route.target, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
     }
 
     @inline(never)
     static func C_MessageVerifyFinal(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module else { return route.failure }
-        return ModuleCall.C_MessageVerifyFinal(module, caller, route.handle)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_MessageVerifyFinal(route.target, caller, route.handle)
     }
 }

@@ -12,6 +12,16 @@ struct Route {
     var proxySlot: CK_SLOT_ID
     var session: SessionRecord?
 
+    /// Whether the route exists. Asked of the failure code, not of `module`: the inlined router
+    /// sets the code to a constant on every path, so the check folds away, while the module's
+    /// address is computed from a published base and the compiler cannot prove it non-null.
+    @inline(__always)
+    var exists: Bool { failure == CKR_OK }
+
+    /// The module of a route that exists.
+    @inline(__always)
+    var target: UnsafeMutablePointer<ModuleSlot> { module.unsafelyUnwrapped }
+
     @inline(__always)
     static func failed(_ rv: ReturnValue) -> Route {
         Route(module: nil, handle: 0, failure: rv.rawValue, proxySlot: 0, session: nil)
