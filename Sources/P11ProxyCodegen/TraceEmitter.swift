@@ -1,6 +1,8 @@
 // Writes the tracer's per-function wrappers (issue 4) from the arguments' roles in the
 // description: IN lines are rendered before the module is called, OUT lines after, and the
-// record is written in one piece once the call has returned.
+// record is written in one piece once the call has returned. What each output buffer holds is
+// taken before the call too: the OUT lines never read more than that, whatever length or count
+// the module reports (issue 6).
 
 enum TraceEmitter {
     static func traced(_ functions: [FunctionDescription]) -> String {
@@ -79,12 +81,14 @@ enum TraceEmitter {
                     outputs.append("record.bytesOut(\(quoted), \(name), fixedLength: \(length), rv, \(secrecy))")
                 } else {
                     inputs.append("record.ulongPointee(.in, \"\(length)\", \(length))")
-                    outputs.append("record.bytesOut(\(quoted), \(name), \(length), rv, \(secrecy))")
+                    inputs.append("let \(name)Capacity = TraceRecord.capacity(of: \(name), \(length))")
+                    outputs.append("record.bytesOut(\(quoted), \(name), \(length), capacity: \(name)Capacity, rv, \(secrecy))")
                 }
             case "attrs":
                 inputs.append("record.template(.in, \(quoted), \(name), \(roleParameters[0]), \(objectHint(function.name, name)))")
             case "attrs-out":
                 inputs.append("record.templateTypes(\(quoted), \(name), \(roleParameters[0]))")
+                inputs.append("record.rememberTemplate(\(name), \(roleParameters[0]))")
                 outputs.append("record.templateOut(\(quoted), \(name), \(roleParameters[0]), rv) "
                     + "{ Traced.objectTraits(function: module.pointee.functions.C_GetAttributeValue, hSession, hObject) }")
             case "mechanism":
@@ -92,7 +96,15 @@ enum TraceEmitter {
             case "handles-out":
                 let element = ["CK_SLOT_ID_PTR": ".slot", "CK_MECHANISM_TYPE_PTR": ".mechanism",
                                "CK_OBJECT_HANDLE_PTR": ".object"][type] ?? ".object"
-                outputs.append("record.handleList(\(quoted), \(name), \(roleParameters[1]), rv, \(element))")
+                // The first parameter says what the buffer holds: a count (ulMaxObjectCount), or a
+                // pointer to one that the module overwrites (pulCount).
+                let maximum = roleParameters[0]
+                var capacity = maximum
+                if byName[maximum]?.cType != "CK_ULONG" {
+                    capacity = "\(name)Capacity"
+                    inputs.append("let \(capacity) = TraceRecord.capacity(of: \(name), \(maximum))")
+                }
+                outputs.append("record.handleList(\(quoted), \(name), \(roleParameters[1]), capacity: \(capacity), rv, \(element))")
             case "struct-out":
                 outputs.append("record.info(\(quoted), \(name), rv)")
             case "label32":

@@ -271,6 +271,32 @@ void t_scenario(const char *name, void (*fn)(void *), void *arg)
     }
 }
 
+char *t_read_file(const char *path)
+{
+    FILE *file = fopen(path, "r");
+    size_t capacity = 1 << 16, n = 0, got;
+    char *text = malloc(capacity);
+    if (!text)
+        abort();
+    while (file && (got = fread(text + n, 1, capacity - n - 1, file)) > 0) {
+        n += got;
+        if (n + 1 == capacity && !(text = realloc(text, capacity *= 2)))
+            abort();
+    }
+    if (file)
+        fclose(file);
+    text[n] = 0;
+    return text;
+}
+
+void t_trace_to(const char *path, const char *format, int secrets)
+{
+    setenv("P11PROXY_LOG_CALLS", "yes", 1);
+    setenv("P11PROXY_LOG_FILE", path, 1);
+    setenv("P11PROXY_LOG_FORMAT", format, 1);
+    setenv("P11PROXY_LOG_SECRETS", secrets ? "yes" : "no", 1);
+}
+
 char *t_temp_path(const char *name)
 {
     char *path;

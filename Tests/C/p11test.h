@@ -45,6 +45,10 @@ void t_config_use(const char *dir);
 char *t_mock_path(const char *name);
 /* A scratch path under the temporary tree; the caller frees. */
 char *t_temp_path(const char *name);
+/* The whole file as a string ("" if it cannot be read); the caller frees. */
+char *t_read_file(const char *path);
+/* Tracing on for the proxy loaded next: P11PROXY_LOG_CALLS=yes, _FILE, _FORMAT, _SECRETS. */
+void t_trace_to(const char *path, const char *format, int secrets);
 
 struct t_mock {
     char name[32];

@@ -35,9 +35,10 @@ P11T_ASAN_CFLAGS := -std=c11 -fsanitize=address -fno-omit-frame-pointer -g -O1 -
 P11T_MOCK_LDFLAGS := -fPIC -shared -fvisibility=hidden -Wl,-z,defs
 P11T_LDLIBS := -ldl -lpthread
 
-P11T_MOCKS := mock-a mock-b mock-c mock-failinit mock-garbage mock-fast mock-hang
+P11T_MOCKS := mock-a mock-b mock-c mock-failinit mock-garbage mock-fast mock-hang mock-overreport
 P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed \
-	test_caller_input test_module_hang test_fork_calls test_load_cycles test_trace_secrets
+	test_caller_input test_module_hang test_fork_calls test_load_cycles test_trace_secrets \
+	test_trace_overreport
 # Run by Tests/integration/test_trace.sh (they write traces for it to check), not by run.sh.
 P11T_TRACE_PROGRAMS := trace_calls trace_concurrency
 
@@ -51,6 +52,8 @@ P11T_MOCK_FLAGS_mock-garbage := -DMOCK_NAME='"mock-garbage"' -DMOCK_TAG=0xE -DMO
 	-DMOCK_GARBAGE_SLOTS=1
 P11T_MOCK_FLAGS_mock-fast := -DMOCK_NAME='"mock-fast"' -DMOCK_TAG=0xD -DMOCK_SLOTS='{1}' -DMOCK_V3=1 -DMOCK_FAST=1
 P11T_MOCK_FLAGS_mock-hang := -DMOCK_NAME='"mock-hang"' -DMOCK_TAG=0x4 -DMOCK_SLOTS='{2}' -DMOCK_V3=1 -DMOCK_WAIT_HANG=1
+P11T_MOCK_FLAGS_mock-overreport := -DMOCK_NAME='"mock-overreport"' -DMOCK_TAG=0x6 -DMOCK_SLOTS='{3}' -DMOCK_V3=1 \
+	-DMOCK_OVERREPORT=1000
 
 .PHONY: mock-modules c-tests c-tests-tsan c-tests-asan trace-tests bench-programs run-c-tests run-c-tests-tsan clean-c-tests
 

@@ -64,6 +64,8 @@ enum mock_op {
                                * (CKR_OK: an event on the first compile-time slot) */
     MOCK_SET_DELAY = 9,       /* arg: microseconds every call (C_Initialize/C_Finalize too)
                                * sleeps before it takes the module's lock (0 = off) */
+    MOCK_SET_OVERREPORT = 10, /* arg: 1 on, 0 off; only in MOCK_OVERREPORT variants (else
+                               * CKR_ARGUMENTS_BAD): outputs claim more than the buffer holds */
 };
 
 /* "C_Digest" for MOCK_FN_C_Digest; "?" out of range. */

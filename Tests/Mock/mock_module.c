@@ -4,6 +4,8 @@
  *   MOCK_FAIL_INIT <CKR> MOCK_GARBAGE_SLOTS 0|1           MOCK_FAST 0|1
  *   MOCK_WAIT_HANG 0|1 (a blocking C_WaitForSlotEvent ignores events and C_Finalize and
  *   returns only when a test calls mock_control(MOCK_RELEASE_WAITERS), or never)
+ *   MOCK_OVERREPORT N (while a test has switched it on with mock_control(MOCK_SET_OVERREPORT),
+ *   length-pair outputs claim N more bytes or elements than the caller's buffer holds)
  * Only C_GetFunctionList, C_GetInterfaceList/C_GetInterface (MOCK_V3) and mock_* are
  * exported; build with -fvisibility=hidden. Behaviour follows PKCS#11 2.40/3.0 base
  * spec section numbers cited below; the test hooks are described in mock_control.h. */
@@ -42,6 +44,9 @@
 #endif
 #ifndef MOCK_WAIT_HANG
 #define MOCK_WAIT_HANG 0
+#endif
+#ifndef MOCK_OVERREPORT
+#define MOCK_OVERREPORT 0
 #endif
 
 #define MOCK_EXPORT __attribute__((visibility("default")))
@@ -475,6 +480,13 @@ static struct {
  * read outside the lock. */
 static unsigned long delay_us;
 
+/* MOCK_OVERREPORT: a misbehaving module (issue 6). While a test has switched it on
+ * (MOCK_SET_OVERREPORT), C_GetSlotList, C_GetMechanismList, C_GetAttributeValue, C_FindObjects,
+ * digest/sign (single-part and final) and encrypt/decrypt answer CKR_OK with a length or count
+ * MOCK_OVERREPORT more than the caller's buffer holds, and write only within that buffer. A size
+ * query (NULL buffer) is answered truthfully. Under `lock`. */
+static int overreporting;
+
 static void call_delay(void)
 {
     unsigned long us = __atomic_load_n(&delay_us, __ATOMIC_RELAXED);
@@ -906,6 +918,12 @@ static CK_RV mac_single(CK_SESSION_HANDLE h, int kind, CK_BYTE_PTR data, CK_ULON
     unsigned char mac[MOCK_DIGEST_LEN];
     mock_digest_update(&d, data, len);
     mock_digest_final(&d, mac);
+    if (MOCK_OVERREPORT && overreporting && out) {
+        memcpy(out, mac, *out_len < MOCK_DIGEST_LEN ? *out_len : MOCK_DIGEST_LEN);
+        *out_len += MOCK_OVERREPORT;
+        op_end(s, kind);
+        return CKR_OK;
+    }
     int done;
     CK_RV rv = output_length(MOCK_DIGEST_LEN, out, out_len, &done);
     if (done) {
@@ -958,6 +976,14 @@ static CK_RV mac_verify(CK_SESSION_HANDLE h, int kind, CK_BYTE_PTR data, CK_ULON
 static CK_RV xor_out(struct op *op, CK_BYTE_PTR in, CK_ULONG len, CK_BYTE_PTR out, CK_ULONG_PTR out_len,
                      int *done)
 {
+    if (MOCK_OVERREPORT && overreporting && out) {
+        unsigned char b = mock_xor_byte(op->secret ^ op->msg_secret);
+        for (CK_ULONG i = 0; i < len && i < *out_len; i++)
+            out[i] = in[i] ^ b;
+        *out_len += MOCK_OVERREPORT;
+        *done = 1;
+        return CKR_OK;
+    }
     CK_RV rv = output_length(len, out, out_len, done);
     if (*done) {
         unsigned char b = mock_xor_byte(op->secret ^ op->msg_secret);
@@ -1139,6 +1165,13 @@ static CK_RV impl_C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList,
     if (!pulCount)
         return CKR_ARGUMENTS_BAD;
     CK_ULONG n = 0;
+    if (MOCK_OVERREPORT && overreporting && pSlotList) {
+        for (int i = 0; i < MAX_SLOTS && n < *pulCount; i++)
+            if (st.slots[i].used)
+                pSlotList[n++] = st.slots[i].id;
+        *pulCount += MOCK_OVERREPORT;
+        return CKR_OK;
+    }
     for (int i = 0; i < MAX_SLOTS; i++)
         n += st.slots[i].used;
     int done;
@@ -1183,6 +1216,12 @@ static CK_RV impl_C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pM
         return CKR_SLOT_ID_INVALID;
     if (!pMechanismList) {
         *pulCount = N_MECHANISMS;
+        return CKR_OK;
+    }
+    if (MOCK_OVERREPORT && overreporting) {
+        for (size_t i = 0; i < N_MECHANISMS && i < *pulCount; i++)
+            pMechanismList[i] = mechanisms[i].type;
+        *pulCount += MOCK_OVERREPORT;
         return CKR_OK;
     }
     if (*pulCount < N_MECHANISMS) {
@@ -1542,6 +1581,9 @@ static CK_RV impl_C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HAND
             rv = CKR_ATTRIBUTE_SENSITIVE;
         } else if (!t->pValue) {
             t->ulValueLen = a->len;
+        } else if (MOCK_OVERREPORT && overreporting) {
+            memcpy(t->pValue, a->value, t->ulValueLen < a->len ? t->ulValueLen : a->len);
+            t->ulValueLen += MOCK_OVERREPORT;
         } else if (t->ulValueLen < a->len) {
             t->ulValueLen = CK_UNAVAILABLE_INFORMATION;
             rv = CKR_BUFFER_TOO_SMALL;
@@ -1619,7 +1661,7 @@ static CK_RV impl_C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR
         if (object_get(s, h))
             phObject[n++] = h;
     }
-    *pulObjectCount = n;
+    *pulObjectCount = MOCK_OVERREPORT && overreporting ? ulMaxObjectCount + MOCK_OVERREPORT : n;
     return CKR_OK;
 }
 
@@ -2519,6 +2561,12 @@ MOCK_EXPORT CK_RV mock_control(int op, CK_ULONG arg)
         break;
     case MOCK_SET_DELAY:
         __atomic_store_n(&delay_us, arg, __ATOMIC_RELAXED);
+        break;
+    case MOCK_SET_OVERREPORT:
+        if (MOCK_OVERREPORT)
+            overreporting = arg != 0;
+        else
+            rv = CKR_ARGUMENTS_BAD;
         break;
     case MOCK_RELEASE_WAITERS:
         st.release_rv = arg;

@@ -85,4 +85,74 @@ import P11ProxyNames
         #expect(TraceTemplate.shouldRedact(0x8000_0042) { sensitiveKey }, "vendor attribute of a sensitive key")
         #expect(!TraceTemplate.shouldRedact(0x8000_0042) { ObjectTraits(isKey: true, isSensitive: false) })
     }
+
+    // Issue 6: a module that reports more than the caller's buffer holds. Tests/C/test_trace_overreport.c
+    // checks the calls through the proxy with guard pages; these pin down the formats and the nested case.
+    @Test func outputsNeverShowMoreThanTheBufferHolds() throws {
+        let bytes: [UInt8] = [0xDE, 0xAD, 0xBE, 0xEF]
+        let text = bytes.withUnsafeBytes { raw in
+            render { TraceValue.bytes(&$0, json: false, raw.baseAddress, 1004, redact: false, capacity: 4) }
+        }
+        #expect(text == "(1004) DEADBEEF [module reported 1004 bytes, buffer holds 4]")
+        let redacted = bytes.withUnsafeBytes { raw in
+            render { TraceValue.bytes(&$0, json: false, raw.baseAddress, 1004, redact: true, capacity: 4) }
+        }
+        #expect(redacted == "(1004) <redacted> [module reported 1004 bytes, buffer holds 4]")
+        let json = bytes.withUnsafeBytes { raw in
+            render { TraceValue.bytes(&$0, json: true, raw.baseAddress, 1004, redact: false, capacity: 4) }
+        }
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(object["len"] as? Int == 1004 && object["hex"] as? String == "DEADBEEF")
+        #expect(object["capacity"] as? Int == 4 && object["overreported"] as? Bool == true)
+        #expect(bytes.withUnsafeBytes { raw in
+            render { TraceValue.bytes(&$0, json: false, raw.baseAddress, 4, redact: false, capacity: 4) }
+        } == "(4) DEADBEEF", "a length within the buffer: as always")
+
+        var handles: [CK_ULONG] = [7, 8]
+        let list = render { TraceValue.handleList(&$0, json: false, &handles, 1002, .object, capacity: 2) }
+        #expect(list == "(1002) [ H7, H8 ] [module reported 1002 objects, buffer holds 2]")
+        let listJSON = render { TraceValue.handleList(&$0, json: true, &handles, 1002, .slot, capacity: 2) }
+        let listObject = try #require(try JSONSerialization.jsonObject(with: Data(listJSON.utf8)) as? [String: Any])
+        #expect(listObject["items"] as? [Int] == [7, 8] && listObject["capacity"] as? Int == 2)
+    }
+
+    /// C_GetAttributeValue with a nested template: the module overreports a nested value's length
+    /// and rewrites its pValue; the record reads only what the caller supplied.
+    @Test func attributeValuesAreReadFromWhatTheCallerSupplied() {
+        let label = UnsafeMutablePointer<UInt8>.allocate(capacity: 4)
+        defer { label.deallocate() }
+        label.initialize(from: Array("abcd".utf8), count: 4)
+        let nested = UnsafeMutablePointer<CK_ATTRIBUTE>.allocate(capacity: 1)
+        defer { nested.deallocate() }
+        nested.initialize(to: CK_ATTRIBUTE(type: CK_ATTRIBUTE_TYPE(CKA_LABEL), pValue: UnsafeMutableRawPointer(label), ulValueLen: 4))
+        let size = CK_ULONG(MemoryLayout<CK_ATTRIBUTE>.size)
+        var template = [CK_ATTRIBUTE(type: CK_ATTRIBUTE_TYPE(CKA_WRAP_TEMPLATE), pValue: UnsafeMutableRawPointer(nested), ulValueLen: size),
+                        CK_ATTRIBUTE(type: CK_ATTRIBUTE_TYPE(CKA_ID), pValue: UnsafeMutableRawPointer(label), ulValueLen: 2)]
+        var store = TraceBuffer(capacity: 8)
+        defer { store.deallocate() }
+        template.withUnsafeMutableBufferPointer { SuppliedTemplate.remember($0.baseAddress!, 2, into: &store) }
+        // What a misbehaving module leaves: lengths beyond the buffers, a pointer it made up.
+        nested.pointee.ulValueLen = 1004
+        nested.pointee.pValue = UnsafeMutableRawPointer(bitPattern: 0x10)
+        template[1].ulValueLen = 1002
+        template[1].pValue = UnsafeMutableRawPointer(bitPattern: 0x20)
+        let text = template.withUnsafeMutableBufferPointer { buffer in
+            render { out in
+                TraceTemplate.append(&out, json: false, buffer.baseAddress, 2, showValues: true, secrets: true,
+                                     supplied: SuppliedTemplate(store.bytes, count: 2)) { ObjectTraits() }
+            }
+        }
+        #expect(text == "(2) [ { CKA_WRAP_TEMPLATE = (1) [ { CKA_LABEL = (1004) 61626364 [module reported 1004 bytes, buffer holds 4] } ] }, "
+            + "{ CKA_ID = (1002) 6162 [module reported 1002 bytes, buffer holds 2] } ]")
+        // The nested template itself overreported: its bytes, as far as the caller's array goes.
+        template[0].ulValueLen = size + 1000
+        let outer = template.withUnsafeMutableBufferPointer { buffer in
+            render { out in
+                TraceTemplate.append(&out, json: false, buffer.baseAddress, 1, showValues: true, secrets: true,
+                                     supplied: SuppliedTemplate(store.bytes, count: 2)) { ObjectTraits() }
+            }
+        }
+        #expect(outer.hasPrefix("(1) [ { CKA_WRAP_TEMPLATE = (\(size + 1000)) ")
+                && outer.hasSuffix(" [module reported \(size + 1000) bytes, buffer holds \(size)] } ]"))
+    }
 }

@@ -53,11 +53,12 @@ extension Traced {
     static func C_GetSlotList(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetSlotList, _ tokenPresent: CK_BBOOL, _ pSlotList: CK_SLOT_ID_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetSlotList", module: module, caller: caller)
         record.bool(.in, "tokenPresent", tokenPresent)
+        let pSlotListCapacity = TraceRecord.capacity(of: pSlotList, pulCount)
         record.ulongPointee(.in, "pulCount", pulCount)
         record.callStarts()
         let rv = function(tokenPresent, pSlotList, pulCount)
         record.callEnded()
-        record.handleList("pSlotList", pSlotList, pulCount, rv, .slot)
+        record.handleList("pSlotList", pSlotList, pulCount, capacity: pSlotListCapacity, rv, .slot)
         record.finish(rv)
         return rv
     }
@@ -90,11 +91,12 @@ extension Traced {
     static func C_GetMechanismList(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetMechanismList, _ slotID: CK_SLOT_ID, _ pMechanismList: CK_MECHANISM_TYPE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetMechanismList", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
+        let pMechanismListCapacity = TraceRecord.capacity(of: pMechanismList, pulCount)
         record.ulongPointee(.in, "pulCount", pulCount)
         record.callStarts()
         let rv = function(slotID, pMechanismList, pulCount)
         record.callEnded()
-        record.handleList("pMechanismList", pMechanismList, pulCount, rv, .mechanism)
+        record.handleList("pMechanismList", pMechanismList, pulCount, capacity: pMechanismListCapacity, rv, .mechanism)
         record.finish(rv)
         return rv
     }
@@ -204,10 +206,11 @@ extension Traced {
         var record = TraceRecord("C_GetOperationState", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulOperationStateLen", pulOperationStateLen)
+        let pOperationStateCapacity = TraceRecord.capacity(of: pOperationState, pulOperationStateLen)
         record.callStarts()
         let rv = function(hSession, pOperationState, pulOperationStateLen)
         record.callEnded()
-        record.bytesOut("pOperationState", pOperationState, pulOperationStateLen, rv, .secret)
+        record.bytesOut("pOperationState", pOperationState, pulOperationStateLen, capacity: pOperationStateCapacity, rv, .secret)
         record.finish(rv)
         return rv
     }
@@ -308,6 +311,7 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.handle(.in, "hObject", hObject, .object)
         record.templateTypes("pTemplate", pTemplate, ulCount)
+        record.rememberTemplate(pTemplate, ulCount)
         record.callStarts()
         let rv = function(hSession, hObject, pTemplate, ulCount)
         record.callEnded()
@@ -349,7 +353,7 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, phObject, ulMaxObjectCount, pulObjectCount)
         record.callEnded()
-        record.handleList("phObject", phObject, pulObjectCount, rv, .object)
+        record.handleList("phObject", phObject, pulObjectCount, capacity: ulMaxObjectCount, rv, .object)
         record.ulongPointee(.out, "pulObjectCount", pulObjectCount, rv)
         record.finish(rv)
         return rv
@@ -385,10 +389,11 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .secret)
         record.ulongPointee(.in, "pulEncryptedDataLen", pulEncryptedDataLen)
+        let pEncryptedDataCapacity = TraceRecord.capacity(of: pEncryptedData, pulEncryptedDataLen)
         record.callStarts()
         let rv = function(hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen)
         record.callEnded()
-        record.bytesOut("pEncryptedData", pEncryptedData, pulEncryptedDataLen, rv, .plain)
+        record.bytesOut("pEncryptedData", pEncryptedData, pulEncryptedDataLen, capacity: pEncryptedDataCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -399,10 +404,11 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .secret)
         record.ulongPointee(.in, "pulEncryptedPartLen", pulEncryptedPartLen)
+        let pEncryptedPartCapacity = TraceRecord.capacity(of: pEncryptedPart, pulEncryptedPartLen)
         record.callStarts()
         let rv = function(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
         record.callEnded()
-        record.bytesOut("pEncryptedPart", pEncryptedPart, pulEncryptedPartLen, rv, .plain)
+        record.bytesOut("pEncryptedPart", pEncryptedPart, pulEncryptedPartLen, capacity: pEncryptedPartCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -412,10 +418,11 @@ extension Traced {
         var record = TraceRecord("C_EncryptFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulLastEncryptedPartLen", pulLastEncryptedPartLen)
+        let pLastEncryptedPartCapacity = TraceRecord.capacity(of: pLastEncryptedPart, pulLastEncryptedPartLen)
         record.callStarts()
         let rv = function(hSession, pLastEncryptedPart, pulLastEncryptedPartLen)
         record.callEnded()
-        record.bytesOut("pLastEncryptedPart", pLastEncryptedPart, pulLastEncryptedPartLen, rv, .plain)
+        record.bytesOut("pLastEncryptedPart", pLastEncryptedPart, pulLastEncryptedPartLen, capacity: pLastEncryptedPartCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -439,10 +446,11 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pEncryptedData", pEncryptedData, ulEncryptedDataLen, .plain)
         record.ulongPointee(.in, "pulDataLen", pulDataLen)
+        let pDataCapacity = TraceRecord.capacity(of: pData, pulDataLen)
         record.callStarts()
         let rv = function(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen)
         record.callEnded()
-        record.bytesOut("pData", pData, pulDataLen, rv, .secret)
+        record.bytesOut("pData", pData, pulDataLen, capacity: pDataCapacity, rv, .secret)
         record.finish(rv)
         return rv
     }
@@ -453,10 +461,11 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pEncryptedPart", pEncryptedPart, ulEncryptedPartLen, .plain)
         record.ulongPointee(.in, "pulPartLen", pulPartLen)
+        let pPartCapacity = TraceRecord.capacity(of: pPart, pulPartLen)
         record.callStarts()
         let rv = function(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
         record.callEnded()
-        record.bytesOut("pPart", pPart, pulPartLen, rv, .secret)
+        record.bytesOut("pPart", pPart, pulPartLen, capacity: pPartCapacity, rv, .secret)
         record.finish(rv)
         return rv
     }
@@ -466,10 +475,11 @@ extension Traced {
         var record = TraceRecord("C_DecryptFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulLastPartLen", pulLastPartLen)
+        let pLastPartCapacity = TraceRecord.capacity(of: pLastPart, pulLastPartLen)
         record.callStarts()
         let rv = function(hSession, pLastPart, pulLastPartLen)
         record.callEnded()
-        record.bytesOut("pLastPart", pLastPart, pulLastPartLen, rv, .secret)
+        record.bytesOut("pLastPart", pLastPart, pulLastPartLen, capacity: pLastPartCapacity, rv, .secret)
         record.finish(rv)
         return rv
     }
@@ -492,10 +502,11 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
         record.ulongPointee(.in, "pulDigestLen", pulDigestLen)
+        let pDigestCapacity = TraceRecord.capacity(of: pDigest, pulDigestLen)
         record.callStarts()
         let rv = function(hSession, pData, ulDataLen, pDigest, pulDigestLen)
         record.callEnded()
-        record.bytesOut("pDigest", pDigest, pulDigestLen, rv, .plain)
+        record.bytesOut("pDigest", pDigest, pulDigestLen, capacity: pDigestCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -529,10 +540,11 @@ extension Traced {
         var record = TraceRecord("C_DigestFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulDigestLen", pulDigestLen)
+        let pDigestCapacity = TraceRecord.capacity(of: pDigest, pulDigestLen)
         record.callStarts()
         let rv = function(hSession, pDigest, pulDigestLen)
         record.callEnded()
-        record.bytesOut("pDigest", pDigest, pulDigestLen, rv, .plain)
+        record.bytesOut("pDigest", pDigest, pulDigestLen, capacity: pDigestCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -556,10 +568,11 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
         record.ulongPointee(.in, "pulSignatureLen", pulSignatureLen)
+        let pSignatureCapacity = TraceRecord.capacity(of: pSignature, pulSignatureLen)
         record.callStarts()
         let rv = function(hSession, pData, ulDataLen, pSignature, pulSignatureLen)
         record.callEnded()
-        record.bytesOut("pSignature", pSignature, pulSignatureLen, rv, .plain)
+        record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -581,10 +594,11 @@ extension Traced {
         var record = TraceRecord("C_SignFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulSignatureLen", pulSignatureLen)
+        let pSignatureCapacity = TraceRecord.capacity(of: pSignature, pulSignatureLen)
         record.callStarts()
         let rv = function(hSession, pSignature, pulSignatureLen)
         record.callEnded()
-        record.bytesOut("pSignature", pSignature, pulSignatureLen, rv, .plain)
+        record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -608,10 +622,11 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
         record.ulongPointee(.in, "pulSignatureLen", pulSignatureLen)
+        let pSignatureCapacity = TraceRecord.capacity(of: pSignature, pulSignatureLen)
         record.callStarts()
         let rv = function(hSession, pData, ulDataLen, pSignature, pulSignatureLen)
         record.callEnded()
-        record.bytesOut("pSignature", pSignature, pulSignatureLen, rv, .plain)
+        record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -685,10 +700,11 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pSignature", pSignature, ulSignatureLen, .plain)
         record.ulongPointee(.in, "pulDataLen", pulDataLen)
+        let pDataCapacity = TraceRecord.capacity(of: pData, pulDataLen)
         record.callStarts()
         let rv = function(hSession, pSignature, ulSignatureLen, pData, pulDataLen)
         record.callEnded()
-        record.bytesOut("pData", pData, pulDataLen, rv, .plain)
+        record.bytesOut("pData", pData, pulDataLen, capacity: pDataCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -699,10 +715,11 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .secret)
         record.ulongPointee(.in, "pulEncryptedPartLen", pulEncryptedPartLen)
+        let pEncryptedPartCapacity = TraceRecord.capacity(of: pEncryptedPart, pulEncryptedPartLen)
         record.callStarts()
         let rv = function(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
         record.callEnded()
-        record.bytesOut("pEncryptedPart", pEncryptedPart, pulEncryptedPartLen, rv, .plain)
+        record.bytesOut("pEncryptedPart", pEncryptedPart, pulEncryptedPartLen, capacity: pEncryptedPartCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -713,10 +730,11 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pEncryptedPart", pEncryptedPart, ulEncryptedPartLen, .plain)
         record.ulongPointee(.in, "pulPartLen", pulPartLen)
+        let pPartCapacity = TraceRecord.capacity(of: pPart, pulPartLen)
         record.callStarts()
         let rv = function(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
         record.callEnded()
-        record.bytesOut("pPart", pPart, pulPartLen, rv, .secret)
+        record.bytesOut("pPart", pPart, pulPartLen, capacity: pPartCapacity, rv, .secret)
         record.finish(rv)
         return rv
     }
@@ -727,10 +745,11 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .secret)
         record.ulongPointee(.in, "pulEncryptedPartLen", pulEncryptedPartLen)
+        let pEncryptedPartCapacity = TraceRecord.capacity(of: pEncryptedPart, pulEncryptedPartLen)
         record.callStarts()
         let rv = function(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
         record.callEnded()
-        record.bytesOut("pEncryptedPart", pEncryptedPart, pulEncryptedPartLen, rv, .plain)
+        record.bytesOut("pEncryptedPart", pEncryptedPart, pulEncryptedPartLen, capacity: pEncryptedPartCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -741,10 +760,11 @@ extension Traced {
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pEncryptedPart", pEncryptedPart, ulEncryptedPartLen, .plain)
         record.ulongPointee(.in, "pulPartLen", pulPartLen)
+        let pPartCapacity = TraceRecord.capacity(of: pPart, pulPartLen)
         record.callStarts()
         let rv = function(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
         record.callEnded()
-        record.bytesOut("pPart", pPart, pulPartLen, rv, .secret)
+        record.bytesOut("pPart", pPart, pulPartLen, capacity: pPartCapacity, rv, .secret)
         record.finish(rv)
         return rv
     }
@@ -787,10 +807,11 @@ extension Traced {
         record.handle(.in, "hWrappingKey", hWrappingKey, .object)
         record.handle(.in, "hKey", hKey, .object)
         record.ulongPointee(.in, "pulWrappedKeyLen", pulWrappedKeyLen)
+        let pWrappedKeyCapacity = TraceRecord.capacity(of: pWrappedKey, pulWrappedKeyLen)
         record.callStarts()
         let rv = function(hSession, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen)
         record.callEnded()
-        record.bytesOut("pWrappedKey", pWrappedKey, pulWrappedKeyLen, rv, .secret)
+        record.bytesOut("pWrappedKey", pWrappedKey, pulWrappedKeyLen, capacity: pWrappedKeyCapacity, rv, .secret)
         record.finish(rv)
         return rv
     }
@@ -960,11 +981,12 @@ extension Traced {
         record.bytes(.in, "pAssociatedData", pAssociatedData, ulAssociatedDataLen, .plain)
         record.bytes(.in, "pPlaintext", pPlaintext, ulPlaintextLen, .secret)
         record.ulongPointee(.in, "pulCiphertextLen", pulCiphertextLen)
+        let pCiphertextCapacity = TraceRecord.capacity(of: pCiphertext, pulCiphertextLen)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen, pCiphertext, pulCiphertextLen)
         record.callEnded()
         record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
-        record.bytesOut("pCiphertext", pCiphertext, pulCiphertextLen, rv, .plain)
+        record.bytesOut("pCiphertext", pCiphertext, pulCiphertextLen, capacity: pCiphertextCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -990,12 +1012,13 @@ extension Traced {
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pPlaintextPart", pPlaintextPart, ulPlaintextPartLen, .secret)
         record.ulongPointee(.in, "pulCiphertextPartLen", pulCiphertextPartLen)
+        let pCiphertextPartCapacity = TraceRecord.capacity(of: pCiphertextPart, pulCiphertextPartLen)
         record.flags(.in, "flags", flags, .message)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags)
         record.callEnded()
         record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
-        record.bytesOut("pCiphertextPart", pCiphertextPart, pulCiphertextPartLen, rv, .plain)
+        record.bytesOut("pCiphertextPart", pCiphertextPart, pulCiphertextPartLen, capacity: pCiphertextPartCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -1032,11 +1055,12 @@ extension Traced {
         record.bytes(.in, "pAssociatedData", pAssociatedData, ulAssociatedDataLen, .plain)
         record.bytes(.in, "pCiphertext", pCiphertext, ulCiphertextLen, .plain)
         record.ulongPointee(.in, "pulPlaintextLen", pulPlaintextLen)
+        let pPlaintextCapacity = TraceRecord.capacity(of: pPlaintext, pulPlaintextLen)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext, ulCiphertextLen, pPlaintext, pulPlaintextLen)
         record.callEnded()
         record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
-        record.bytesOut("pPlaintext", pPlaintext, pulPlaintextLen, rv, .secret)
+        record.bytesOut("pPlaintext", pPlaintext, pulPlaintextLen, capacity: pPlaintextCapacity, rv, .secret)
         record.finish(rv)
         return rv
     }
@@ -1062,12 +1086,13 @@ extension Traced {
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pCiphertextPart", pCiphertextPart, ulCiphertextPartLen, .plain)
         record.ulongPointee(.in, "pulPlaintextPartLen", pulPlaintextPartLen)
+        let pPlaintextPartCapacity = TraceRecord.capacity(of: pPlaintextPart, pulPlaintextPartLen)
         record.flags(.in, "flags", flags, .message)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags)
         record.callEnded()
         record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
-        record.bytesOut("pPlaintextPart", pPlaintextPart, pulPlaintextPartLen, rv, .secret)
+        record.bytesOut("pPlaintextPart", pPlaintextPart, pulPlaintextPartLen, capacity: pPlaintextPartCapacity, rv, .secret)
         record.finish(rv)
         return rv
     }
@@ -1103,11 +1128,12 @@ extension Traced {
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
         record.ulongPointee(.in, "pulSignatureLen", pulSignatureLen)
+        let pSignatureCapacity = TraceRecord.capacity(of: pSignature, pulSignatureLen)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
         record.callEnded()
         record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
-        record.bytesOut("pSignature", pSignature, pulSignatureLen, rv, .plain)
+        record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }
@@ -1132,11 +1158,12 @@ extension Traced {
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
         record.ulongPointee(.in, "pulSignatureLen", pulSignatureLen)
+        let pSignatureCapacity = TraceRecord.capacity(of: pSignature, pulSignatureLen)
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
         record.callEnded()
         record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
-        record.bytesOut("pSignature", pSignature, pulSignatureLen, rv, .plain)
+        record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
         record.finish(rv)
         return rv
     }

@@ -82,6 +82,8 @@ struct TraceBuffer {
 final class TraceScratch {
     var inputs = TraceBuffer(capacity: 1024)
     var outputs = TraceBuffer(capacity: 1024)
+    /// C_GetAttributeValue's template as the caller supplied it (TraceRecord.rememberTemplate).
+    var supplied = TraceBuffer(capacity: 256)
     /// A record is being built with these buffers (a nested record gets its own).
     var inUse = false
     /// The kernel thread id (what top, gdb and /proc show), read once per thread.
@@ -95,6 +97,7 @@ final class TraceScratch {
         outputs.removeAll(wipe: true)
         inputs.deallocate()
         outputs.deallocate()
+        supplied.deallocate()
         timestampPrefix.deallocate()
     }
 

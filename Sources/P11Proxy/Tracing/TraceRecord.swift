@@ -40,6 +40,9 @@ struct TraceRecord {
     /// A PIN or key bytes were written out in full (x-log-secrets): the record is written and
     /// every buffer that held it wiped before the call returns.
     var holdsSecret = false
+    /// C_GetAttributeValue's template as the caller supplied it (SuppliedTemplate), kept from
+    /// before the module runs until the OUT part is built: the thread's scratch store, borrowed.
+    var supplied: TraceBuffer?
 
     /// Beyond this many bytes a buffer is shown truncated (its length is always shown).
     static let byteLimit = 1024
@@ -105,10 +108,12 @@ struct TraceRecord {
             let owner = scratch.takeUnretainedValue()
             owner.inputs = inputs
             owner.outputs = outputs
+            if let supplied { owner.supplied = supplied }
             owner.inUse = false
         } else {
             inputs.deallocate()
             outputs.deallocate()
+            supplied?.deallocate()
         }
     }
 
@@ -274,16 +279,24 @@ struct TraceRecord {
         field(direction, name) { out, json in TraceValue.bytes(&out, json: json, value, length, redact: redact) }
     }
 
-    /// An output buffer with a length pointer: the data on CKR_OK, the length asked for or
-    /// needed on a size query or CKR_BUFFER_TOO_SMALL.
+    /// What an output buffer holds, by its length pointer as the caller set it before the call
+    /// (0 for a NULL buffer): the OUT part shows no more than that, whatever the module reports.
+    @inline(__always)
+    static func capacity<T>(of buffer: UnsafeMutablePointer<T>?, _ length: UnsafeMutablePointer<CK_ULONG>?) -> CK_ULONG {
+        guard buffer != nil, let length else { return 0 }
+        return length.pointee
+    }
+
+    /// An output buffer with a length pointer: the data on CKR_OK (no more than `capacity`, what
+    /// the buffer holds), the length asked for or needed on a size query or CKR_BUFFER_TOO_SMALL.
     mutating func bytesOut(_ name: StaticString, _ value: UnsafeMutablePointer<CK_BYTE>?,
-                           _ length: UnsafeMutablePointer<CK_ULONG>?, _ rv: CK_RV, _ secrecy: Secrecy) {
+                           _ length: UnsafeMutablePointer<CK_ULONG>?, capacity: CK_ULONG, _ rv: CK_RV, _ secrecy: Secrecy) {
         guard rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL, let length else { return }
         let shown = rv == CKR_OK ? UnsafeRawPointer(value) : nil
         let redact = secrecy != .plain && !secrets
         if secrecy != .plain && secrets && shown != nil { holdsSecret = true }
         let count = length.pointee
-        field(.out, name) { out, json in TraceValue.bytes(&out, json: json, shown, count, redact: redact) }
+        field(.out, name) { out, json in TraceValue.bytes(&out, json: json, shown, count, redact: redact, capacity: capacity) }
     }
 
     mutating func bytesOut(_ name: StaticString, _ value: UnsafeMutablePointer<CK_BYTE>?,
@@ -332,12 +345,14 @@ struct TraceRecord {
 
     // MARK: Lists and structures
 
+    /// `capacity`: how many elements the caller's buffer holds (ulMaxObjectCount, or *pulCount
+    /// before the call); no more are shown, whatever count the module reports.
     mutating func handleList(_ name: StaticString, _ value: UnsafeMutablePointer<CK_ULONG>?,
-                             _ count: UnsafeMutablePointer<CK_ULONG>?, _ rv: CK_RV, _ kind: HandleKind) {
+                             _ count: UnsafeMutablePointer<CK_ULONG>?, capacity: CK_ULONG, _ rv: CK_RV, _ kind: HandleKind) {
         guard rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL, let count else { return }
         let shown = rv == CKR_OK ? value : nil
         let total = count.pointee
-        field(.out, name) { out, json in TraceValue.handleList(&out, json: json, shown, total, kind) }
+        field(.out, name) { out, json in TraceValue.handleList(&out, json: json, shown, total, kind, capacity: capacity) }
     }
 
     mutating func mechanism(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_MECHANISM>?) {
@@ -379,17 +394,28 @@ struct TraceRecord {
         }
     }
 
+    /// Before C_GetAttributeValue runs: each value buffer of the template and what it holds, so
+    /// `templateOut` reads no further whatever lengths the module reports (SuppliedTemplate).
+    mutating func rememberTemplate(_ value: UnsafeMutablePointer<CK_ATTRIBUTE>?, _ count: CK_ULONG) {
+        guard let value, count > 0, count <= CK_ULONG(Self.elementLimit) else { return }
+        var store = scratch?.takeUnretainedValue().supplied ?? TraceBuffer(capacity: 256)
+        SuppliedTemplate.remember(value, Int(count), into: &store)
+        supplied = store
+    }
+
     /// C_GetAttributeValue's results. Per PKCS#11 3.0 section 5.7 the per-attribute lengths are
     /// meaningful for CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID and CKR_BUFFER_TOO_SMALL too.
+    /// Values are read from the buffers `rememberTemplate` kept, no further than they hold.
     mutating func templateOut(_ name: StaticString, _ value: UnsafeMutablePointer<CK_ATTRIBUTE>?, _ count: CK_ULONG,
                               _ rv: CK_RV, lookup: () -> ObjectTraits) {
         guard rv == CKR_OK || rv == CKR_ATTRIBUTE_SENSITIVE || rv == CKR_ATTRIBUTE_TYPE_INVALID
                 || rv == CKR_BUFFER_TOO_SMALL else { return }
         let secrets = secrets
         if secrets && value != nil && count > 0 { holdsSecret = true }
+        let given = supplied.map { SuppliedTemplate($0.bytes, count: Int(count)) }
         field(.out, name) { out, json in
-            TraceTemplate.append(&out, json: json, value, count, showValues: true, secrets: secrets) {
-                let fromTemplate = TraceTemplate.traits(of: value, count, hint: .unknown)
+            TraceTemplate.append(&out, json: json, value, count, showValues: true, secrets: secrets, supplied: given) {
+                let fromTemplate = TraceTemplate.traits(of: value, count, hint: .unknown, supplied: given)
                 guard fromTemplate.isKey == nil || fromTemplate.isSensitive == nil else { return fromTemplate }
                 let looked = lookup()
                 return ObjectTraits(isKey: fromTemplate.isKey ?? looked.isKey,

@@ -7,9 +7,11 @@ enum TraceTemplate {
     /// Text: `(2) [ { CKA_CLASS = CKO_SECRET_KEY }, { CKA_VALUE = (16) <redacted> } ]`, or with
     /// types only `(2) [ CKA_CLASS, CKA_VALUE ]`. JSON: an array of
     /// `{"type":"CKA_CLASS","len":8,"value":"CKO_SECRET_KEY"}`.
+    /// `supplied`: a template the module has filled in (C_GetAttributeValue); values are read only
+    /// from the buffers the caller supplied, and no further than they hold.
     static func append(_ out: inout TraceBuffer, json: Bool, _ template: UnsafeMutablePointer<CK_ATTRIBUTE>?,
                        _ count: CK_ULONG, showValues: Bool, secrets: Bool, depth: Int = 0,
-                       traits: () -> ObjectTraits) {
+                       supplied: SuppliedTemplate? = nil, traits: () -> ObjectTraits) {
         guard let template, count > 0 else {
             if json { return TraceText.append(template == nil && count > 0 ? "null" : "[]", to: &out) }
             out.append(UInt8(ascii: "("))
@@ -32,8 +34,10 @@ enum TraceTemplate {
         for index in 0..<Int(count) {
             if index > 0 { TraceText.append(json ? "," : ", ", to: &out) }
             let attribute = template[index]
+            let given = supplied?[index]
             var redact = false
-            if showValues && !secrets && attribute.pValue != nil && attribute.ulValueLen != CK_ULONG.max {
+            if showValues && !secrets && (given.map { $0.pointer } ?? attribute.pValue) != nil
+                && attribute.ulValueLen != CK_ULONG.max {
                 redact = shouldRedact(attribute.type) {
                     if let objectTraits { return objectTraits }
                     let found = traits()
@@ -41,13 +45,14 @@ enum TraceTemplate {
                     return found
                 }
             }
-            appendAttribute(&out, json: json, attribute, showValue: showValues, redact: redact, secrets: secrets, depth: depth)
+            appendAttribute(&out, json: json, attribute, showValue: showValues, redact: redact, secrets: secrets, depth: depth,
+                            supplied: given)
         }
         TraceText.append(json ? "]" : " ]", to: &out)
     }
 
     static func appendAttribute(_ out: inout TraceBuffer, json: Bool, _ attribute: CK_ATTRIBUTE, showValue: Bool,
-                                redact: Bool, secrets: Bool, depth: Int) {
+                                redact: Bool, secrets: Bool, depth: Int, supplied: SuppliedValue? = nil) {
         if json {
             TraceText.append("{\"type\":", to: &out)
             TraceValue.named(&out, json: true, attribute.type, PKCS11Name.attribute)
@@ -55,26 +60,32 @@ enum TraceTemplate {
             TraceText.append(",\"len\":", to: &out)
             TraceValue.ulong(&out, json: true, attribute.ulValueLen)
             TraceText.append(",\"value\":", to: &out)
-            appendValue(&out, json: true, attribute, redact: redact, secrets: secrets, depth: depth)
+            appendValue(&out, json: true, attribute, redact: redact, secrets: secrets, depth: depth, supplied: supplied)
             return out.append(UInt8(ascii: "}"))
         }
         if showValue { TraceText.append("{ ", to: &out) }
         TraceValue.named(&out, json: false, attribute.type, PKCS11Name.attribute)
         guard showValue else { return }
         TraceText.append(" = ", to: &out)
-        appendValue(&out, json: false, attribute, redact: redact, secrets: secrets, depth: depth)
+        appendValue(&out, json: false, attribute, redact: redact, secrets: secrets, depth: depth, supplied: supplied)
         TraceText.append(" }", to: &out)
     }
 
+    /// `supplied`: the buffer the caller gave for this value (nil: the template is the caller's
+    /// own input, read as it is).
     static func appendValue(_ out: inout TraceBuffer, json: Bool, _ attribute: CK_ATTRIBUTE, redact: Bool,
-                            secrets: Bool, depth: Int) {
+                            secrets: Bool, depth: Int, supplied: SuppliedValue? = nil) {
         let length = attribute.ulValueLen
         guard length != CK_ULONG.max else {
             return TraceText.append(json ? "\"CK_UNAVAILABLE_INFORMATION\"" : "CK_UNAVAILABLE_INFORMATION", to: &out)
         }
-        guard let value = attribute.pValue else {
+        guard let value = supplied.map({ $0.pointer }) ?? attribute.pValue else {
             // A size query: only the length is known.
             return TraceValue.bytes(&out, json: json, nil, length, redact: false)
+        }
+        if let supplied, length > supplied.capacity {
+            // The module reported more than the caller's buffer holds: the buffer, as bytes.
+            return TraceValue.bytes(&out, json: json, value, length, redact: redact, capacity: supplied.capacity)
         }
         if redact { return TraceValue.bytes(&out, json: json, value, length, redact: true) }
         let ulongSize = CK_ULONG(MemoryLayout<CK_ULONG>.size)
@@ -96,10 +107,11 @@ enum TraceTemplate {
             out.append(contentsOf: bytes[4..<6]); out.append(UInt8(ascii: "-"))
             out.append(contentsOf: bytes[6..<8])
             if json { out.append(UInt8(ascii: "\"")) }
-        case .attributes where depth == 0 && length % CK_ULONG(MemoryLayout<CK_ATTRIBUTE>.size) == 0:
+        case .attributes where depth == 0 && length % CK_ULONG(MemoryLayout<CK_ATTRIBUTE>.size) == 0
+                && (supplied == nil || CK_ULONG(supplied?.nested?.count ?? 0) >= length / CK_ULONG(MemoryLayout<CK_ATTRIBUTE>.size)):
             let nested = length / CK_ULONG(MemoryLayout<CK_ATTRIBUTE>.size)
             append(&out, json: json, value.assumingMemoryBound(to: CK_ATTRIBUTE.self), nested,
-                   showValues: true, secrets: secrets, depth: depth + 1) { ObjectTraits() }
+                   showValues: true, secrets: secrets, depth: depth + 1, supplied: supplied?.nested) { ObjectTraits() }
         case .mechanisms where length % ulongSize == 0:
             let list = value.assumingMemoryBound(to: CK_ULONG.self)
             TraceValue.handleList(&out, json: json, list, length / ulongSize, .mechanism)
@@ -140,7 +152,9 @@ enum TraceTemplate {
     }
 
     /// What a template says about its object: CKA_CLASS, CKA_SENSITIVE, and the function's hint.
-    static func traits(of template: UnsafeMutablePointer<CK_ATTRIBUTE>?, _ count: CK_ULONG, hint: ObjectHint) -> ObjectTraits {
+    /// `supplied` as for `append`.
+    static func traits(of template: UnsafeMutablePointer<CK_ATTRIBUTE>?, _ count: CK_ULONG, hint: ObjectHint,
+                       supplied: SuppliedTemplate? = nil) -> ObjectTraits {
         var traits = ObjectTraits()
         switch hint {
         case .key: traits.isKey = true
@@ -150,9 +164,11 @@ enum TraceTemplate {
         guard let template, count <= CK_ULONG(TraceRecord.elementLimit) else { return traits }
         for index in 0..<Int(count) {
             let attribute = template[index]
-            guard let value = attribute.pValue else { continue }
+            let given = supplied?[index]
+            guard let value = given.map({ $0.pointer }) ?? attribute.pValue,
+                  attribute.ulValueLen <= given?.capacity ?? CK_ULONG.max else { continue }
             if attribute.type == CKA_CLASS && attribute.ulValueLen == CK_ULONG(MemoryLayout<CK_ULONG>.size) {
-                let objectClass = value.load(as: CK_ULONG.self)
+                let objectClass = value.loadUnaligned(as: CK_ULONG.self)
                 traits.isKey = TraceTemplate.isKeyClass(objectClass)
             } else if attribute.type == CKA_SENSITIVE && attribute.ulValueLen == 1 {
                 traits.isSensitive = value.load(as: CK_BBOOL.self) != 0

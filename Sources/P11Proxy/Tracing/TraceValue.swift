@@ -101,8 +101,11 @@ enum TraceValue {
 
     /// Text: `(4) 31323334`, `(4) <redacted>`, `(4) NULL`; JSON: `{"len":4,"hex":"31323334"}`,
     /// `{"len":4,"redacted":true}`, `{"len":4,"hex":null}`. Long buffers are cut at
-    /// TraceRecord.byteLimit bytes, marked `...` / `"truncated":true`.
-    static func bytes(_ out: inout TraceBuffer, json: Bool, _ value: UnsafeRawPointer?, _ length: CK_ULONG, redact: Bool) {
+    /// TraceRecord.byteLimit bytes, marked `...` / `"truncated":true`. An output whose length the
+    /// module reported beyond `capacity` (what the caller's buffer holds) shows only the buffer's
+    /// bytes, and says so (`overreported`).
+    static func bytes(_ out: inout TraceBuffer, json: Bool, _ value: UnsafeRawPointer?, _ length: CK_ULONG, redact: Bool,
+                      capacity: CK_ULONG = CK_ULONG.max) {
         if json {
             TraceText.append("{\"len\":", to: &out)
             ulong(&out, json: true, length)
@@ -114,18 +117,37 @@ enum TraceValue {
         guard let value, length != CK_ULONG.max else {
             return TraceText.append(json ? ",\"hex\":null}" : "NULL", to: &out)
         }
+        let readable = min(length, capacity)
         if redact {
-            return TraceText.append(json ? ",\"redacted\":true}" : "<redacted>", to: &out)
+            TraceText.append(json ? ",\"redacted\":true" : "<redacted>", to: &out)
+        } else {
+            let shown = Int(min(readable, CK_ULONG(TraceRecord.byteLimit)))
+            if json { TraceText.append(",\"hex\":\"", to: &out) }
+            TraceText.appendHexBytes(UnsafeRawBufferPointer(start: value, count: shown), to: &out)
+            if json { out.append(UInt8(ascii: "\"")) }
+            if CK_ULONG(shown) < readable { TraceText.append(json ? ",\"truncated\":true" : "...", to: &out) }
         }
-        let shown = Int(min(length, CK_ULONG(TraceRecord.byteLimit)))
-        if json { TraceText.append(",\"hex\":\"", to: &out) }
-        TraceText.appendHexBytes(UnsafeRawBufferPointer(start: value, count: shown), to: &out)
+        if length > capacity { overreported(&out, json: json, length, capacity, unit: "bytes") }
+        if json { out.append(UInt8(ascii: "}")) }
+    }
+
+    /// A module that says it wrote more than the caller's buffer holds (issue 6: a misbehaving
+    /// module must not make p11proxy read past the caller's memory): text
+    /// ` [module reported 1016 bytes, buffer holds 16]`, JSON `,"capacity":16,"overreported":true`.
+    static func overreported(_ out: inout TraceBuffer, json: Bool, _ reported: CK_ULONG, _ capacity: CK_ULONG,
+                             unit: StaticString) {
         if json {
-            out.append(UInt8(ascii: "\""))
-            if CK_ULONG(shown) < length { TraceText.append(",\"truncated\":true", to: &out) }
-            out.append(UInt8(ascii: "}"))
-        } else if CK_ULONG(shown) < length {
-            TraceText.append("...", to: &out)
+            TraceText.append(",\"capacity\":", to: &out)
+            TraceText.appendDecimal(capacity, to: &out)
+            TraceText.append(",\"overreported\":true", to: &out)
+        } else {
+            TraceText.append(" [module reported ", to: &out)
+            TraceText.appendDecimal(reported, to: &out)
+            out.append(UInt8(ascii: " "))
+            TraceText.append(unit, to: &out)
+            TraceText.append(", buffer holds ", to: &out)
+            TraceText.appendDecimal(capacity, to: &out)
+            out.append(UInt8(ascii: "]"))
         }
     }
 
@@ -134,8 +156,9 @@ enum TraceValue {
     }
 
     /// Text: `(2) [ SL1, SL2 ]`, `(2) NULL` for a size query; JSON: `{"count":2,"items":[1,2]}`.
+    /// Never more elements than `capacity` (what the caller's buffer holds), whatever the count.
     static func handleList(_ out: inout TraceBuffer, json: Bool, _ value: UnsafeMutablePointer<CK_ULONG>?,
-                           _ count: CK_ULONG, _ kind: HandleKind) {
+                           _ count: CK_ULONG, _ kind: HandleKind, capacity: CK_ULONG = CK_ULONG.max) {
         if json {
             TraceText.append("{\"count\":", to: &out)
             TraceText.appendDecimal(count, to: &out)
@@ -145,14 +168,25 @@ enum TraceValue {
             TraceText.append(") ", to: &out)
         }
         guard let value else { return TraceText.append(json ? ",\"items\":null}" : "NULL", to: &out) }
-        let shown = Int(min(count, CK_ULONG(TraceRecord.elementLimit)))
+        let readable = min(count, capacity)
+        let shown = Int(min(readable, CK_ULONG(TraceRecord.elementLimit)))
         TraceText.append(json ? ",\"items\":[" : "[ ", to: &out)
         for index in 0..<shown {
             if index > 0 { TraceText.append(json ? "," : ", ", to: &out) }
             handle(&out, json: json, value[index], kind)
         }
-        if !json && CK_ULONG(shown) < count { TraceText.append(", ...", to: &out) }
-        TraceText.append(json ? "]}" : " ]", to: &out)
+        if !json && CK_ULONG(shown) < readable { TraceText.append(", ...", to: &out) }
+        TraceText.append(json ? "]" : " ]", to: &out)
+        if count > capacity {
+            let unit: StaticString = switch kind {
+            case .slot: "slots"
+            case .session: "sessions"
+            case .object: "objects"
+            case .mechanism: "mechanisms"
+            }
+            overreported(&out, json: json, count, capacity, unit: unit)
+        }
+        if json { out.append(UInt8(ascii: "}")) }
     }
 }
 
