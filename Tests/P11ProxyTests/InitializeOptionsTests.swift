@@ -43,4 +43,13 @@ import Testing
         #expect(try reserved(" \t ").get().configDirectory == nil)
         #expect(throws: ReturnValue.argumentsBad) { try reserved(String(repeating: "x", count: 5000)).get() }
     }
+
+    @Test func cannotCreateThreadsIsRemembered() throws {
+        #expect(try InitializeOptions.parse(nil).libraryCannotCreateThreads == false)
+        var arguments = CK_C_INITIALIZE_ARGS()
+        arguments.flags = CK_FLAGS(CKF_OS_LOCKING_OK)
+        #expect(try parse(arguments).get().libraryCannotCreateThreads == false)
+        arguments.flags = CK_FLAGS(CKF_LIBRARY_CANT_CREATE_OS_THREADS)
+        #expect(try parse(arguments).get().libraryCannotCreateThreads == true)
+    }
 }

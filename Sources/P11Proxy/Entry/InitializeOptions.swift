@@ -5,6 +5,9 @@ import Glibc
 struct InitializeOptions {
     /// From pReserved "config-dir=DIR": how p11-kit hands p11proxy its own `x-init-reserved`.
     var configDirectory: String?
+    /// CKF_LIBRARY_CANT_CREATE_OS_THREADS: the application's threads may not create threads, so
+    /// p11proxy must not create one on their behalf (its trace flusher; TraceOutput.stopThreads).
+    var libraryCannotCreateThreads = false
 
     /// The longest pReserved string read; p11-kit's x-init-reserved values are short.
     static let maximumReservedLength = 4096
@@ -22,8 +25,10 @@ struct InitializeOptions {
         let callbacks = [arguments.CreateMutex != nil, arguments.DestroyMutex != nil,
                          arguments.LockMutex != nil, arguments.UnlockMutex != nil]
         guard callbacks.allSatisfy({ $0 }) || callbacks.allSatisfy({ !$0 }) else { throw .argumentsBad }
-        guard let reserved = arguments.pReserved else { return InitializeOptions() }
-        return try parseReserved(reserved.assumingMemoryBound(to: CChar.self))
+        var options = InitializeOptions()
+        if let reserved = arguments.pReserved { options = try parseReserved(reserved.assumingMemoryBound(to: CChar.self)) }
+        options.libraryCannotCreateThreads = arguments.flags & CK_FLAGS(CKF_LIBRARY_CANT_CREATE_OS_THREADS) != 0
+        return options
     }
 
     static func parseReserved(_ reserved: UnsafePointer<CChar>) throws(ReturnValue) -> InitializeOptions {

@@ -62,6 +62,11 @@ enum ProxyRuntime {
         try refuseReentry("C_Initialize")
         try lock.withLock { () throws(ReturnValue) in
             guard CallerPool.state(caller) != .initialized else { throw .cryptokiAlreadyInitialized }
+            // PKCS#11 3.0 section 5.4: a library that needs threads would answer
+            // CKR_NEED_TO_CREATE_THREADS; p11proxy's one thread is only the trace flusher, so it
+            // does without it, in this process from now on (decided before startModules, which
+            // would start it).
+            if options.libraryCannotCreateThreads { TraceOutput.stopThreads() }
             if state.initializedCallers == 0 {
                 try startModules(caller: caller, options: options)
             } else {

@@ -1,7 +1,8 @@
 // The one thread p11proxy starts, and only while a trace file is open: it writes buffered
 // records that have waited 100 ms, so a program that goes quiet (or hangs) still has its
 // last calls on disk. Stopped and joined when the last caller finalises, so no thread is left
-// behind after C_Finalize or dlclose.
+// behind after C_Finalize or dlclose; never started (and stopped if running) once a caller has
+// initialised with CKF_LIBRARY_CANT_CREATE_OS_THREADS (TraceOutput.stopThreads).
 import Glibc
 
 enum TraceFlusher {

@@ -4,7 +4,9 @@
 // Files are buffered (up to 64 KiB) so tracing stays far under a microsecond per call, and
 // flushed when the buffer fills, when a call returns anything but CKR_OK, within 100 ms of a
 // record otherwise (TraceFlusher), at every C_Finalize, before fork and at exit. Standard
-// error is written record by record. A trace file is created with mode 0600.
+// error is written record by record, and so are files once a caller has initialised with
+// CKF_LIBRARY_CANT_CREATE_OS_THREADS (no flusher thread then). A trace file is created with
+// mode 0600.
 import Glibc
 import P11ProxyLoader
 
@@ -49,6 +51,10 @@ enum TraceOutput {
     nonisolated(unsafe) static var moduleSinks = [TraceSink?](repeating: nil, count: ModuleTable.capacity)
     nonisolated(unsafe) static var moduleNames = [[UInt8]](repeating: [], count: ModuleTable.capacity)
     nonisolated(unsafe) static var standardError: TraceSink?
+    /// A caller initialised with CKF_LIBRARY_CANT_CREATE_OS_THREADS: no flusher thread in this
+    /// process from then on, every record written as it completes. Never cleared: the flag says
+    /// what the process's threads may do, and the thread would be started by one of them.
+    nonisolated(unsafe) static var withoutThreads = false
 
     static let exitHandlerInstalled: Bool = {
         atexit { TraceOutput.flushAll() } == 0
@@ -58,13 +64,22 @@ enum TraceOutput {
     /// ProxyRuntime's lock when the configuration starts.
     static func configure(module: Int, name: String, settings: TraceSettings) {
         _ = exitHandlerInstalled
-        let buffered = lock.withLock {
+        let needsFlusher = lock.withLock {
             moduleNames[module] = Array(name.utf8)
             let sink = sink(for: settings.path)
             moduleSinks[module] = sink
-            return sink.buffered
+            return sink.buffered && !withoutThreads
         }
-        if buffered { TraceFlusher.start() }
+        if needsFlusher { TraceFlusher.start() }
+    }
+
+    /// CKF_LIBRARY_CANT_CREATE_OS_THREADS (ProxyRuntime.initialize, under its lock, like every
+    /// start and stop of the flusher): stops the flusher if another caller had it started, and
+    /// writes what it would have.
+    static func stopThreads() {
+        lock.withLock { withoutThreads = true }
+        TraceFlusher.stop()
+        flushAll()
     }
 
     private static func sink(for path: String?) -> TraceSink {
@@ -95,7 +110,7 @@ enum TraceOutput {
             guard let sink = moduleSinks[module] else { return }
             if secrets { sink.holdsSecrets = true }
             build(moduleNames[module], &sink.buffer)
-            if !sink.buffered || urgent || sink.buffer.count >= bufferLimit {
+            if !sink.buffered || urgent || withoutThreads || sink.buffer.count >= bufferLimit {
                 sink.flush()
                 sink.lastFlush = TraceInstant.monotonicNow()
             } else {
