@@ -53,6 +53,15 @@ struct TraceBuffer {
         count += bytes.count
     }
 
+    /// `length` bytes written straight into the buffer by `body`, after one capacity check
+    /// (number and hex formatting: a check per byte was most of a traced call's cost).
+    @inline(__always)
+    mutating func append(length: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Void) {
+        reserve(length)
+        body(base + count)
+        count += length
+    }
+
     @inline(__always)
     mutating func append(_ text: StaticString) {
         append(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
@@ -91,6 +100,10 @@ final class TraceScratch {
     /// The date and time to the second of the last record's start, already formatted.
     var timestampSecond = Int.min
     var timestampPrefix = TraceBuffer(capacity: 32)
+    /// CLOCK_REALTIME minus CLOCK_MONOTONIC, and the monotonic time it is re-read after
+    /// (TraceInstant.now).
+    var wallOffset: Int64 = 0
+    var wallOffsetValidUntil: UInt64 = 0
 
     deinit {
         inputs.removeAll(wipe: true)

@@ -6,12 +6,22 @@ struct TraceInstant {
     var wallNanoseconds: Int
     var monotonicNanoseconds: UInt64
 
-    static func now() -> TraceInstant {
-        var wall = timespec(), mono = timespec()
-        clock_gettime(CLOCK_REALTIME, &wall)
-        clock_gettime(CLOCK_MONOTONIC, &mono)
-        return TraceInstant(wallSeconds: wall.tv_sec, wallNanoseconds: wall.tv_nsec,
-                            monotonicNanoseconds: UInt64(mono.tv_sec) &* 1_000_000_000 &+ UInt64(mono.tv_nsec))
+    /// One clock read: the wall-clock time is the monotonic one plus an offset each thread
+    /// refreshes from CLOCK_REALTIME once a second (`cache`), so a change of the system time
+    /// shows within a second. clock_gettime was a sixth of a traced call's time here.
+    static func now(cache scratch: TraceScratch) -> TraceInstant {
+        let monotonic = monotonicNow()
+        if monotonic >= scratch.wallOffsetValidUntil {
+            var wall = timespec()
+            clock_gettime(CLOCK_REALTIME, &wall)
+            let wallNanoseconds = Int64(wall.tv_sec) &* 1_000_000_000 &+ Int64(wall.tv_nsec)
+            scratch.wallOffset = wallNanoseconds &- Int64(bitPattern: monotonic)
+            scratch.wallOffsetValidUntil = monotonic &+ 1_000_000_000
+        }
+        let wall = Int64(bitPattern: monotonic) &+ scratch.wallOffset
+        let seconds = wall >= 0 ? wall / 1_000_000_000 : (wall - 999_999_999) / 1_000_000_000
+        return TraceInstant(wallSeconds: Int(seconds), wallNanoseconds: Int(wall - seconds &* 1_000_000_000),
+                            monotonicNanoseconds: monotonic)
     }
 
     static func monotonicNow() -> UInt64 {

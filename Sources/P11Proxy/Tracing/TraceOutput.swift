@@ -103,8 +103,9 @@ enum TraceOutput {
         return sink
     }
 
-    /// Appends a finished record. `urgent` (an error return) flushes at once.
-    static func emit(module: Int, urgent: Bool, secrets: Bool,
+    /// Appends a finished record. `urgent` (an error return) flushes at once. `now`: the
+    /// record's end (monotonic), close enough to decide a flush without reading the clock again.
+    static func emit(module: Int, urgent: Bool, secrets: Bool, now: UInt64,
                      build: (_ moduleName: [UInt8], _ out: inout TraceBuffer) -> Void) {
         lock.withLock {
             guard let sink = moduleSinks[module] else { return }
@@ -112,10 +113,10 @@ enum TraceOutput {
             build(moduleNames[module], &sink.buffer)
             if !sink.buffered || urgent || withoutThreads || sink.buffer.count >= bufferLimit {
                 sink.flush()
-                sink.lastFlush = TraceInstant.monotonicNow()
+                sink.lastFlush = now
             } else {
-                let now = TraceInstant.monotonicNow()
-                if now &- sink.lastFlush >= flushInterval {
+                // Another thread's record may have ended later and flushed already.
+                if now > sink.lastFlush && now - sink.lastFlush >= flushInterval {
                     sink.flush()
                     sink.lastFlush = now
                 }

@@ -73,15 +73,16 @@ struct TraceRecord {
 
     // MARK: Record framing
 
-    mutating func callStarts() { start = TraceInstant.now() }
+    mutating func callStarts() { start = TraceInstant.now(cache: threadScratch) }
     mutating func callEnded() { end = TraceInstant.monotonicNow() }
 
     /// C_WaitForSlotEvent may block indefinitely: its IN half goes out first, as its own line(s).
     mutating func writeInputsNow() {
         let snapshot = self
-        TraceOutput.emit(module: module, urgent: true, secrets: snapshot.holdsSecret) { name, out in
+        let start = TraceInstant.now(cache: threadScratch)
+        TraceOutput.emit(module: module, urgent: true, secrets: snapshot.holdsSecret, now: start.monotonicNanoseconds) { name, out in
             var early = snapshot
-            early.start = TraceInstant.now()
+            early.start = start
             early.end = early.start.monotonicNanoseconds
             early.appendHeader(moduleName: name, to: &out, waiting: true)
             out.append(contentsOf: early.inputs)
@@ -93,7 +94,7 @@ struct TraceRecord {
         let record = self
         // A record with secrets is not left in the sink's buffer for the flusher: written now,
         // and the buffer wiped (TraceSink.flush), so no copy outlives the call.
-        TraceOutput.emit(module: module, urgent: rv != CKR_OK || holdsSecret, secrets: holdsSecret) { name, out in
+        TraceOutput.emit(module: module, urgent: rv != CKR_OK || holdsSecret, secrets: holdsSecret, now: end) { name, out in
             record.appendHeader(moduleName: name, to: &out, waiting: false)
             out.append(contentsOf: record.inputs)
             if record.json { TraceText.append("},\"out\":{", to: &out) }

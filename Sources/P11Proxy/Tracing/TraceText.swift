@@ -13,22 +13,18 @@ enum TraceText {
 
 
     static func appendDecimal(_ value: UInt, to out: inout TraceBuffer) {
-        if value < 10 {
-            out.append(UInt8(ascii: "0") + UInt8(value))
-            return
+        var length = 1
+        var bound: UInt = 10
+        while length < 20 && value >= bound {
+            length += 1
+            bound = bound &* 10
         }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        var rest = value
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            while rest > 0 {
-                buffer[count] = UInt8(ascii: "0") + UInt8(rest % 10)
+        out.append(length: length) { destination in
+            var rest = value
+            for index in stride(from: length - 1, through: 0, by: -1) {
+                destination[index] = UInt8(ascii: "0") + UInt8(rest % 10)
                 rest /= 10
-                count += 1
             }
-            for index in stride(from: count - 1, through: 0, by: -1) { out.append(buffer[index]) }
         }
     }
 
@@ -39,14 +35,12 @@ enum TraceText {
 
     /// `value` in exactly `width` decimal digits (leading zeros; higher digits dropped).
     static func appendPadded(_ value: Int, width: Int, to out: inout TraceBuffer) {
-        var digits: (UInt64, UInt64) = (0, 0)
-        var rest = value.magnitude
-        withUnsafeMutableBytes(of: &digits) { buffer in
+        out.append(length: width) { destination in
+            var rest = value.magnitude
             for index in stride(from: width - 1, through: 0, by: -1) {
-                buffer[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                destination[index] = UInt8(ascii: "0") + UInt8(rest % 10)
                 rest /= 10
             }
-            out.append(UnsafeRawBufferPointer(rebasing: buffer[0..<width]))
         }
     }
 
@@ -63,10 +57,14 @@ enum TraceText {
     }
 
     static func appendHexBytes(_ bytes: UnsafeRawBufferPointer, to out: inout TraceBuffer) {
-        out.reserve(bytes.count * 2)
-        for byte in bytes {
-            out.append(hexDigit(Int(byte >> 4)))
-            out.append(hexDigit(Int(byte & 0xF)))
+        let digits = hexDigits.utf8Start
+        out.append(length: bytes.count * 2) { destination in
+            var index = 0
+            for byte in bytes {
+                destination[index] = digits[Int(byte >> 4)]
+                destination[index + 1] = digits[Int(byte & 0xF)]
+                index += 2
+            }
         }
     }
 
