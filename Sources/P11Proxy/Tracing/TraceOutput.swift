@@ -47,9 +47,13 @@ enum TraceOutput {
     static let lock = ProcessLock()
     // Who may touch them: only code holding `lock`.
     nonisolated(unsafe) static var sinksByPath: [String: TraceSink] = [:]
-    /// By module index (ModuleTable.capacity entries).
-    nonisolated(unsafe) static var moduleSinks = [TraceSink?](repeating: nil, count: ModuleTable.capacity)
-    nonisolated(unsafe) static var moduleNames = [[UInt8]](repeating: [], count: ModuleTable.capacity)
+    /// By module index (ModuleTable.capacity entries). Unmanaged: every sink stays in
+    /// `sinksByPath` or `standardError` for the life of the process, and a record then costs no
+    /// reference counting (atomic instructions, a tenth of a traced call's time).
+    nonisolated(unsafe) static var moduleSinks = [Unmanaged<TraceSink>?](repeating: nil, count: ModuleTable.capacity)
+    /// Each module's name (UTF-8), replaced and the old one freed under `lock`.
+    nonisolated(unsafe) static var moduleNames = [UnsafeBufferPointer<UInt8>](
+        repeating: UnsafeBufferPointer(start: nil, count: 0), count: ModuleTable.capacity)
     nonisolated(unsafe) static var standardError: TraceSink?
     /// A caller initialised with CKF_LIBRARY_CANT_CREATE_OS_THREADS: no flusher thread in this
     /// process from then on, every record written as it completes. Never cleared: the flag says
@@ -65,9 +69,12 @@ enum TraceOutput {
     static func configure(module: Int, name: String, settings: TraceSettings) {
         _ = exitHandlerInstalled
         let needsFlusher = lock.withLock {
-            moduleNames[module] = Array(name.utf8)
+            moduleNames[module].baseAddress?.deallocate()
+            let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: name.utf8.count)
+            _ = bytes.initialize(from: name.utf8)
+            moduleNames[module] = UnsafeBufferPointer(bytes)
             let sink = sink(for: settings.path)
-            moduleSinks[module] = sink
+            moduleSinks[module] = Unmanaged.passUnretained(sink)
             return sink.buffered && !withoutThreads
         }
         if needsFlusher { TraceFlusher.start() }
@@ -106,17 +113,17 @@ enum TraceOutput {
     /// Appends a finished record. `urgent` (an error return) flushes at once. `now`: the
     /// record's end (monotonic), close enough to decide a flush without reading the clock again.
     static func emit(module: Int, urgent: Bool, secrets: Bool, now: UInt64,
-                     build: (_ moduleName: [UInt8], _ out: inout TraceBuffer) -> Void) {
+                     build: (_ moduleName: UnsafeRawBufferPointer, _ out: inout TraceBuffer) -> Void) {
         lock.withLock {
-            guard let sink = moduleSinks[module] else { return }
-            if secrets { sink.holdsSecrets = true }
-            build(moduleNames[module], &sink.buffer)
-            if !sink.buffered || urgent || withoutThreads || sink.buffer.count >= bufferLimit {
-                sink.flush()
-                sink.lastFlush = now
-            } else {
-                // Another thread's record may have ended later and flushed already.
-                if now > sink.lastFlush && now - sink.lastFlush >= flushInterval {
+            guard let unmanaged = moduleSinks[module] else { return }
+            unmanaged._withUnsafeGuaranteedRef { sink in
+                if secrets { sink.holdsSecrets = true }
+                build(UnsafeRawBufferPointer(moduleNames[module]), &sink.buffer)
+                if !sink.buffered || urgent || withoutThreads || sink.buffer.count >= bufferLimit {
+                    sink.flush()
+                    sink.lastFlush = now
+                } else if now > sink.lastFlush && now - sink.lastFlush >= flushInterval {
+                    // (Another thread's record may have ended later and flushed already.)
                     sink.flush()
                     sink.lastFlush = now
                 }

@@ -121,7 +121,8 @@ struct TraceRecord {
     /// This thread's scratch (thread id, timestamp cache), also for a nested record.
     var threadScratch: TraceScratch { scratch?.takeUnretainedValue() ?? TraceScratch.current() }
 
-    func appendHeader(moduleName: [UInt8], to out: inout TraceBuffer, waiting: Bool) {
+    func appendHeader(moduleName: UnsafeRawBufferPointer, to out: inout TraceBuffer, waiting: Bool) {
+        let threadScratch = threadScratch
         let duration = end >= start.monotonicNanoseconds ? end - start.monotonicNanoseconds : 0
         if json {
             TraceText.append("{\"time\":\"", to: &out)
@@ -129,7 +130,7 @@ struct TraceRecord {
             TraceText.append("\",\"thread\":", to: &out)
             TraceText.appendSigned(threadScratch.threadID, to: &out)
             TraceText.append(",\"module\":", to: &out)
-            moduleName.withUnsafeBytes { TraceText.appendJSONString($0, to: &out) }
+            TraceText.appendJSONString(moduleName, to: &out)
             TraceText.append(",\"caller\":", to: &out)
             TraceText.appendSigned(caller + 1, to: &out)
             TraceText.append(",\"function\":", to: &out)
@@ -144,7 +145,7 @@ struct TraceRecord {
         } else {
             TraceText.append(function, to: &out)
             TraceText.append(" [", to: &out)
-            out.append(contentsOf: moduleName)
+            out.append(moduleName)
             TraceText.append(" caller=", to: &out)
             TraceText.appendSigned(caller + 1, to: &out)
             TraceText.append(" tid=", to: &out)
