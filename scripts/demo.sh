@@ -104,4 +104,17 @@ show_run openssl dgst -sha256 -verify "$DEMO/demo-key.pem" -signature "$DEMO/dat
 step "List the objects on the token"
 show_run pkcs11-tool --module "$PROXY_SO" --token-label "$LABEL" --login --pin "$PIN" --list-objects
 
+P11PROXY_BIN=${CLI_BIN:-${BUILD_DIR:-build}/bin/p11proxy}
+if [[ -x $P11PROXY_BIN ]]; then
+    step "Ask the p11proxy command what the module loads, and check the configuration"
+    show_run "$P11PROXY_BIN" list
+    show_run "$P11PROXY_BIN" check
+
+    step "Trace one pkcs11-tool run (p11-kit's log-calls layout; the PIN is redacted)"
+    show_run "$P11PROXY_BIN" trace --output "$DEMO/trace.txt" -- \
+        pkcs11-tool --module "$PROXY_SO" --token-label "$LABEL" --login --pin "$PIN" --list-objects --type privkey
+    echo "  \$ grep -A3 '^C_Login' \$DEMO/trace.txt"
+    grep -A3 '^C_Login' "$DEMO/trace.txt" | sed 's/^/    /'
+fi
+
 step "Done: pkcs11-tool used SoftHSM2 only through $(basename "$PROXY_SO")"
