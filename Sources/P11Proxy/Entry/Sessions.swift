@@ -7,7 +7,8 @@ extension Entry {
     static func C_OpenSession(_ caller: Int, _ slotID: CK_SLOT_ID, _ flags: CK_FLAGS, _ pApplication: CK_VOID_PTR?,
                               _ Notify: CK_NOTIFY?, _ phSession: CK_SESSION_HANDLE_PTR?) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
-        guard let module = route.module else { return route.failure }
+        guard route.exists else { return route.failure }
+        let module = route.target
         guard let phSession else { return CK_RV(CKR_ARGUMENTS_BAD) }
         // pApplication and Notify go through unchanged, as p11-kit's proxy passes them: a module
         // that calls Notify hands it its own session handle.
@@ -34,7 +35,8 @@ extension Entry {
     @inline(never)
     static func C_CloseSession(_ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
-        guard let module = route.module, let session = route.session else { return route.failure }
+        guard route.exists, let session = route.session else { return route.failure }
+        let module = route.target
         let rv = ModuleCall.C_CloseSession(module, caller, route.handle)
         if SessionQuery.isGone(after: rv) { SessionTable.release(session) }
         return rv
@@ -46,7 +48,8 @@ extension Entry {
     @inline(never)
     static func C_CloseAllSessions(_ caller: Int, _ slotID: CK_SLOT_ID) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
-        guard let module = route.module else { return route.failure }
+        guard route.exists else { return route.failure }
+        let module = route.target
         let moduleIndex = ModuleTable.index(of: module)
         if module.pointee.isUnmanaged.load(ordering: .relaxed) {
             let rv = ModuleCall.C_CloseAllSessions(module, caller, route.handle)

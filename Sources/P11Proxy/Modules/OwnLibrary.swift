@@ -1,5 +1,6 @@
 // The file p11proxy itself was loaded from, so it never loads itself as one of its modules.
 import Glibc
+import P11ProxyConfig
 import P11ProxyLoader
 
 extension ModuleLoader {
@@ -8,7 +9,8 @@ extension ModuleLoader {
     /// Strings was 3M instructions, two thirds of a C program's whole load + C_Initialize.
     static let ownIdentity: FileIdentity? = {
         let address = UInt(bitPattern: P11ProxyLibrary.marker.utf8Start)
-        guard let maps = readWholeFile("/proc/self/maps") else { return nil }
+        // /proc files report size 0; the reader reads to the end whatever the size says.
+        guard let maps = try? LocalFileSystem().contents("/proc/self/maps", maximumSize: 64 << 20) else { return nil }
         return maps.withUnsafeBufferPointer { bytes in
             var lineStart = 0
             while lineStart < bytes.count {
@@ -21,20 +23,6 @@ extension ModuleLoader {
             return nil
         }
     }()
-
-    private static func readWholeFile(_ path: String) -> [UInt8]? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            guard count > 0 else { break }
-            bytes += buffer[0..<count]
-        }
-        return bytes
-    }
 }
 
 /// One line of /proc/self/maps: "start-end perms offset dev inode   path" (proc(5)).
