@@ -23,7 +23,17 @@ APT_PACKAGES := libp11-kit-dev libstdc++-12-dev pkg-config softhsm2 opensc p11-k
 # constructors) was 1.2 of the 2.1 ms a C program spent in dlopen (issue 5). Its symbols stay
 # local (version script), so a C++ host keeps its own.
 STATIC_CXX_DIR := $(CURDIR)/$(BUILD_DIR)/link
-SWIFT_RELEASE_FLAGS := -c release --product p11proxy --omit-frame-pointers -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
+# Also for loading time (issue 5, measured with perf record -e page-faults and callgrind):
+# --disable-local-rpath: SwiftPM's RUNPATH $$ORIGIN made the loader look for libm.so.6 in 18
+# hwcaps subdirectories next to the library (36 failed system calls) before the system's.
+# -static-libgcc: the unwinder from libgcc_eh.a instead of loading libgcc_s.so.1 (which most
+# hosts, pkcs11-tool among them, do not load otherwise).
+# -z pack-relative-relocs: the 15.7k relative relocations as DT_RELR (2.6 KB instead of 378 KB
+# to read at dlopen; glibc >= 2.36, which Debian 12 has).
+# The compile flags are shared with the `p11proxy` command (SWIFT_CLI_FLAGS), the rest is the module's.
+SWIFT_COMMON_FLAGS := -c release --omit-frame-pointers -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
+	--disable-local-rpath -Xswiftc -Xclang-linker -Xswiftc -static-libgcc
+SWIFT_RELEASE_FLAGS := $(SWIFT_COMMON_FLAGS) --product p11proxy -Xlinker -z -Xlinker pack-relative-relocs \
 	-Xlinker --version-script=$(CURDIR)/support/libp11proxy.map -Xlinker -z -Xlinker nodelete -Xlinker -L$(STATIC_CXX_DIR)
 
 SWIFT_SOURCES := $(shell find Sources include -name '*.swift' -o -name '*.h' -o -name '*.modulemap' 2>/dev/null)
@@ -32,8 +42,7 @@ SWIFT_SOURCES := $(shell find Sources include -name '*.swift' -o -name '*.h' -o 
 # compile flags, so both share .build's objects (other flags would rebuild everything at each
 # switch), without the module's product and linker flags. Installed from CLI_BIN.
 CLI_BIN := $(BUILD_DIR)/bin/p11proxy
-SWIFT_CLI_FLAGS := $(filter-out --product p11proxy -Xlinker -z nodelete --version-script=% -L%,$(SWIFT_RELEASE_FLAGS)) \
-	--product p11proxy-cli
+SWIFT_CLI_FLAGS := $(SWIFT_COMMON_FLAGS) --product p11proxy-cli
 
 # ThreadSanitizer: the proxy built with -sanitize=thread (Swift runtime dynamic, from the
 # toolchain), and the C tests and mocks built with the toolchain's clang against the same
