@@ -50,7 +50,7 @@ struct ModuleSurvey {
     /// Reads the configuration and, unless `initialize` is false, loads and initialises every module
     /// it names, reads its slots and tokens, and finalises it again.
     /// `environment`: what the module would read (P11PROXY_LOG_* for trace settings).
-    init(source: ConfigurationSource, programNames: [String], environment: [String: String], initialize: Bool = true) {
+    init(source: ConfigurationSource, programNames: [String], environment: EnvironmentVariables, initialize: Bool = true) {
         self.source = source
         self.programNames = programNames
         configuration = source.read(programNames: programNames)
@@ -80,7 +80,7 @@ struct ModuleSurvey {
     // MARK: One module, as ProxyRuntime.load and startModules take it
 
     private mutating func start(_ config: ModuleConfig, alreadyStarted: [FileIdentity],
-                                environment: [String: String]) -> FileIdentity? {
+                                environment: EnvironmentVariables) -> FileIdentity? {
         let place = ModuleStartup.place(of: config)
         func skip(_ reason: String, isProblem: Bool = true, silent: Bool = false, failsInitialize: Bool = true) {
             let message = ModuleStartup.skippedMessage(place: place, name: config.name, reason: reason)

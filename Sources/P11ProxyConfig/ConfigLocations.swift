@@ -28,7 +28,7 @@ public struct ConfigLocations: Sendable, Equatable {
     /// working directory, and the XDG base directory spec says to ignore it).
     public static func p11kit(systemConfigFile: String, systemModulesDirectory: String,
                               packageModulesDirectory: String, moduleDirectory: String,
-                              environment: [String: String], userConfigAllowed: Bool) -> ConfigLocations {
+                              environment: EnvironmentVariables, userConfigAllowed: Bool) -> ConfigLocations {
         var locations = ConfigLocations(globalConfigFile: systemConfigFile,
                                         systemModulesDirectory: systemModulesDirectory,
                                         packageModulesDirectory: packageModulesDirectory,
@@ -49,7 +49,7 @@ public struct ConfigLocations: Sendable, Equatable {
                         moduleDirectory: moduleDirectory)
     }
 
-    static func userConfigHome(_ environment: [String: String]) -> String? {
+    static func userConfigHome(_ environment: EnvironmentVariables) -> String? {
         if let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") { return xdg }
         if let home = environment["HOME"], home.hasPrefix("/") { return joinPath(home, ".config") }
         return nil

@@ -2,9 +2,9 @@
 // takes from outside. Kept apart so everything downstream takes them as plain values.
 
 public enum CurrentProcess {
-    /// The environment variables p11proxy reads, as a dictionary (first definition of a
+    /// The environment variables p11proxy reads (first definition of a
     /// duplicated name wins, as getenv does): P11PROXY_*, P11_KIT_*, HOME and XDG_CONFIG_HOME.
-    public static func environment() -> [String: String] {
+    public static func environment() -> EnvironmentVariables {
         Syscalls.environment(prefixes: ["P11PROXY_", "P11_KIT_"], names: ["HOME", "XDG_CONFIG_HOME"])
     }
 

@@ -38,7 +38,7 @@ public struct ProcessIdentity: Sendable, Equatable {
 ///   checks AT_SECURE; the id comparison also covers a process that changed ids itself.
 /// - Unlike p11-kit, uid or euid 0 is off too: a root process (often `sudo` with the caller's
 ///   HOME kept) must not load a module named by a file an ordinary user can write.
-public func userConfigAllowed(environment: [String: String], uid: UInt32, euid: UInt32,
+public func userConfigAllowed(environment: EnvironmentVariables, uid: UInt32, euid: UInt32,
                               gid: UInt32, egid: UInt32, secureExecution: Bool) -> Bool {
     if environment["P11_KIT_NO_USER_CONFIG"] != nil { return false }
     let identity = ProcessIdentity(uid: uid, euid: euid, gid: gid, egid: egid, secureExecution: secureExecution)
@@ -48,7 +48,7 @@ public func userConfigAllowed(environment: [String: String], uid: UInt32, euid: 
 }
 
 /// `userConfigAllowed` for this process's own ids.
-public func userConfigAllowed(environment: [String: String], identity: ProcessIdentity = .current()) -> Bool {
+public func userConfigAllowed(environment: EnvironmentVariables, identity: ProcessIdentity = .current()) -> Bool {
     userConfigAllowed(environment: environment, uid: identity.uid, euid: identity.euid,
                       gid: identity.gid, egid: identity.egid, secureExecution: identity.secureExecution)
 }

@@ -134,10 +134,10 @@ enum Syscalls {
     }
 
     /// The variables configuration reading uses (names starting with one of `prefixes`, or equal
-    /// to one of `names`). Read once per call; callers hand the dictionary on. Only those become
+    /// to one of `names`). Read once per call; callers hand the result on. Only those become
     /// Strings: a whole environment as a dictionary was 0.45M instructions of C_Initialize.
-    static func environment(prefixes: [StaticString], names: [StaticString]) -> [String: String] {
-        var result: [String: String] = [:]
+    static func environment(prefixes: [StaticString], names: [StaticString]) -> EnvironmentVariables {
+        var result = EnvironmentVariables()
         var cursor = environ
         while let entry = cursor.pointee {
             cursor += 1

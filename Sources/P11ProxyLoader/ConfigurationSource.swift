@@ -18,14 +18,14 @@ package enum ConfigurationSource: Equatable, Sendable {
     /// The environment p11proxy reads. In a setuid/setgid process the P11PROXY_* variables are
     /// ignored: they name a library to load and a file to write, which a less privileged
     /// caller must not choose.
-    package static func environment() -> [String: String] {
+    package static func environment() -> EnvironmentVariables {
         let environment = CurrentProcess.environment()
         guard ProcessIdentity.current().isSecureExecution else { return environment }
-        return environment.filter { !$0.key.hasPrefix("P11PROXY_") }
+        return environment.filter { name, _ in !name.hasPrefix("P11PROXY_") }
     }
 
     /// `configDirectory`: from pReserved's `config-dir=` (the module) or `--config-dir` (the command).
-    package static func select(configDirectory: String?, environment: [String: String]) -> ConfigurationSource {
+    package static func select(configDirectory: String?, environment: EnvironmentVariables) -> ConfigurationSource {
         if let module = environment["P11PROXY_MODULE"], !module.isEmpty {
             return .spy(module: module)
         }

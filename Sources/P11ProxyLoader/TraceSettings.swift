@@ -22,7 +22,7 @@ package struct TraceSettings: Equatable, Sendable {
 
     /// `report` gets each value that cannot be used (the module's Diagnostics.report).
     package static func resolve(module: ModuleConfig, configuration: ProxyConfiguration,
-                                environment: [String: String], report: (String) -> Void) -> TraceSettings {
+                                environment: EnvironmentVariables, report: (String) -> Void) -> TraceSettings {
         func configured(_ key: String) -> ConfigValue? {
             module.values[key] ?? configuration.global[key]
         }

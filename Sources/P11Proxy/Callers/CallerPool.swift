@@ -49,7 +49,13 @@ enum CallerPool {
     static func publishStates() -> UnsafeMutablePointer<Atomic<UInt8>> { publish(statesStorage, into: statesAddress) }
 
     static let lock = ProcessLock()
-    nonisolated(unsafe) static var storage: [CallerTablesStorage?] = Array(repeating: nil, count: CallerTables.poolSize)
+    /// A plain buffer: an [CallerTablesStorage?] made the runtime instantiate its storage class
+    /// from a mangled name (~36k instructions of the first C_GetFunctionList, issue 5).
+    nonisolated(unsafe) static let storage: UnsafeMutablePointer<CallerTablesStorage?> = {
+        let storage = UnsafeMutablePointer<CallerTablesStorage?>.allocate(capacity: CallerTables.poolSize)
+        storage.initialize(repeating: nil, count: CallerTables.poolSize)
+        return storage
+    }()
     nonisolated(unsafe) static var finalizeOrder: [Int] = []
 
     /// "PKCS 11", NUL-terminated, shared by every CK_INTERFACE we hand out.

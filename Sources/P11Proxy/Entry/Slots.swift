@@ -88,8 +88,7 @@ enum SlotQuery {
             if rv == CKR_BUFFER_TOO_SMALL { continue }
             guard rv == CKR_OK else { return failed(module, rv) }
             guard fetched <= CK_ULONG(slots.count) else { continue }
-            var seen = Set<CK_SLOT_ID>()
-            let unique = slots.prefix(Int(fetched)).filter { seen.insert($0).inserted }
+            let unique = SlotIDs.withoutRepeats(slots.prefix(Int(fetched)))
             if unique.count != Int(fetched) {
                 Diagnostics.report("module '\(name(module))' listed the same slot ID twice; duplicates ignored")
             }
@@ -116,5 +115,30 @@ enum SlotQuery {
 
     private static func name(_ module: Int) -> String {
         ProxyRuntime.record(module)?.name ?? "#\(module)"
+    }
+}
+
+enum SlotIDs {
+    /// `ids` without repeated IDs, first occurrences in the module's order. Sorting a copy tells
+    /// whether anything repeats at all (a Set<CK_SLOT_ID> cost ~85k instructions of runtime type
+    /// instantiation in the first C_GetSlotList, issue 5).
+    static func withoutRepeats(_ ids: ArraySlice<CK_SLOT_ID>) -> [CK_SLOT_ID] {
+        let sorted = ids.sorted()
+        guard zip(sorted, sorted.dropFirst()).contains(where: { $0 == $1 }) else { return Array(ids) }
+        // Each distinct ID is marked at the first index it has in `sorted`.
+        var taken = [Bool](repeating: false, count: sorted.count)
+        var unique: [CK_SLOT_ID] = []
+        for id in ids {
+            var low = 0, high = sorted.count
+            while low < high {
+                let middle = (low + high) / 2
+                if sorted[middle] < id { low = middle + 1 } else { high = middle }
+            }
+            if !taken[low] {
+                taken[low] = true
+                unique.append(id)
+            }
+        }
+        return unique
     }
 }

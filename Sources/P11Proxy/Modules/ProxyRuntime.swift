@@ -11,8 +11,10 @@ import P11ProxyLoader
 struct RuntimeState {
     var initializedCallers = 0
     /// Every module ever loaded, by ModuleTable index.
+    /// (A module is found again by its file's identity with a linear search: a process loads a
+    /// handful, and a [FileIdentity: Int] cost ~80k instructions of runtime type instantiation
+    /// in the first C_Initialize, issue 5.)
     var modules: [ModuleRecord] = []
-    var byIdentity: [FileIdentity: Int] = [:]
     /// The current configuration's modules, in load order (priority, then name).
     var active: [Int] = []
 }
@@ -200,7 +202,7 @@ enum ProxyRuntime {
         case .itself: return nil
         case .alreadyLoaded(let reason): report(reason); return nil
         }
-        if let index = state.byIdentity[identity] { return state.modules[index] }
+        if let known = state.modules.first(where: { $0.identity == identity }) { return known }
         guard state.modules.count < ModuleTable.capacity else { return try skip("more than \(ModuleTable.capacity) modules") }
         let functions: CK_FUNCTION_LIST_3_0
         do throws(LoadError) {
@@ -212,7 +214,6 @@ enum ProxyRuntime {
         update { state in
             record.slot.pointee.functions = functions
             state.modules.append(record)
-            state.byIdentity[identity] = record.index
         }
         return record
     }

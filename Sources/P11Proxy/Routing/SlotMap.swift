@@ -1,10 +1,12 @@
 // Proxy slot IDs: (module, real slot ID) pairs numbered from 1 in the order first seen, never
 // reused for the life of the process, so an ID a caller holds keeps meaning the same slot.
-// Lookup by proxy ID is lock-free (an append-only buffer); the reverse map takes a lock.
+// Lookup by proxy ID is lock-free (an append-only buffer); the reverse look-up (a linear search
+// of that buffer: a process sees a handful of slots, and a [SlotKey: CK_SLOT_ID] cost ~85k
+// instructions of runtime type instantiation in the first C_GetSlotList) takes a lock.
 import CPKCS11
 import Synchronization
 
-struct SlotKey: Hashable {
+struct SlotKey: Equatable {
     var module: Int
     var realSlot: CK_SLOT_ID
 }
@@ -14,7 +16,7 @@ enum SlotMap {
     static let capacity = 4096
 
     // Who may touch them: entries below `count` are immutable and read anywhere; appends
-    // happen under `lock`, which also guards `reverse`.
+    // happen under `lock`.
     nonisolated(unsafe) private static let entriesStorage = UnsafeMutablePointer<SlotKey>.allocate(capacity: capacity)
     /// `entriesStorage`'s address, published once (one load on the hot path instead of swift_once).
     private static let entriesAddress = Atomic<UInt>(0)
@@ -26,7 +28,6 @@ enum SlotMap {
     static func publishEntries() -> UnsafeMutablePointer<SlotKey> { publish(entriesStorage, into: entriesAddress) }
     static let count = Atomic<Int>(0)
     static let lock = ProcessLock()
-    nonisolated(unsafe) static var reverse: [SlotKey: CK_SLOT_ID] = [:]
 
     @inline(__always)
     static func key(for proxySlot: CK_SLOT_ID) -> SlotKey? {
@@ -37,17 +38,16 @@ enum SlotMap {
     /// The proxy ID for a module's slot, assigned on first sight; nil only when the map is full.
     static func proxySlot(for key: SlotKey) -> CK_SLOT_ID? {
         lock.withLock {
-            if let known = reverse[key] { return known }
             let next = count.load(ordering: .relaxed)
+            let entries = publishEntries()
+            for index in 0..<next where entries[index] == key { return CK_SLOT_ID(index + 1) }
             guard next < capacity else {
                 Diagnostics.report("more than \(capacity) distinct slots seen; slot \(key.realSlot) of module #\(key.module) is not shown")
                 return nil
             }
-            (publishEntries() + next).initialize(to: key)
+            (entries + next).initialize(to: key)
             count.store(next + 1, ordering: .releasing)
-            let id = CK_SLOT_ID(next + 1)
-            reverse[key] = id
-            return id
+            return CK_SLOT_ID(next + 1)
         }
     }
 
