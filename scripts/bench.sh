@@ -12,7 +12,8 @@
 # Knobs (environment): BENCH_TIME_MS (100, per timed loop), BENCH_REPS (5 loops, median
 # of), BENCH_ROUNDS (3 processes per target, interleaved, median of their medians: one
 # process of p11proxy can differ from the next by a third while the direct module does not),
-# BENCH_TRACE_TIME_MS (50, traced loops), BENCH_LOAD_RUNS (30, pkcs11-tool -L runs per
+# BENCH_TRACE_TIME_MS (50, traced loops), BENCH_PAIRED_TIME_MS (20) and BENCH_PAIRED_REPS (25):
+# the proxies' loops, each paired with the mock's own (bench --baseline), BENCH_LOAD_RUNS (30, pkcs11-tool -L runs per
 # target), BENCH_USER (nobody: who runs the programs when we are root, see p11-kit below),
 # BUILD_DIR (build), PROXY_SO (.build/release/libp11proxy.so).
 #
@@ -33,6 +34,8 @@ TIME_MS=${BENCH_TIME_MS:-100}
 REPS=${BENCH_REPS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 TRACE_TIME_MS=${BENCH_TRACE_TIME_MS:-50}
+PAIRED_TIME_MS=${BENCH_PAIRED_TIME_MS:-20}
+PAIRED_REPS=${BENCH_PAIRED_REPS:-25}
 LOAD_RUNS=${BENCH_LOAD_RUNS:-30}
 BENCH_USER=${BENCH_USER:-nobody}
 OUT_DIR=$BUILD_DIR/bench
@@ -135,6 +138,9 @@ trap 'rm -rf "$WORK"' EXIT
 chmod 755 "$WORK"
 cp "$BENCH_BIN" "$WORK/bench"
 cp "$MOCK_FAST" "$WORK/libmock-fast.so"
+# The same mock under another name: bench --baseline loads it as a second, separate instance
+# beside a proxy and times it back to back with the proxy (paired overhead, see bench.c).
+cp "$MOCK_FAST" "$WORK/libmock-fast-direct.so"
 cp "$PROXY_SO" "$WORK/libp11proxy.so"
 # p11-kit's user configuration: only the fast module. p11-kit also honours log-calls in a
 # .module file, so a second home differs by that one line.
@@ -210,25 +216,25 @@ rm -f "$OUT_DIR"/raw.*
 # Rounds interleave the targets, so that a slow spell of the machine hits all of them.
 for ((round = 1; round <= ROUNDS; round++)); do
     bench_target direct "$round" --threads 1,2 --time-ms "$TIME_MS" --reps "$REPS"
-    bench_target p11proxy "$round" --threads 1,2 --time-ms "$TIME_MS" --reps "$REPS"
-    bench_target p11kit "$round" --threads 1,2 --time-ms "$TIME_MS" --reps "$REPS"
+    bench_target p11proxy "$round" --threads 1,2 --time-ms "$PAIRED_TIME_MS" --reps "$PAIRED_REPS" --baseline "$WORK/libmock-fast-direct.so"
+    bench_target p11kit "$round" --threads 1,2 --time-ms "$PAIRED_TIME_MS" --reps "$PAIRED_REPS" --baseline "$WORK/libmock-fast-direct.so"
     bench_target traced "$round" --threads 1 --time-ms "$TRACE_TIME_MS" --reps "$REPS" --truncate "$WORK/trace.log"
     bench_target p11kit_log "$round" --threads 1 --time-ms "$TRACE_TIME_MS" --reps "$REPS"
 done
 p11kit_log_bytes=$(stat -c %s "$WORK/p11kit-log.txt")
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-# per_round TARGET CALL THREADS -> each round's ns per call (aggregate), one a line
+# per_round TARGET CALL THREADS [KEY] -> each round's KEY (ns_per_call: aggregate ns per call), one a line
 per_round() {
     local f
     for f in "$OUT_DIR"/raw."$1".*.txt; do
         [ -s "$f" ] || continue
-        awk -v c="$2" -v t="$3" '$1 == "result" {
+        awk -v c="$2" -v t="$3" -v k="${4:-ns_per_call}" '$1 == "result" {
             delete kv; for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
-            if (kv["call"] == c && kv["threads"] == t) { print kv["ns_per_call"]; exit } }' "$f"
+            if (kv["call"] == c && kv["threads"] == t && k in kv) { print kv[k]; exit } }' "$f"
     done
 }
-result() { per_round "$@" | median; } # TARGET CALL THREADS -> median over rounds, or empty
+result() { per_round "$@" | median; } # TARGET CALL THREADS [KEY] -> median over rounds, or empty
 spread() { per_round "$@" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%.1f-%.1f", lo, hi }'; }
 field() { # TARGET RECORD KEY -> value of KEY in the first RECORD line of round 1
     awk -v r="$2" -v k="$3" '$1 == r { for (i = 2; i <= NF; i++) { split($i, p, "=");
@@ -311,7 +317,11 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
         "load average before the run $load1. \`scripts/bench.sh\` (\`make bench\`); raw output in \`$OUT_DIR/raw.*.txt\`."
     echo "ns per iteration of the row's calls: in each of $ROUNDS processes per target (interleaved), the median of" \
         "$REPS loops of ~${TIME_MS} ms (traced: ~${TRACE_TIME_MS} ms); the table shows the median over the processes."
-    echo "Overhead = target - direct. Scaling = calls/s with 2 threads (each its own session) / calls/s with 1."
+    echo "Overhead: measured in pairs. The proxies' processes also load a copy of the mock under another name" \
+        "(\\`bench --baseline\\`) and time each ~${PAIRED_TIME_MS} ms proxy loop back to back with the same loop on" \
+        "that copy, $PAIRED_REPS pairs, alternating which goes first; overhead is the median of the pairs'" \
+        "differences (median over the processes). This VM's speed drifts by up to a third over seconds, which" \
+        "separate processes seconds apart would count as overhead. Scaling = calls/s with 2 threads (each its own session) / calls/s with 1."
     echo
     echo "| call | direct ns | p11proxy ns | p11proxy overhead | p11-kit ns | p11-kit overhead | overhead ratio p11proxy/p11-kit (goal <= 0.33) | 2T/1T direct | 2T/1T p11proxy (goal >= 1.7) | 2T/1T p11-kit | traced p11proxy: + ns over p11proxy (goal < 1000 per call) | p11-kit log-calls: + ns over p11-kit |"
     echo "|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|"
@@ -324,9 +334,10 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
         d2=$(result direct "$call" 2)
         p2=$(result p11proxy "$call" 2)
         k2=$(result p11kit "$call" 2)
-        po=""; ko=""
-        num "$d" && num "$p" && po=$(calc "%.1f" "$p - $d")
-        num "$d" && num "$k" && ko=$(calc "%.1f" "$k - $d")
+        # Overhead: the paired measurement (each proxy loop next to the mock's own, same process).
+        po=$(result p11proxy "$call" 1 overhead_ns); ko=$(result p11kit "$call" 1 overhead_ns)
+        num "$po" && po=$(calc "%.1f" "$po")
+        num "$ko" && ko=$(calc "%.1f" "$ko")
         ratio="n/a"
         if num "$po" && num "$ko"; then
             # Goal: p11proxy's overhead <= 1/3 of p11-kit's (also when p11-kit adds nothing).

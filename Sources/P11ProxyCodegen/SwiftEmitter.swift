@@ -30,7 +30,9 @@ public enum SwiftEmitter {
     }
 
     /// C gives a function pointer no context, so each caller gets its own closures; each one only
-    /// adds its caller number and jumps to the shared `Entry` function (kept out of line).
+    /// adds its caller number and jumps to the shared `Entry` function (kept out of line). The
+    /// caller number is the last argument: the C arguments stay in their registers, so a closure
+    /// is one move and a jump, and an entry point that forwards them moves nothing (issue 5).
     static func callerTables(_ functions: [FunctionDescription]) -> String {
         var out = header + "\n\nimport CPKCS11\n\nextension CallerTables {\n"
         out += "    /// Number of distinct per-caller function tables compiled in.\n"
@@ -45,8 +47,8 @@ public enum SwiftEmitter {
         for caller in 0..<callerPoolSize {
             out += "\n    private static func fill\(caller)(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {\n"
             for function in functions {
-                let arguments = function.arguments.indices.map { "$\($0)" }.joined(separator: ", ")
-                out += "        list.pointee.\(function.name) = { Entry.\(function.name)(\(caller), \(arguments)) }\n"
+                let arguments = (function.arguments.indices.map { "$\($0)" } + ["\(caller)"]).joined(separator: ", ")
+                out += "        list.pointee.\(function.name) = { Entry.\(function.name)(\(arguments)) }\n"
             }
             out += "    }\n"
         }
@@ -72,7 +74,8 @@ public enum SwiftEmitter {
                 : "Router.session(\(first), caller: caller)"
             let callArguments = (["route.target", "caller", "route.handle"] + rest).joined(separator: ", ")
             out += "    @inline(never)\n"
-            out += "    static func \(function.name)(_ caller: Int, \(parameterList(function))) -> CK_RV {\n"
+            let parameters = (function.arguments.map { "_ \($0.name): \(swiftType($0.cType))" } + ["_ caller: Int"])
+            out += "    static func \(function.name)(\(parameters.joined(separator: ", "))) -> CK_RV {\n"
             out += "        let route = \(resolve)\n"
             out += "        guard route.exists else { return route.failure }\n"
             out += "        return ModuleCall.\(function.name)(\(callArguments))\n"
@@ -85,21 +88,37 @@ public enum SwiftEmitter {
 
     /// The layer just above each real module: call it directly, or through the tracer when
     /// log-calls is on for that module. Every module call p11proxy makes goes through here.
+    /// The hot path asks one table, the module's `dispatch`: its own functions, or none at all
+    /// when it is traced; a nil there (traced, or a function the module lacks) takes the out of
+    /// line path. One load, test and branch instead of two (issue 5).
     static func moduleCalls(_ functions: [FunctionDescription]) -> String {
         var out = header + "\n\nimport CPKCS11\n\nenum ModuleCall {\n"
         for function in functions {
             let names = function.arguments.map(\.name).joined(separator: ", ")
+            let forwarded = (["module", "caller"] + function.arguments.map(\.name)).joined(separator: ", ")
             out += "    @inline(__always)\n"
             out += "    static func \(function.name)(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, \(parameterList(function))) -> CK_RV {\n"
-            out += "        guard let function = module.pointee.functions.\(function.name) else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }\n"
-            out += "        if module.pointee.traceMode.load(ordering: .relaxed) != 0 {\n"
-            out += "            return Traced.\(function.name)(module, caller, function\(names.isEmpty ? "" : ", " + names))\n"
-            out += "        }\n"
-            out += "        return function(\(names))\n"
+            out += "        if let function = module.pointee.dispatch.pointee.\(function.name) { return function(\(names)) }\n"
+            out += "        return Slow.\(function.name)(\(forwarded))\n"
             out += "    }\n\n"
         }
         out.removeLast()
-        out += "}\n"
+        out += "}\n\nextension ModuleCall {\n"
+        out += "    /// Traced modules, and functions a module does not have.\n"
+        out += "    enum Slow {\n"
+        for function in functions {
+            let names = function.arguments.map(\.name).joined(separator: ", ")
+            out += "        @inline(never)\n"
+            out += "        static func \(function.name)(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, \(parameterList(function))) -> CK_RV {\n"
+            out += "            guard let function = module.pointee.functions.\(function.name) else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }\n"
+            out += "            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {\n"
+            out += "                return Traced.\(function.name)(module, caller, function\(names.isEmpty ? "" : ", " + names))\n"
+            out += "            }\n"
+            out += "            return function(\(names))\n"
+            out += "        }\n\n"
+        }
+        out.removeLast()
+        out += "    }\n}\n"
         return out
     }
 }

@@ -5,7 +5,7 @@
  * what is measured is the path to the module and back.
  *
  *   bench MODULE [--threads 1,2] [--iterations N] [--reps 5] [--time-ms 200]
- *         [--calls get_info,digest,...] [--truncate FILE] [--json]
+ *         [--calls get_info,digest,...] [--truncate FILE] [--baseline MODULE2] [--json]
  *
  * Output, one record a line (key=value, or one JSON object a line with --json):
  *   module  path, how the list was obtained, its version
@@ -18,7 +18,14 @@
  * --iterations (or the calibrated count) is shared out between the threads.
  * Under valgrind --tool=callgrind --collect-atstart=no only the timed loops are collected
  * (client requests around them), so Ir / (reps x iterations) is the cost of one iteration.
- * --calls none: load, slots and rss only (scripts/bench.sh times loading with it). */
+ * --calls none: load, slots and rss only (scripts/bench.sh times loading with it).
+ * --baseline MODULE2: MODULE2 (a copy of the module behind a proxy, under its own name so it
+ *   is a separate instance) is loaded too, and each repetition times MODULE's loop and
+ *   MODULE2's back to back, in alternating order. The result record then also has
+ *   baseline_ns (median of MODULE2's) and overhead_ns: the median of the per-repetition
+ *   differences. This VM's speed drifts by a third over seconds (another guest on the core's
+ *   sibling), which separate processes measured seconds apart take for overhead; pairs
+ *   measured milliseconds apart cancel it. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -52,6 +59,7 @@ static struct {
     long time_ms;
     const char *calls; /* comma-separated keys, NULL: all */
     const char *truncate_path;
+    const char *baseline;
     int json;
 } opt = {.reps = 5, .time_ms = 200};
 
@@ -343,22 +351,41 @@ static long calibrate(const struct call *call, struct ctx *ctx)
     }
 }
 
-static void measure(const struct call *call, struct ctx *ctxs, int threads, long n)
+static double median_of(double *values, int count)
 {
-    double ns[MAX_REPS];
-    unsigned long bad = 0;
+    qsort(values, (size_t)count, sizeof values[0], cmp_double);
+    return count % 2 ? values[count / 2] : (values[count / 2 - 1] + values[count / 2]) / 2;
+}
+
+/* base_ctxs/base_n: the baseline module's contexts and iterations, or NULL/0. */
+static void measure(const struct call *call, struct ctx *ctxs, int threads, long n, struct ctx *base_ctxs, long base_n)
+{
+    double ns[MAX_REPS], base_ns[MAX_REPS], diff[MAX_REPS];
+    unsigned long bad = 0, base_bad = 0;
     /* The same number of calls for every thread count, shared out: a target that does not
      * scale then costs 1/scaling times as long, not threads/scaling. */
     long per_thread = n / threads > 0 ? n / threads : 1;
     long total = per_thread * threads;
+    long base_per_thread = base_n / threads > 0 ? base_n / threads : 1;
+    long base_total = base_per_thread * threads;
     for (int r = 0; r < opt.reps; r++) {
         /* Keeps a trace file from filling the disk between repetitions (not timed). */
         if (opt.truncate_path && truncate(opt.truncate_path, 0) != 0 && errno != ENOENT)
             die("truncate %s: %s", opt.truncate_path, strerror(errno));
+        if (base_ctxs && r % 2)
+            base_ns[r] = run_once(call, base_ctxs, threads, base_per_thread, &base_bad) / (double)base_total;
         ns[r] = run_once(call, ctxs, threads, per_thread, &bad) / (double)total;
+        if (base_ctxs && !(r % 2))
+            base_ns[r] = run_once(call, base_ctxs, threads, base_per_thread, &base_bad) / (double)base_total;
+        if (base_ctxs)
+            diff[r] = ns[r] - base_ns[r];
     }
-    qsort(ns, (size_t)opt.reps, sizeof ns[0], cmp_double);
-    double median = opt.reps % 2 ? ns[opt.reps / 2] : (ns[opt.reps / 2 - 1] + ns[opt.reps / 2]) / 2;
+    double lowest = ns[0], highest = ns[0];
+    for (int r = 1; r < opt.reps; r++) {
+        lowest = ns[r] < lowest ? ns[r] : lowest;
+        highest = ns[r] > highest ? ns[r] : highest;
+    }
+    double median = median_of(ns, opt.reps);
 
     struct record rec;
     rec_begin(&rec, "result");
@@ -366,12 +393,19 @@ static void measure(const struct call *call, struct ctx *ctxs, int threads, long
     rec_add(&rec, "threads", 0, "%d", threads);
     rec_add(&rec, "ns_per_call", 0, "%.3f", median);
     rec_add(&rec, "calls_per_s", 0, "%.0f", 1e9 / median);
-    rec_add(&rec, "min_ns", 0, "%.3f", ns[0]);
-    rec_add(&rec, "max_ns", 0, "%.3f", ns[opt.reps - 1]);
+    rec_add(&rec, "min_ns", 0, "%.3f", lowest);
+    rec_add(&rec, "max_ns", 0, "%.3f", highest);
     rec_add(&rec, "iterations", 0, "%ld", total);
     rec_add(&rec, "per_thread", 0, "%ld", per_thread);
     rec_add(&rec, "reps", 0, "%d", opt.reps);
     rec_add(&rec, "errors", 0, "%lu", bad);
+    if (base_ctxs) {
+        rec_add(&rec, "baseline_ns", 0, "%.3f", median_of(base_ns, opt.reps));
+        rec_add(&rec, "overhead_ns", 0, "%.3f", median_of(diff, opt.reps));
+        rec_add(&rec, "overhead_min_ns", 0, "%.3f", diff[0]);
+        rec_add(&rec, "overhead_max_ns", 0, "%.3f", diff[opt.reps - 1]);
+        rec_add(&rec, "baseline_errors", 0, "%lu", base_bad);
+    }
     rec_end(&rec);
 }
 
@@ -385,12 +419,13 @@ static void trim_copy(char *dst, const unsigned char *src, size_t n)
     dst[n] = 0;
 }
 
-static CK_FUNCTION_LIST_PTR load_module(void)
+/* kind: "module" for MODULE (also prints its load times), "baseline" for --baseline. */
+static CK_FUNCTION_LIST_PTR load_module(const char *path, const char *kind)
 {
     double t0 = now_ns();
-    void *dl = dlopen(opt.module, RTLD_NOW | RTLD_LOCAL);
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!dl)
-        die("dlopen %s: %s", opt.module, dlerror());
+        die("dlopen %s: %s", path, dlerror());
     double t1 = now_ns();
 
     /* 3.0 applications ask C_GetInterface for the default "PKCS 11" interface. */
@@ -408,7 +443,7 @@ static CK_FUNCTION_LIST_PTR load_module(void)
             die("C_GetFunctionList: 0x%lx", (unsigned long)rv);
         how = "C_GetFunctionList";
     } else {
-        die("%s exports neither C_GetInterface nor C_GetFunctionList", opt.module);
+        die("%s exports neither C_GetInterface nor C_GetFunctionList", path);
     }
     double t2 = now_ns();
 
@@ -419,11 +454,13 @@ static CK_FUNCTION_LIST_PTR load_module(void)
     double t3 = now_ns();
 
     struct record rec;
-    rec_begin(&rec, "module");
-    rec_add(&rec, "path", 1, "%s", opt.module);
+    rec_begin(&rec, kind);
+    rec_add(&rec, "path", 1, "%s", path);
     rec_add(&rec, "via", 1, "%s", how);
     rec_add(&rec, "version", 1, "%d.%d", f->version.major, f->version.minor);
     rec_end(&rec);
+    if (strcmp(kind, "module"))
+        return f;
 
     rec_begin(&rec, "load");
     rec_add(&rec, "dlopen_ms", 0, "%.3f", (t1 - t0) / 1e6);
@@ -433,7 +470,8 @@ static CK_FUNCTION_LIST_PTR load_module(void)
     return f;
 }
 
-static CK_SLOT_ID first_slot(CK_FUNCTION_LIST_PTR f)
+/* Prints a "slots" record for MODULE (print), none for the baseline. */
+static CK_SLOT_ID first_slot(CK_FUNCTION_LIST_PTR f, int print)
 {
     CK_ULONG n = 0;
     CK_RV rv = f->C_GetSlotList(CK_TRUE, NULL, &n);
@@ -451,6 +489,8 @@ static CK_SLOT_ID first_slot(CK_FUNCTION_LIST_PTR f)
         die("C_GetTokenInfo: 0x%lx", (unsigned long)rv);
     trim_copy(label, token.label, sizeof token.label);
     trim_copy(model, token.model, sizeof token.model);
+    if (!print)
+        return slot;
 
     struct record rec;
     rec_begin(&rec, "slots");
@@ -465,7 +505,7 @@ static CK_SLOT_ID first_slot(CK_FUNCTION_LIST_PTR f)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench MODULE [--threads 1,2] [--iterations N] [--reps N] [--time-ms MS]\n"
-                    "             [--calls KEY,...] [--truncate FILE] [--json]\ncalls:");
+                    "             [--calls KEY,...] [--truncate FILE] [--baseline MODULE2] [--json]\ncalls:");
     for (size_t i = 0; i < N_CALLS; i++)
         fprintf(stderr, " %s", calls[i].key);
     fputc('\n', stderr);
@@ -513,12 +553,37 @@ static void parse_args(int argc, char **argv)
             opt.calls = v;
         } else if (!strcmp(a, "--truncate")) {
             opt.truncate_path = v;
+        } else if (!strcmp(a, "--baseline")) {
+            opt.baseline = v;
         } else {
             usage();
         }
     }
     if (!opt.module || opt.reps < 1 || opt.reps > MAX_REPS || opt.time_ms < 1 || opt.iterations < 0)
         usage();
+}
+
+static void open_sessions(struct ctx *ctxs, int count, CK_FUNCTION_LIST_PTR f, CK_SLOT_ID slot)
+{
+    for (int i = 0; i < count; i++) {
+        ctxs[i] = (struct ctx){.f = f, .slot = slot};
+        CK_RV rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &ctxs[i].session);
+        if (rv != CKR_OK)
+            die("C_OpenSession: 0x%lx", (unsigned long)rv);
+    }
+}
+
+/* --iterations, or the count calibrated to --time-ms. */
+static long iterations_for(const struct call *call, struct ctx *ctx)
+{
+    long n = opt.iterations;
+    if (n == 0)
+        return calibrate(call, ctx);
+    /* A fixed count (profiling): a short warm-up outside the collected loops. */
+    unsigned long bad = call->loop(ctx, n < 1000 ? n : 1000);
+    if (bad)
+        die("%s answered an error during warm-up", call->label);
+    return n;
 }
 
 int main(int argc, char **argv)
@@ -530,17 +595,19 @@ int main(int argc, char **argv)
             max_threads = opt.threads[i];
 
     long rss_before = vm_rss_kb(), dirty_before = private_dirty_kb();
-    CK_FUNCTION_LIST_PTR f = load_module();
-    CK_SLOT_ID slot = first_slot(f);
+    CK_FUNCTION_LIST_PTR f = load_module(opt.module, "module");
+    CK_SLOT_ID slot = first_slot(f, 1);
 
     struct ctx ctxs[MAX_THREADS];
-    for (int i = 0; i < max_threads; i++) {
-        ctxs[i] = (struct ctx){.f = f, .slot = slot};
-        CK_RV rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &ctxs[i].session);
-        if (rv != CKR_OK)
-            die("C_OpenSession: 0x%lx", (unsigned long)rv);
-    }
+    open_sessions(ctxs, max_threads, f, slot);
     long rss_after = vm_rss_kb(), dirty_after = private_dirty_kb();
+    /* Loaded after the memory reading, which is MODULE's alone. */
+    struct ctx base_ctxs[MAX_THREADS];
+    CK_FUNCTION_LIST_PTR base_f = NULL;
+    if (opt.baseline) {
+        base_f = load_module(opt.baseline, "baseline");
+        open_sessions(base_ctxs, max_threads, base_f, first_slot(base_f, 0));
+    }
     struct record rec;
     rec_begin(&rec, "rss");
     rec_add(&rec, "before_kb", 0, "%ld", rss_before);
@@ -553,21 +620,19 @@ int main(int argc, char **argv)
     for (size_t c = 0; c < N_CALLS; c++) {
         if (!call_selected(&calls[c]))
             continue;
-        long n = opt.iterations;
-        if (n == 0) {
-            n = calibrate(&calls[c], &ctxs[0]);
-        } else {
-            /* A fixed count (profiling): a short warm-up outside the collected loops. */
-            unsigned long bad = calls[c].loop(&ctxs[0], n < 1000 ? n : 1000);
-            if (bad)
-                die("%s answered an error during warm-up", calls[c].label);
-        }
+        long n = iterations_for(&calls[c], &ctxs[0]);
+        long base_n = base_f ? iterations_for(&calls[c], &base_ctxs[0]) : 0;
         for (int t = 0; t < opt.n_threads; t++)
-            measure(&calls[c], ctxs, opt.threads[t], n);
+            measure(&calls[c], ctxs, opt.threads[t], n, base_f ? base_ctxs : NULL, base_n);
     }
 
     for (int i = 0; i < max_threads; i++)
         f->C_CloseSession(ctxs[i].session);
+    if (base_f) {
+        for (int i = 0; i < max_threads; i++)
+            base_f->C_CloseSession(base_ctxs[i].session);
+        base_f->C_Finalize(NULL);
+    }
     CK_RV rv = f->C_Finalize(NULL);
     if (rv != CKR_OK)
         die("C_Finalize: 0x%lx", (unsigned long)rv);

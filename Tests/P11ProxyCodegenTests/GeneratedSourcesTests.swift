@@ -65,9 +65,9 @@ private func readRepositoryFile(_ path: String) throws -> String {
         let functions = try FunctionDescriptionParser.parse(try readRepositoryFile("codegen/pkcs11-functions.txt"))
         let tables = SwiftEmitter.callerTables(functions)
         #expect(SwiftEmitter.callerPoolSize >= 64)
-        #expect(tables.contains("list.pointee.C_Sign = { Entry.C_Sign(0, $0, $1, $2, $3, $4) }"))
+        #expect(tables.contains("list.pointee.C_Sign = { Entry.C_Sign($0, $1, $2, $3, $4, 0) }"))
         let last = SwiftEmitter.callerPoolSize - 1
-        #expect(tables.contains("list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal(\(last), $0) }"))
+        #expect(tables.contains("list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, \(last)) }"))
         #expect(tables.components(separatedBy: "Entry.C_Initialize(").count - 1 == SwiftEmitter.callerPoolSize)
     }
 }

@@ -90,6 +90,8 @@ enum CallerPool {
 
     /// A new caller's tables, or nil when the pool is exhausted.
     static func acquire() -> CallerTablesStorage? {
+        // The session table's hot path reads its address without a nil test (SessionTable).
+        guard SessionTable.publishEntries() != nil else { return nil }
         let acquired: CallerTablesStorage? = lock.withLock {
             var chosen: Int?
             for caller in 0..<size where state(caller) == .free {

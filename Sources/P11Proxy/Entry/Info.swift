@@ -19,7 +19,7 @@ extension Entry {
     }()
 
     @inline(never)
-    static func C_GetInfo(_ caller: Int, _ pInfo: CK_INFO_PTR?) -> CK_RV {
+    static func C_GetInfo(_ pInfo: CK_INFO_PTR?, _ caller: Int) -> CK_RV {
         guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
         guard let pInfo else { return CK_RV(CKR_ARGUMENTS_BAD) }
         pInfo.pointee = info
@@ -27,7 +27,7 @@ extension Entry {
     }
 
     @inline(never)
-    static func C_GetFunctionList(_ caller: Int, _ ppFunctionList: CK_FUNCTION_LIST_PTR_PTR?) -> CK_RV {
+    static func C_GetFunctionList(_ ppFunctionList: CK_FUNCTION_LIST_PTR_PTR?, _ caller: Int) -> CK_RV {
         guard let ppFunctionList else { return CK_RV(CKR_ARGUMENTS_BAD) }
         guard let tables = CallerPool.existingTables(for: caller) else { return CK_RV(CKR_GENERAL_ERROR) }
         ppFunctionList.pointee = UnsafeMutableRawPointer(tables.list240).assumingMemoryBound(to: CK_FUNCTION_LIST.self)
@@ -35,13 +35,13 @@ extension Entry {
     }
 
     @inline(never)
-    static func C_GetInterfaceList(_ caller: Int, _ pInterfacesList: CK_INTERFACE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetInterfaceList(_ pInterfacesList: CK_INTERFACE_PTR?, _ pulCount: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
         InterfaceQuery.list(pInterfacesList, pulCount) { CallerPool.existingTables(for: caller) }
     }
 
     @inline(never)
-    static func C_GetInterface(_ caller: Int, _ pInterfaceName: CK_UTF8CHAR_PTR?, _ pVersion: CK_VERSION_PTR?,
-                               _ ppInterface: CK_INTERFACE_PTR_PTR?, _ flags: CK_FLAGS) -> CK_RV {
+    static func C_GetInterface(_ pInterfaceName: CK_UTF8CHAR_PTR?, _ pVersion: CK_VERSION_PTR?,
+                               _ ppInterface: CK_INTERFACE_PTR_PTR?, _ flags: CK_FLAGS, _ caller: Int) -> CK_RV {
         InterfaceQuery.find(pInterfaceName, pVersion, ppInterface, flags) { CallerPool.existingTables(for: caller) }
     }
 }

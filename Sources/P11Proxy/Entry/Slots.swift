@@ -5,7 +5,7 @@ import Glibc
 
 extension Entry {
     @inline(never)
-    static func C_GetSlotList(_ caller: Int, _ tokenPresent: CK_BBOOL, _ pSlotList: CK_SLOT_ID_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetSlotList(_ tokenPresent: CK_BBOOL, _ pSlotList: CK_SLOT_ID_PTR?, _ pulCount: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
         guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
         guard let pulCount else { return CK_RV(CKR_ARGUMENTS_BAD) }
         var slots: [CK_SLOT_ID] = []
@@ -36,7 +36,7 @@ extension Entry {
     /// or until the caller finalises (CKR_CRYPTOKI_NOT_INITIALIZED, as the spec asks), since one
     /// blocking call cannot wait on several modules and p11proxy starts no threads.
     @inline(never)
-    static func C_WaitForSlotEvent(_ caller: Int, _ flags: CK_FLAGS, _ pSlot: CK_SLOT_ID_PTR?, _ pReserved: CK_VOID_PTR?) -> CK_RV {
+    static func C_WaitForSlotEvent(_ flags: CK_FLAGS, _ pSlot: CK_SLOT_ID_PTR?, _ pReserved: CK_VOID_PTR?, _ caller: Int) -> CK_RV {
         guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
         guard let pSlot, pReserved == nil else { return CK_RV(CKR_ARGUMENTS_BAD) }
         let modules = ProxyRuntime.activeModules().filter {

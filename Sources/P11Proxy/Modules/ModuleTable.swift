@@ -6,6 +6,7 @@ import Glibc
 import Synchronization
 
 struct ModuleSlot: ~Copyable {
+    // `functions` must stay the first stored property (see setTraceMode).
     /// A copy of the module's list. For a 2.x module only the 2.40 prefix is copied and the 3.0
     /// entries stay nil, so a 3.0 call answers CKR_FUNCTION_NOT_SUPPORTED without reaching it.
     /// Written once, under ProxyRuntime's lock, before any slot or session of it is published.
@@ -14,8 +15,37 @@ struct ModuleSlot: ~Copyable {
     let isActive: Atomic<Bool>
     /// `managed: no`: C_Initialize/C_Finalize/C_CloseAllSessions pass straight through.
     let isUnmanaged: Atomic<Bool>
-    /// TraceSettings.mode: 0 when log-calls is off for this module (the only cost then is this load).
+    /// TraceSettings.mode: 0 when log-calls is off for this module. Set with `setTraceMode`.
     let traceMode: Atomic<UInt8>
+    /// The table the hot path calls through (ModuleCall): the address of `functions`, or of
+    /// ModuleTable.noFunctions while the module is traced, so that one nil test covers both
+    /// "traced" and "not supported". Zero until the module is loaded into the slot (no route
+    /// names a slot before that). Relaxed loads suffice: both tables are complete before their
+    /// address is stored here, and routes to the module are published with release ordering.
+    let dispatchAddress: Atomic<UInt>
+
+    @inline(__always)
+    var dispatch: UnsafePointer<CK_FUNCTION_LIST_3_0> {
+        UnsafePointer(bitPattern: dispatchAddress.load(ordering: .relaxed)).unsafelyUnwrapped
+    }
+}
+
+extension UnsafeMutablePointer where Pointee == ModuleSlot {
+    /// The module's functions (once, under ProxyRuntime's lock, before any route names it).
+    func load(_ functions: CK_FUNCTION_LIST_3_0) {
+        pointee.functions = functions
+        setTraceMode(pointee.traceMode.load(ordering: .relaxed))
+    }
+
+    /// Turns log-calls on (mode != 0) or off for the module.
+    func setTraceMode(_ mode: UInt8) {
+        // The mode first: a call that already saw noFunctions reads the mode in the slow path.
+        pointee.traceMode.store(mode, ordering: .relaxed)
+        // `functions` is ModuleSlot's first stored property, so its address is the slot's
+        // (ModuleTableTests checks that calls reach the functions loaded).
+        let table = mode == 0 ? UnsafeRawPointer(self) : UnsafeRawPointer(ModuleTable.noFunctions)
+        pointee.dispatchAddress.store(UInt(bitPattern: table), ordering: .releasing)
+    }
 }
 
 enum ModuleTable {
@@ -27,12 +57,20 @@ enum ModuleTable {
     // The 256 slots (192 KB) come from calloc, which takes memory this size straight from mmap:
     // zero pages, touched only when a module is loaded into a slot. Initialising every slot
     // here wrote all of it: 47 of the page faults of loading p11proxy (perf record -e page-faults).
-    // All-zero bytes are a valid ModuleSlot (no functions, inactive, managed, not traced).
+    // All-zero bytes are a valid ModuleSlot (no functions, inactive, managed, not traced, no
+    // dispatch table: `load` sets it).
     nonisolated(unsafe) private static let slotsStorage: UnsafeMutablePointer<ModuleSlot> = {
         guard let memory = calloc(capacity, MemoryLayout<ModuleSlot>.stride) else {
             fatalError("p11proxy: cannot allocate the module table (\(capacity * MemoryLayout<ModuleSlot>.stride) bytes)")
         }
         return memory.bindMemory(to: ModuleSlot.self, capacity: capacity)
+    }()
+
+    /// An all-nil function list: the dispatch table of traced modules.
+    nonisolated(unsafe) static let noFunctions: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0> = {
+        let list = UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>.allocate(capacity: 1)
+        list.initialize(to: CK_FUNCTION_LIST_3_0())
+        return list
     }()
 
     /// `slotsStorage`'s address, published once: a `static let` with a computed initialiser

@@ -38,7 +38,7 @@ enum ProxyRuntime {
     /// publishes the tables the hot path reads (PublishedAddress.swift).
     static let prepared: Bool = {
         _ = (lock, stateLock, CallerPool.lock, CallerPool.publishStates(), CallerPool.interfaceName, SlotMap.lock,
-             SlotMap.publishEntries(), SessionTable.lock, SessionTable.publishEntries(), ModuleTable.publishSlots(),
+             SlotMap.publishEntries(), SessionTable.lock, SessionTable.publishEntries(), ModuleTable.publishSlots(), ModuleTable.noFunctions,
              TraceOutput.lock)
         Diagnostics.warmUp()
         return pthread_atfork(forkPrepare, forkParent, forkChild) == 0
@@ -158,7 +158,7 @@ enum ProxyRuntime {
                 let trace = TraceSettings.resolve(module: config, configuration: configuration, environment: environment,
                                                   report: Diagnostics.report)
                 if trace.enabled { TraceOutput.configure(module: record.index, name: record.name, settings: trace) }
-                record.slot.pointee.traceMode.store(trace.mode, ordering: .relaxed)
+                record.slot.setTraceMode(trace.mode)
                 do throws(ReturnValue) {
                     try record.initialize(caller: caller)
                 } catch {
@@ -212,7 +212,7 @@ enum ProxyRuntime {
         }
         let record = ModuleRecord(index: state.modules.count, path: path, identity: identity, config: config)
         update { state in
-            record.slot.pointee.functions = functions
+            record.slot.load(functions)
             state.modules.append(record)
         }
         return record

@@ -45,7 +45,7 @@ enum Router {
         guard let record = SessionTable.resolve(handle, caller: caller) else {
             return .failed(CallerPool.isInitialized(caller) ? .sessionHandleInvalid : .cryptokiNotInitialized)
         }
-        return Route(module: ModuleTable.slot(record.module), handle: record.realHandle,
+        return Route(module: record.moduleSlot, handle: record.realHandle,
                      failure: CK_RV(CKR_OK), proxySlot: record.proxySlot, session: record)
     }
 }

@@ -3,61 +3,71 @@
 // list only.
 //
 // A handle is `generation << 20 | index`: below 2^32, so callers that keep handles in 32-bit
-// integers still work. Entry 0 is never handed out, so a handle is never 0 (CK_INVALID_HANDLE)
-// and the table covers every 20-bit index: resolving needs a mask and no bounds check. Each
-// entry's `tag` holds the
-// live bit, the entry's 12-bit generation, the owning caller and the module:
-//   bit 0 live | bits 1-12 generation | bits 32-47 caller | bits 48-63 module
-// A reader compares the tag with what the handle and the caller imply, reads the entry, and
-// checks the tag again (a seqlock), so a handle closed and reused concurrently never resolves
-// to another caller's session.
+// integers still work. Entry 0 is never handed out and holds a handle no index-0 input can
+// equal, so a handle is never 0 (CK_INVALID_HANDLE) and the table covers every 20-bit index:
+// resolving needs a mask and no bounds check. An entry holds its live handle itself (0 once
+// closed), so one comparison checks index, generation and liveness, and a handle of 2^32 or
+// more (which no entry holds) never matches. `owner` holds the caller in its low byte, the
+// proxy slot above it and the entry's generation (kept across closes) in bits 48-59.
+// A reader compares the handle, reads the entry, and compares the handle again (a seqlock),
+// so a handle closed and reused concurrently never resolves to another caller's session.
 import CPKCS11
 import Glibc
 import Synchronization
 
 struct SessionEntry: ~Copyable {
-    let tag: Atomic<UInt64>
+    let handle: Atomic<UInt>
     let realHandle: Atomic<UInt>
-    let proxySlot: Atomic<UInt>
+    /// The ModuleSlot's address.
+    let module: Atomic<UInt>
+    let owner: Atomic<UInt64>
 }
 
 /// What a live session resolves to.
 struct SessionRecord {
     var index: Int
-    var tag: UInt64
-    var module: Int
+    var handle: CK_SESSION_HANDLE
+    var moduleSlot: UnsafeMutablePointer<ModuleSlot>
     var realHandle: CK_SESSION_HANDLE
-    var proxySlot: CK_SLOT_ID
+    var owner: UInt64
 
-    var caller: Int { Int((tag >> 32) & 0xFFFF) }
+    var caller: Int { Int(owner & 0xFF) }
+    var proxySlot: CK_SLOT_ID { CK_SLOT_ID((owner >> 8) & 0xFFFF_FFFF) }
+    /// The module's ModuleTable index.
+    var module: Int { ModuleTable.index(of: moduleSlot) }
 }
 
 enum SessionTable {
     static let indexBits = 20
     static let indexMask = CK_SESSION_HANDLE((1 << indexBits) - 1)
-    /// Entries, one per 20-bit index; index 0 stays dead (its tag is never live).
+    /// Entries, one per 20-bit index; index 0 stays dead (its handle is never a valid input).
     static let entryCount = 1 << indexBits
     /// Sessions the table can hold: every index but 0.
     static let capacity = entryCount - 1
-    static let liveBit: UInt64 = 1
-    static let generationMask: UInt64 = 0xFFF << 1
-    /// The bits a handle and its caller determine: live, generation, caller.
-    static let identityMask: UInt64 = 0x0000_FFFF_0000_1FFF
+    static let generationMask: UInt64 = 0xFFF
+    /// Callers fit the owner word's low byte; proxy slot IDs its next 32 bits.
+    static let maximumCaller = 0xFF
+    static let maximumProxySlot = CK_SLOT_ID(0xFFFF_FFFF)
 
     /// One flat array, reserved (not committed) up front so entries never move and a reader
     /// needs no chunk look-up: untouched pages cost nothing, zero pages read as dead entries.
     // Who may touch it: readers anywhere (atomics); `open` writes an entry before publishing its
-    // tag; `release` retires it with a compare-and-exchange on the tag.
+    // handle; `release` retires it with a compare-and-exchange on the handle.
     nonisolated(unsafe) private static let entriesStorage: UnsafeMutablePointer<SessionEntry>? = {
         let bytes = entryCount * MemoryLayout<SessionEntry>.stride
         let memory = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let memory, memory != MAP_FAILED else {
-            Diagnostics.report("cannot reserve the session table (\(bytes) bytes); C_OpenSession will fail")
+            Diagnostics.report("cannot reserve the session table (\(bytes) bytes); C_GetFunctionList will fail")
             return nil
         }
-        return memory.bindMemory(to: SessionEntry.self, capacity: entryCount)
+        let entries = memory.bindMemory(to: SessionEntry.self, capacity: entryCount)
+        // Only an input with index 0 reaches entry 0, and ~0 has index 0xFFFFF: no input matches.
+        entries.pointee.handle.store(~0, ordering: .relaxed)
+        return entries
     }()
-    /// `entriesStorage`'s address, published once: the hot path reads it with one load.
+    /// `entriesStorage`'s address, published once by ProxyRuntime.prepare, before any caller
+    /// gets a function list (CallerPool.acquire fails without it): the hot path reads it with
+    /// one load and no nil test.
     private static let entriesAddress = Atomic<UInt>(0)
 
     @inline(never)
@@ -74,58 +84,57 @@ enum SessionTable {
     static let scanLimit = Atomic<Int>(0)
 
     @inline(__always)
-    static func handle(index: Int, tag: UInt64) -> CK_SESSION_HANDLE {
-        CK_SESSION_HANDLE((tag & generationMask) >> 1) << CK_SESSION_HANDLE(indexBits) | CK_SESSION_HANDLE(index)
+    static func handle(index: Int, generation: UInt64) -> CK_SESSION_HANDLE {
+        CK_SESSION_HANDLE(generation) << CK_SESSION_HANDLE(indexBits) | CK_SESSION_HANDLE(index)
     }
 
     /// The hot path: resolve a caller's handle, or nil if it is not a live session of that caller.
     @inline(__always)
     static func resolve(_ handle: CK_SESSION_HANDLE, caller: Int) -> SessionRecord? {
-        // Any handle's index is inside the table (entry 0 is dead, so handle 0 never matches); a
-        // handle of 2^32 or more has generation bits the identity mask cuts off, so it cannot match.
         let index = Int(handle & indexMask)
-        guard let entries = UnsafeMutablePointer<SessionEntry>(bitPattern: entriesAddress.load(ordering: .acquiring))
-        else { return nil }
-        let entry = entries + index
-        let expected = UInt64(truncatingIfNeeded: caller) << 32 | UInt64(handle >> UInt(indexBits)) << 1 | liveBit
-        let tag = entry.pointee.tag.load(ordering: .acquiring)
-        guard tag & identityMask == expected else { return nil }
+        let entry = UnsafeMutablePointer<SessionEntry>(bitPattern: entriesAddress.load(ordering: .acquiring)).unsafelyUnwrapped + index
+        guard entry.pointee.handle.load(ordering: .acquiring) == handle else { return nil }
+        let owner = entry.pointee.owner.load(ordering: .relaxed)
+        guard owner & 0xFF == UInt64(truncatingIfNeeded: caller) else { return nil }
         let realHandle = entry.pointee.realHandle.load(ordering: .relaxed)
-        let proxySlot = entry.pointee.proxySlot.load(ordering: .relaxed)
+        let module = entry.pointee.module.load(ordering: .relaxed)
         atomicMemoryFence(ordering: .acquiring)
-        guard entry.pointee.tag.load(ordering: .relaxed) == tag else { return nil }
-        return SessionRecord(index: index, tag: tag, module: Int(tag >> 48), realHandle: realHandle, proxySlot: proxySlot)
+        guard entry.pointee.handle.load(ordering: .relaxed) == handle else { return nil }
+        return SessionRecord(index: index, handle: handle,
+                             moduleSlot: UnsafeMutablePointer(bitPattern: module).unsafelyUnwrapped,
+                             realHandle: realHandle, owner: owner)
     }
 
-    /// Registers a session the module opened; nil when the table is full.
+    /// Registers a session the module opened; nil when the table is full (or `caller` or
+    /// `proxySlot` is beyond what an entry holds, which CallerPool and SlotMap never hand out).
     static func open(caller: Int, module: Int, proxySlot: CK_SLOT_ID, realHandle: CK_SESSION_HANDLE) -> CK_SESSION_HANDLE? {
-        guard let entries = publishEntries() else { return nil }
+        guard let entries = publishEntries(), caller >= 0, caller <= maximumCaller, proxySlot <= maximumProxySlot
+        else { return nil }
         let index: Int? = lock.withLock {
             if let reused = freeIndices.pop() { return reused }
             guard highWater < entryCount else { return nil }
-            (entries + highWater).initialize(to: SessionEntry(tag: Atomic(0), realHandle: Atomic(0), proxySlot: Atomic(0)))
             highWater += 1
             scanLimit.store(highWater, ordering: .releasing)
             return highWater - 1
         }
         guard let index else { return nil }
         let entry = entries + index
-        let generation = ((entry.pointee.tag.load(ordering: .relaxed) & generationMask) + 2) & generationMask
+        let generation = ((entry.pointee.owner.load(ordering: .relaxed) >> 48) + 1) & generationMask
         entry.pointee.realHandle.store(realHandle, ordering: .relaxed)
-        entry.pointee.proxySlot.store(proxySlot, ordering: .relaxed)
-        let tag = liveBit | generation | UInt64(caller) << 32 | UInt64(module) << 48
+        entry.pointee.module.store(UInt(bitPattern: ModuleTable.publishSlots() + module), ordering: .relaxed)
+        entry.pointee.owner.store(UInt64(caller) | UInt64(proxySlot) << 8 | generation << 48, ordering: .relaxed)
+        let handle = handle(index: index, generation: generation)
         // Sequentially consistent: pairs with the caller-state store in C_Finalize (see Sessions.swift).
-        entry.pointee.tag.store(tag, ordering: .sequentiallyConsistent)
-        return handle(index: index, tag: tag)
+        entry.pointee.handle.store(handle, ordering: .sequentiallyConsistent)
+        return handle
     }
 
     /// Retires a session; false if someone else retired it first.
     @discardableResult
     static func release(_ record: SessionRecord) -> Bool {
         guard let entries = publishEntries() else { return false }
-        let dead = record.tag & generationMask
-        guard (entries + record.index).pointee.tag.compareExchange(
-            expected: record.tag, desired: dead, ordering: .acquiringAndReleasing).exchanged
+        guard (entries + record.index).pointee.handle.compareExchange(
+            expected: record.handle, desired: 0, ordering: .acquiringAndReleasing).exchanged
         else { return false }
         lock.withLock { freeIndices.push(record.index) }
         return true
@@ -136,14 +145,15 @@ enum SessionTable {
         guard let entries = publishEntries() else { return [] }
         var found: [SessionRecord] = []
         let limit = scanLimit.load(ordering: .acquiring)
-        for index in 0..<limit {
+        for index in 1..<max(limit, 1) {
             let entry = entries + index
-            let tag = entry.pointee.tag.load(ordering: .sequentiallyConsistent)
-            guard tag & liveBit != 0 else { continue }
-            let record = SessionRecord(index: index, tag: tag, module: Int(tag >> 48),
+            let handle = entry.pointee.handle.load(ordering: .sequentiallyConsistent)
+            guard handle != 0 else { continue }
+            let record = SessionRecord(index: index, handle: handle,
+                                       moduleSlot: UnsafeMutablePointer(bitPattern: entry.pointee.module.load(ordering: .relaxed)).unsafelyUnwrapped,
                                        realHandle: entry.pointee.realHandle.load(ordering: .relaxed),
-                                       proxySlot: entry.pointee.proxySlot.load(ordering: .relaxed))
-            guard entry.pointee.tag.load(ordering: .acquiring) == tag,
+                                       owner: entry.pointee.owner.load(ordering: .relaxed))
+            guard entry.pointee.handle.load(ordering: .acquiring) == handle,
                   filter(record.caller, record.module, record.proxySlot) else { continue }
             found.append(record)
         }
@@ -155,12 +165,9 @@ enum SessionTable {
         lock.reinitializeInChild()
         guard let entries = entriesStorage else { return }
         let limit = scanLimit.load(ordering: .relaxed)
-        for index in 0..<limit {
-            let tag = (entries + index).pointee.tag.load(ordering: .relaxed)
-            if tag & liveBit != 0 {
-                (entries + index).pointee.tag.store(tag & generationMask, ordering: .relaxed)
-                freeIndices.push(index)
-            }
+        for index in 1..<max(limit, 1) where (entries + index).pointee.handle.load(ordering: .relaxed) != 0 {
+            (entries + index).pointee.handle.store(0, ordering: .relaxed)
+            freeIndices.push(index)
         }
     }
 }
