@@ -164,14 +164,16 @@ BASE_ENV=(env -i PATH=/usr/bin:/bin LANG=C HOME="$WORK/p11kit" XDG_CONFIG_HOME="
 declare -A TARGET_MODULE=(
     [direct]="$WORK/libmock-fast.so"
     [p11proxy]="$WORK/libp11proxy.so"
+    [p11proxy_paired]="$WORK/libp11proxy.so"
     [traced]="$WORK/libp11proxy.so"
     [p11kit]="$P11KIT_PROXY"
+    [p11kit_paired]="$P11KIT_PROXY"
     [p11kit_log]="$P11KIT_PROXY"
 )
 target_env() { # TARGET -> the env command line for it
     case $1 in
-    direct | p11kit) printf '%s\0' "${BASE_ENV[@]}" ;;
-    p11proxy) printf '%s\0' "${BASE_ENV[@]}" P11PROXY_MODULE="$WORK/libmock-fast.so" ;;
+    direct | p11kit | p11kit_paired) printf '%s\0' "${BASE_ENV[@]}" ;;
+    p11proxy | p11proxy_paired) printf '%s\0' "${BASE_ENV[@]}" P11PROXY_MODULE="$WORK/libmock-fast.so" ;;
     traced) printf '%s\0' "${BASE_ENV[@]}" P11PROXY_MODULE="$WORK/libmock-fast.so" \
         P11PROXY_LOG_CALLS=yes P11PROXY_LOG_FILE="$WORK/trace.log" ;;
     p11kit_log) printf '%s\0' env -i PATH=/usr/bin:/bin LANG=C HOME="$WORK/p11kit-log" \
@@ -216,8 +218,11 @@ rm -f "$OUT_DIR"/raw.*
 # Rounds interleave the targets, so that a slow spell of the machine hits all of them.
 for ((round = 1; round <= ROUNDS; round++)); do
     bench_target direct "$round" --threads 1,2 --time-ms "$TIME_MS" --reps "$REPS"
-    bench_target p11proxy "$round" --threads 1,2 --time-ms "$PAIRED_TIME_MS" --reps "$PAIRED_REPS" --baseline "$WORK/libmock-fast-direct.so"
-    bench_target p11kit "$round" --threads 1,2 --time-ms "$PAIRED_TIME_MS" --reps "$PAIRED_REPS" --baseline "$WORK/libmock-fast-direct.so"
+    bench_target p11proxy "$round" --threads 1,2 --time-ms "$TIME_MS" --reps "$REPS"
+    bench_target p11kit "$round" --threads 1,2 --time-ms "$TIME_MS" --reps "$REPS"
+    # Overhead, paired (one thread; 2-thread loops this short would mostly time thread start-up).
+    bench_target p11proxy_paired "$round" --threads 1 --time-ms "$PAIRED_TIME_MS" --reps "$PAIRED_REPS" --baseline "$WORK/libmock-fast-direct.so"
+    bench_target p11kit_paired "$round" --threads 1 --time-ms "$PAIRED_TIME_MS" --reps "$PAIRED_REPS" --baseline "$WORK/libmock-fast-direct.so"
     bench_target traced "$round" --threads 1 --time-ms "$TRACE_TIME_MS" --reps "$REPS" --truncate "$WORK/trace.log"
     bench_target p11kit_log "$round" --threads 1 --time-ms "$TRACE_TIME_MS" --reps "$REPS"
 done
@@ -243,7 +248,7 @@ field() { # TARGET RECORD KEY -> value of KEY in the first RECORD line of round 
 }
 
 # p11-kit must have loaded exactly the fast module.
-for target in p11kit p11kit_log; do
+for target in p11kit p11kit_paired p11kit_log; do
     count=$(field "$target" slots count)
     label=$(field "$target" slots label)
     if [ -n "$count" ]; then
@@ -335,7 +340,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
         p2=$(result p11proxy "$call" 2)
         k2=$(result p11kit "$call" 2)
         # Overhead: the paired measurement (each proxy loop next to the mock's own, same process).
-        po=$(result p11proxy "$call" 1 overhead_ns); ko=$(result p11kit "$call" 1 overhead_ns)
+        po=$(result p11proxy_paired "$call" 1 overhead_ns); ko=$(result p11kit_paired "$call" 1 overhead_ns)
         num "$po" && po=$(calc "%.1f" "$po")
         num "$ko" && ko=$(calc "%.1f" "$ko")
         ratio="n/a"
