@@ -17,6 +17,11 @@ check "exports exactly C_GetFunctionList C_GetInterface C_GetInterfaceList (got:
 check "needs no Swift runtime library" bash -c "! ldd '$PROXY_SO' | grep -q libswift"
 check "needs no libstdc++ (the C++ runtime is linked in: no C++ start-up for a C host)" \
     bash -c "! readelf -d '$PROXY_SO' | grep NEEDED | grep -q 'libstdc++'"
+check "needs no libgcc_s (the unwinder is linked in: one library fewer to load)" \
+    bash -c "! readelf -d '$PROXY_SO' | grep NEEDED | grep -q 'libgcc_s'"
+check "has no RUNPATH/RPATH (no search of the library's own directory for libm)" \
+    bash -c "! readelf -d '$PROXY_SO' | grep -qE 'RUNPATH|RPATH'"
+check "relative relocations packed as DT_RELR" bash -c "readelf -d '$PROXY_SO' | grep -q '(RELR)'"
 check "is marked NODELETE (stays loaded after dlclose)" bash -c "readelf -d '$PROXY_SO' | grep -q 'Flags: NODELETE'"
 stripped="$(mktemp)"
 strip -o "$stripped" "$PROXY_SO"
