@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 PREFIX ?= /usr/local
 BUILD_DIR ?= build
-PROXY_SO := .build/release/libp11proxy.so
+PROXY_SO := $(BUILD_DIR)/lib/libp11proxy.so
 CC ?= cc
 export BUILD_DIR PROXY_SO
 
@@ -12,42 +12,43 @@ export BUILD_DIR PROXY_SO
 APT_PACKAGES := libp11-kit-dev libstdc++-12-dev pkg-config softhsm2 opensc p11-kit p11-kit-modules gnutls-bin jq openssl python3 \
 	libengine-pkcs11-openssl libnss3-tools python3-venv libssl-dev
 
-# Release build (lld: gold leaves local Swift symbols in .dynsym): Swift runtime linked statically (any C program can dlopen it without a Swift
-# toolchain), only the PKCS#11 entry points exported, and -z nodelete because unloading a
-# Swift runtime is not safe (dlclose leaves the library loaded).
-# --omit-frame-pointers: SwiftPM otherwise passes -fno-omit-frame-pointer, and every per-caller
-# thunk spends three of its seven instructions on a frame it never uses (unwinding through the
-# module still works from .eh_frame, as it does through p11-kit's, which Debian builds the same way).
-# The C++ runtime the Swift runtime uses (22 symbols) is linked in too, through a linker-script
-# stand-in for libstdc++.so that names libstdc++.a: loading libstdc++.so (its relocations and
-# constructors) was 1.2 of the 2.1 ms a C program spent in dlopen (issue 5). Its symbols stay
-# local (version script), so a C++ host keeps its own.
-STATIC_CXX_DIR := $(CURDIR)/$(BUILD_DIR)/link
-# Also for loading time (issue 5, measured with perf record -e page-faults and callgrind):
-# --disable-local-rpath: SwiftPM's RUNPATH $$ORIGIN made the loader look for libm.so.6 in 18
-# hwcaps subdirectories next to the library (36 failed system calls) before the system's.
-# -static-libgcc: the unwinder from libgcc_eh.a instead of loading libgcc_s.so.1 (which most
-# hosts, pkcs11-tool among them, do not load otherwise).
-# -z pack-relative-relocs: the 15.7k relative relocations as DT_RELR (2.6 KB instead of 378 KB
-# to read at dlopen; glibc >= 2.36, which Debian 12 has).
-# The compile flags are shared with the `p11proxy` command (SWIFT_CLI_FLAGS), the rest is the module's.
-SWIFT_COMMON_FLAGS := -c release --omit-frame-pointers -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
-	--disable-local-rpath -Xswiftc -Xclang-linker -Xswiftc -static-libgcc
-SWIFT_RELEASE_FLAGS := $(SWIFT_COMMON_FLAGS) --product p11proxy -Xlinker -z -Xlinker pack-relative-relocs \
-	-Xlinker --version-script=$(CURDIR)/support/libp11proxy.map -Xlinker -z -Xlinker nodelete -Xlinker -L$(STATIC_CXX_DIR)
+# The shipped module is Embedded Swift (issue 5): no Swift runtime to start, no type metadata
+# to relocate, every generic specialised at build time. With the full Swift runtime linked in
+# statically, a C program spent ~1 ms loading and initialising the module (0.5 ms of it in dlopen:
+# 85 page faults, most of them relocating 15.7k pointers in the runtime's metadata, and the
+# runtime's constructors), more than p11-kit-proxy.so's ~0.4 ms; now ~0.35 ms, 1.2 MB stripped
+# instead of 7.1. Embedded Swift has no Glibc overlay: `import Glibc` is glibc's headers through
+# support/embedded-libc (Syscalls.swift in P11ProxyConfig supplies errno and open). The same
+# sources also build with the full stdlib: `swift build` (the unit tests, the `p11proxy` command,
+# the sanitizer builds below), so they keep to what both accept (typed throws, no key paths or
+# dynamic casts). Each target is one whole-module swiftc run, in dependency order; clang links
+# them with lld, exporting only the PKCS#11 entry points (version script). -z nodelete: the
+# flusher thread and fork handlers must not outlive the code (dlclose leaves the library loaded).
+# -z pack-relative-relocs: relative relocations as DT_RELR; -z defs: nothing left unresolved.
+# No RUNPATH, no libstdc++ or libgcc_s: the library needs only libc and libm.
+SWIFT_BIN_DIR := $(patsubst %/,%,$(dir $(shell readlink -f "$$(command -v swiftc)")))
+EMBEDDED_DIR := $(BUILD_DIR)/embedded
+EMBEDDED_TARGET := $(shell uname -m)-unknown-linux-gnu
+EMBEDDED_STDLIB_DIR := $(SWIFT_BIN_DIR)/../lib/swift/embedded/$(EMBEDDED_TARGET)
+EMBEDDED_FLAGS := -target $(EMBEDDED_TARGET) -enable-experimental-feature Embedded -wmo -parse-as-library \
+	-O -g -package-name p11proxy -enforce-exclusivity=unchecked -I support/embedded-libc -I include \
+	-Xcc -I/usr/include/p11-kit-1 -I $(EMBEDDED_DIR)
+EMBEDDED_HEADERS := include/p11kit_paths.h $(wildcard include/*.h include/*.modulemap support/embedded-libc/*)
+EMBEDDED_LINK_FLAGS := -shared -fuse-ld=lld -L$(EMBEDDED_STDLIB_DIR) -lswiftUnicodeDataTables -lm \
+	-Wl,--version-script=$(CURDIR)/support/libp11proxy.map -Wl,-z,nodelete -Wl,-z,pack-relative-relocs \
+	-Wl,--gc-sections -Wl,-z,defs
+EMBEDDED_MODULES := P11ProxyConfig P11ProxyNames P11ProxyLoader P11Proxy
 
 SWIFT_SOURCES := $(shell find Sources include -name '*.swift' -o -name '*.h' -o -name '*.modulemap' 2>/dev/null)
 
-# The `p11proxy` command (Sources/P11ProxyCLI), runnable without a Swift toolchain: the module's
-# compile flags, so both share .build's objects (other flags would rebuild everything at each
-# switch), without the module's product and linker flags. Installed from CLI_BIN.
+# The `p11proxy` command (Sources/P11ProxyCLI), runnable without a Swift toolchain: SwiftPM with
+# the full stdlib linked in statically (it uses swift-argument-parser). Installed from CLI_BIN.
 CLI_BIN := $(BUILD_DIR)/bin/p11proxy
-SWIFT_CLI_FLAGS := $(SWIFT_COMMON_FLAGS) --product p11proxy-cli
+SWIFT_CLI_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld --disable-local-rpath --product p11proxy-cli
 
 # ThreadSanitizer: the proxy built with -sanitize=thread (Swift runtime dynamic, from the
 # toolchain), and the C tests and mocks built with the toolchain's clang against the same
 # TSan runtime (gcc's libtsan lacks the entry points Swift's instrumentation calls).
-SWIFT_BIN_DIR := $(patsubst %/,%,$(dir $(shell readlink -f "$$(command -v swiftc)")))
 SWIFT_RUNTIME_DIR := $(SWIFT_BIN_DIR)/../lib/swift/linux
 TSAN_RUNTIME_DIR := $(shell $(SWIFT_BIN_DIR)/clang -print-resource-dir 2>/dev/null)/lib/linux
 TSAN_PROXY_SO := .build-tsan/release/libp11proxy.so
@@ -89,15 +90,21 @@ include/p11kit_paths.h: | deps
 	  echo "#define P11PROXY_P11_PACKAGE_CONFIG_MODULES \"$$(pkg-config --variable=p11_module_configs p11-kit-1)\""; \
 	} > $@
 
-$(STATIC_CXX_DIR)/libstdc++.so: | deps
-	@mkdir -p $(@D)
-	@archive=$$($(CC) -print-file-name=libstdc++.a); \
-	case $$archive in /*) ;; *) echo "libstdc++.a not found (package libstdc++-12-dev)" >&2; exit 1 ;; esac; \
-	echo "INPUT($$archive)" > $@
+# One whole-module compile per target ($(1)), after the targets it imports ($(2)).
+define embedded_module
+$(EMBEDDED_DIR)/$(1).o: $(shell find Sources/$(1) -name '*.swift') $(foreach d,$(2),$(EMBEDDED_DIR)/$(d).o) $(EMBEDDED_HEADERS) | deps
+	@mkdir -p $(EMBEDDED_DIR)
+	swiftc $(EMBEDDED_FLAGS) -module-name $(1) -emit-module-path $(EMBEDDED_DIR)/$(1).swiftmodule \
+		-c -o $$@ $$(filter %.swift,$$^)
+endef
+$(eval $(call embedded_module,P11ProxyConfig,))
+$(eval $(call embedded_module,P11ProxyNames,))
+$(eval $(call embedded_module,P11ProxyLoader,P11ProxyConfig P11ProxyNames))
+$(eval $(call embedded_module,P11Proxy,P11ProxyConfig P11ProxyNames P11ProxyLoader))
 
-$(PROXY_SO): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift support/libp11proxy.map $(STATIC_CXX_DIR)/libstdc++.so | deps
-	swift build $(SWIFT_RELEASE_FLAGS)
-	@touch $@
+$(PROXY_SO): $(EMBEDDED_MODULES:%=$(EMBEDDED_DIR)/%.o) support/libp11proxy.map
+	@mkdir -p $(@D)
+	$(SWIFT_BIN_DIR)/clang -o $@ $(filter %.o,$^) $(EMBEDDED_LINK_FLAGS)
 
 $(CLI_BIN): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift | deps
 	swift build $(SWIFT_CLI_FLAGS)

@@ -1,5 +1,5 @@
 // swift-tools-version:6.1
-// p11proxy: a PKCS#11 proxy module. `make` builds .build/release/libp11proxy.so with the
+// p11proxy: a PKCS#11 proxy module. `make` builds build/lib/libp11proxy.so with the
 // linker flags a dlopen-able module needs (see Makefile); `swift build` alone is for development.
 import PackageDescription
 

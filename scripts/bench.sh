@@ -15,7 +15,7 @@
 # BENCH_TRACE_TIME_MS (50, traced loops), BENCH_PAIRED_TIME_MS (20) and BENCH_PAIRED_REPS (25):
 # the proxies' loops, each paired with the mock's own (bench --baseline), BENCH_LOAD_RUNS (30, pkcs11-tool -L runs per
 # target), BENCH_USER (nobody: who runs the programs when we are root, see p11-kit below),
-# BUILD_DIR (build), PROXY_SO (.build/release/libp11proxy.so).
+# BUILD_DIR (build), PROXY_SO (build/lib/libp11proxy.so).
 #
 # p11-kit reads no user configuration for root, and the system configuration must not be
 # touched. So every program here runs as BENCH_USER (setpriv) with HOME and
@@ -29,7 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD_DIR=${BUILD_DIR:-build}
-PROXY_SO=${PROXY_SO:-.build/release/libp11proxy.so}
+PROXY_SO=${PROXY_SO:-build/lib/libp11proxy.so}
 TIME_MS=${BENCH_TIME_MS:-100}
 REPS=${BENCH_REPS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}

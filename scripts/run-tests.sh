@@ -5,7 +5,7 @@
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
-export PROXY_SO="${PROXY_SO:-$REPO/.build/release/libp11proxy.so}"
+export PROXY_SO="${PROXY_SO:-$REPO/build/lib/libp11proxy.so}"
 export BUILD_DIR="${BUILD_DIR:-build}"
 LOG_DIR="$BUILD_DIR/test-logs"
 mkdir -p "$LOG_DIR"

@@ -92,7 +92,7 @@ public enum SwiftEmitter {
     /// when it is traced; a nil there (traced, or a function the module lacks) takes the out of
     /// line path. One load, test and branch instead of two (issue 5).
     static func moduleCalls(_ functions: [FunctionDescription]) -> String {
-        var out = header + "\n\nimport CPKCS11\n\nenum ModuleCall {\n"
+        var out = header + "\n\nimport CPKCS11\n// Atomic loads inlined from ModuleSlot.dispatch: Embedded Swift wants the import where they land.\nimport Synchronization\n\nenum ModuleCall {\n"
         for function in functions {
             let names = function.arguments.map(\.name).joined(separator: ", ")
             let forwarded = (["module", "caller"] + function.arguments.map(\.name)).joined(separator: ", ")

@@ -54,7 +54,11 @@ struct ConfigurationReader<Files: FileSystem> {
         let global: [String: ConfigValue]
         switch mode {
         case .none: global = system
-        case .merge: global = system.merging(user) { _, userValue in userValue }
+        case .merge:
+            // A loop, not merging(_:uniquingKeysWith:), which Embedded Swift lacks (it casts dynamically).
+            var merged = system
+            for (key, value) in user { merged[key] = value }
+            global = merged
         case .only: global = user
         }
         return (global, mode)
@@ -264,7 +268,7 @@ struct ConfigurationReader<Files: FileSystem> {
         var values: [String: ConfigValue] = [:]
         for file in files {
             if case .parsed(let parsed) = file.content {
-                values.merge(parsed.values) { earlier, _ in earlier }
+                for (key, value) in parsed.values where values[key] == nil { values[key] = value }
             }
         }
         let critical = values[ConfigKey.critical]?.boolean ?? false
@@ -291,7 +295,7 @@ struct ConfigurationReader<Files: FileSystem> {
             }
         }
 
-        let module = ModuleConfig(name: name, values: values, files: files.map(\.path),
+        let module = ModuleConfig(name: name, values: values, files: files.map { $0.path },
                                   moduleDirectory: locations.moduleDirectory)
         diagnostics += module.valueProblems()
         return .module(module)

@@ -31,7 +31,7 @@ public struct EnvironmentVariables: Sendable, Equatable, ExpressibleByDictionary
     public var count: Int { names.count }
 
     /// Every (name, value), in the order the names were first set.
-    public var variables: [(name: String, value: String)] { Array(zip(names, values)) }
+    public var variables: [(name: String, value: String)] { names.indices.map { (names[$0], values[$0]) } }
 
     /// The variables for which `isIncluded` holds.
     public func filter(_ isIncluded: (_ name: String, _ value: String) -> Bool) -> EnvironmentVariables {

@@ -1,7 +1,21 @@
 // The only file that talks to libc: thin wrappers, one per call, in the manner of swift-system's
 // Internals/Syscalls.swift. Everything else in this target is plain Swift over Strings and bytes.
+//
+// The code compiles two ways: with the full Swift stdlib (tests, the `p11proxy` command, the
+// sanitizer builds), where `import Glibc` is the toolchain's overlay, and as Embedded Swift (the
+// shipped libp11proxy.so), where `Glibc` is include/embedded-libc: glibc's own headers with no
+// Swift overlay. The few things only the overlay provides (errno, open without O_CREAT) are here.
 
 import Glibc
+
+#if hasFeature(Embedded)
+/// errno is a C macro over __errno_location(), which Swift cannot import; the overlay gives the
+/// full build this same variable.
+package var errno: Int32 {
+    get { __errno_location().pointee }
+    set { __errno_location().pointee = newValue }
+}
+#endif
 
 extension FileSystemError {
     public static var noSuchFile: FileSystemError { .errno(ENOENT) }
@@ -31,7 +45,7 @@ extension FileSystemError {
     }
 }
 
-enum Syscalls {
+package enum Syscalls {
     /// A path as the C string libc gets. A Swift string with an embedded NUL would be silently
     /// cut short by C, naming a different file, so such paths are refused.
     private static func withPath<R>(_ path: String,
@@ -56,10 +70,11 @@ enum Syscalls {
 
     private static func fileStatus(_ info: stat) -> FileStatus {
         let kind: FileStatus.Kind
-        switch info.st_mode & S_IFMT {
-        case S_IFREG: kind = .regular
-        case S_IFDIR: kind = .directory
-        case S_IFLNK: kind = .symbolicLink
+        // mode_t(...): the overlay types the S_IF* constants as mode_t, the bare headers as Int32.
+        switch info.st_mode & mode_t(S_IFMT) {
+        case mode_t(S_IFREG): kind = .regular
+        case mode_t(S_IFDIR): kind = .directory
+        case mode_t(S_IFLNK): kind = .symbolicLink
         default: kind = .other
         }
         return FileStatus(kind: kind, size: Int(info.st_size))
@@ -88,7 +103,7 @@ enum Syscalls {
         try withPath(path) { (cPath) throws(FileSystemError) -> [UInt8] in
             // O_NONBLOCK: if the path became a FIFO after the caller's stat, open must not wait
             // for a writer. O_NOCTTY: a terminal device must not become our controlling terminal.
-            let descriptor = open(cPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+            let descriptor = openExisting(cPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
             guard descriptor >= 0 else { throw .errno(errno) }
             defer { close(descriptor) }
             var info = stat()
@@ -116,6 +131,33 @@ enum Syscalls {
         }
     }
 
+    /// open(2) without O_CREAT. glibc's open is variadic, which Embedded Swift cannot call;
+    /// __open_2 (GLIBC_2.7, what _FORTIFY_SOURCE builds call) is its fixed-argument form.
+    package static func openExisting(_ path: UnsafePointer<CChar>, _ flags: Int32) -> Int32 {
+        #if hasFeature(Embedded)
+        __open_2(path, flags)
+        #else
+        open(path, flags)
+        #endif
+    }
+
+    /// What open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) does, for a trace file,
+    /// without the variadic open: the file is created by mknod(2) (S_IFREG: an empty regular
+    /// file, mode 0600 less the umask, EEXIST if anything is there) and then opened. Two rounds,
+    /// so a file another process creates in between is appended to, never truncated; a dangling
+    /// symbolic link is refused (ENOENT) rather than followed to create its target.
+    package static func openForAppending(_ path: String) throws(FileSystemError) -> Int32 {
+        try withPath(path) { (cPath) throws(FileSystemError) -> Int32 in
+            for _ in 0..<2 {
+                let descriptor = openExisting(cPath, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY)
+                if descriptor >= 0 { return descriptor }
+                guard errno == ENOENT else { throw .errno(errno) }
+                if mknod(cPath, mode_t(S_IFREG) | 0o600, 0) != 0 && errno != EEXIST { throw .errno(errno) }
+            }
+            throw .noSuchFile
+        }
+    }
+
     static func processIdentity() -> ProcessIdentity {
         ProcessIdentity(uid: getuid(), euid: geteuid(), gid: getgid(), egid: getegid(),
                         secureExecution: secureExecution())
@@ -138,9 +180,9 @@ enum Syscalls {
     /// Strings: a whole environment as a dictionary was 0.45M instructions of C_Initialize.
     static func environment(prefixes: [StaticString], names: [StaticString]) -> EnvironmentVariables {
         var result = EnvironmentVariables()
-        var cursor = environ
-        while let entry = cursor.pointee {
-            cursor += 1
+        var cursor: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = environ
+        while let entry = cursor?.pointee {
+            cursor! += 1
             guard let equals = strchr(entry, 0x3D) else { continue }
             let nameLength = equals - entry
             let wanted = prefixes.contains { startsWith(entry, nameLength, $0, exactly: false) }

@@ -2,6 +2,7 @@
 // string, and the `p11proxy` command, which is not loaded from that file, finds the same marker
 // in a library's bytes, so that both leave p11proxy out of the modules it loads.
 import Glibc
+import P11ProxyConfig
 
 package enum P11ProxyLibrary {
     /// A string literal lives in .rodata, which is mapped from the library's file (a variable
@@ -11,7 +12,7 @@ package enum P11ProxyLibrary {
     /// Whether the file at `path` is a p11proxy build (any copy, under any name): it carries the
     /// marker. Reads the file once, in chunks; false when it cannot be read.
     package static func isBuild(path: String) -> Bool {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        let descriptor = Syscalls.openExisting(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
         let needle = Array(UnsafeBufferPointer(start: marker.utf8Start, count: marker.utf8CodeUnitCount))

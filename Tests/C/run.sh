@@ -4,7 +4,7 @@
 #   Tests/C/run.sh [--tsan] [PROXY_SO [DIR [TEST_DIR]]]
 # DIR is either the mock directory (holding libmock-a.so, e.g. build/mock) or the build
 # directory (build: then build/mock + build/tests, or build/mock-tsan + build/tests-tsan
-# with --tsan). Defaults: .build/release/libp11proxy.so and build. Each program gets
+# with --tsan). Defaults: build/lib/libp11proxy.so and build. Each program gets
 # PROXY_SO and the mock directory; its stdout/stderr are kept in TEST_DIR/logs/.
 # Prints one line per program, then exactly "N passed, N failed" over all "ok" /
 # "not ok" lines. A program that crashes, times out (P11TEST_PROGRAM_TIMEOUT seconds,
@@ -21,7 +21,7 @@ if [ "${1:-}" = "--tsan" ]; then
     tsan=-tsan
     shift
 fi
-proxy=${1:-.build/release/libp11proxy.so}
+proxy=${1:-build/lib/libp11proxy.so}
 dir=${2:-build}
 if [ -e "$dir/libmock-a.so" ]; then
     mocks=$dir

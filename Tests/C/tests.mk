@@ -6,10 +6,10 @@
 #   make -f Tests/C/tests.mk c-tests-asan                # build/mock-asan, build/tests-asan
 #   make -f Tests/C/tests.mk trace-tests                 # for Tests/integration/test_trace.sh
 #   make -f Tests/C/tests.mk mock-modules bench-programs # for scripts/bench.sh (Tests/Bench)
-# Variables: BUILD_DIR (build), PROXY_SO (.build/release/libp11proxy.so), CC.
+# Variables: BUILD_DIR (build), PROXY_SO (build/lib/libp11proxy.so), CC.
 
 BUILD_DIR ?= build
-PROXY_SO ?= .build/release/libp11proxy.so
+PROXY_SO ?= build/lib/libp11proxy.so
 CC ?= cc
 
 # Alone, `make -f Tests/C/tests.mk` builds the tests; included, it must not steal the

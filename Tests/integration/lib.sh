@@ -7,7 +7,7 @@
 
 INTEGRATION_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=${REPO:-$(cd "$INTEGRATION_DIR/../.." && pwd)}
-PROXY_SO=${PROXY_SO:-$REPO/.build/release/libp11proxy.so}
+PROXY_SO=${PROXY_SO:-$REPO/build/lib/libp11proxy.so}
 # The Makefile exports a path relative to the repo; pkcs11-tool gets an absolute one so
 # a script may change directory.
 if [[ $PROXY_SO != /* ]]; then

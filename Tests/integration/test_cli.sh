@@ -12,7 +12,7 @@
 #   4. trace: text and JSON traces of pkcs11-tool -L through the module in --output (mode 0600,
 #      emptied first), the command's exit status passed through, PINs redacted unless --secrets.
 #
-#   bash Tests/integration/test_cli.sh       # CLI_BIN defaults to build/bin/p11proxy, PROXY_SO to .build/release/libp11proxy.so
+#   bash Tests/integration/test_cli.sh       # CLI_BIN defaults to build/bin/p11proxy, PROXY_SO to build/lib/libp11proxy.so
 #   KEEP=1 bash Tests/integration/test_cli.sh  # keep the work dir
 # Prints ok / not ok lines and ends with "N passed, N failed"; exits non-zero on failure.
 # shellcheck disable=SC2317 # cleanup is called by trap

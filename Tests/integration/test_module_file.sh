@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The shape of libp11proxy.so itself (issue 2): exactly the three PKCS#11 symbols exported,
-# the Swift runtime linked in (no libswift*.so needed), NODELETE set, and under 8 MB stripped.
+# no Swift runtime needed (Embedded Swift, issue 5), only libc and libm loaded with it,
+# NODELETE set, and under 8 MB stripped.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-PROXY_SO="${PROXY_SO:-$REPO/.build/release/libp11proxy.so}"
+PROXY_SO="${PROXY_SO:-$REPO/build/lib/libp11proxy.so}"
 passed=0 failed=0 n=0
 check() { # check DESCRIPTION COMMAND...
     local what="$1"; shift
@@ -15,9 +16,13 @@ exports="$(nm -D --defined-only "$PROXY_SO" | awk '{print $3}' | sort | tr '\n' 
 check "exports exactly C_GetFunctionList C_GetInterface C_GetInterfaceList (got: $exports)" \
     test "$exports" = "C_GetFunctionList C_GetInterface C_GetInterfaceList "
 check "needs no Swift runtime library" bash -c "! ldd '$PROXY_SO' | grep -q libswift"
-check "needs no libstdc++ (the C++ runtime is linked in: no C++ start-up for a C host)" \
+needed="$(readelf -d "$PROXY_SO" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort | tr '\n' ' ')"
+check "needs exactly libc and libm (got: $needed)" test "$needed" = "libc.so.6 libm.so.6 "
+check "is Embedded Swift: no Swift runtime metadata sections (swift5_*) to register and relocate" \
+    bash -c "! readelf -SW '$PROXY_SO' | grep -q ' swift5_'"
+check "needs no libstdc++ (no C++ start-up for a C host)" \
     bash -c "! readelf -d '$PROXY_SO' | grep NEEDED | grep -q 'libstdc++'"
-check "needs no libgcc_s (the unwinder is linked in: one library fewer to load)" \
+check "needs no libgcc_s (one library fewer to load)" \
     bash -c "! readelf -d '$PROXY_SO' | grep NEEDED | grep -q 'libgcc_s'"
 check "has no RUNPATH/RPATH (no search of the library's own directory for libm)" \
     bash -c "! readelf -d '$PROXY_SO' | grep -qE 'RUNPATH|RPATH'"

@@ -2,7 +2,7 @@
 # SoftHSM2 through p11proxy with OpenSC's pkcs11-tool, each result compared with the same
 # pkcs11-tool command against SoftHSM2 loaded directly. Every section uses a fresh token.
 #
-#   Tests/integration/test_pkcs11_tool.sh             # uses .build/release/libp11proxy.so
+#   Tests/integration/test_pkcs11_tool.sh             # uses build/lib/libp11proxy.so
 #   PROXY_SO=/path/to/libp11proxy.so Tests/integration/test_pkcs11_tool.sh
 #   KEEP=1 ...                                         # keep the temp dir for inspection
 #

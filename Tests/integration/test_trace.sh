@@ -10,7 +10,7 @@
 #      over SoftHSM2; x-log-file (mode 0600) and P11PROXY_LOG_FORMAT=json;
 #   5. the file-buffering rules (trace_calls flush).
 #
-#   bash Tests/integration/test_trace.sh                  # PROXY_SO defaults to .build/release/libp11proxy.so
+#   bash Tests/integration/test_trace.sh                  # PROXY_SO defaults to build/lib/libp11proxy.so
 #   UPDATE_GOLDEN=1 bash Tests/integration/test_trace.sh  # rewrite Tests/golden/trace/* (then review the diff!)
 #   KEEP=1 ...                                            # keep the work dir (traces, logs)
 #
@@ -454,6 +454,24 @@ check_run "x-log-file: pkcs11-tool -L" file-list bash -c 'umask 022; exec "$@"' 
 check_eq "x-log-file: the trace file has mode 0600" 600 "$(stat -c %a "$WORK/file.trace" 2>/dev/null)"
 present "x-log-file: records in the file" "$WORK/file.trace" "C_GetSlotList [softhsm2" "C_GetTokenInfo [softhsm2"
 check "x-log-file: no record on stderr" bash -c "! grep -q '^C_' '$RUN_DIR/file-list.err'"
+# An existing file is appended to (not emptied, its mode kept); a file that cannot be opened is
+# named, with the reason, and the records go to stderr instead.
+printf 'an earlier line\n' >"$WORK/existing.trace"
+chmod 644 "$WORK/existing.trace"
+printf 'log-calls: yes\nx-log-file: %s\n' "$WORK/existing.trace" >"$WORK/conf-file/pkcs11.conf"
+check_run "x-log-file, existing file: pkcs11-tool -L" file-existing \
+    env P11PROXY_CONFIG_DIR="$WORK/conf-file" timeout "$CALL_TIMEOUT" pkcs11-tool --module "$PROXY_SO" -L
+check_eq "x-log-file, existing file: its first line is kept" "an earlier line" "$(head -1 "$WORK/existing.trace")"
+present "x-log-file, existing file: records appended" "$WORK/existing.trace" "C_GetSlotList [softhsm2"
+check_eq "x-log-file, existing file: its mode is kept" 644 "$(stat -c %a "$WORK/existing.trace")"
+printf 'log-calls: yes\nx-log-file: %s\n' "$WORK/no-such-dir/x.trace" >"$WORK/conf-file/pkcs11.conf"
+check_run "x-log-file in a missing directory: pkcs11-tool -L still works" file-missing \
+    env P11PROXY_CONFIG_DIR="$WORK/conf-file" timeout "$CALL_TIMEOUT" pkcs11-tool --module "$PROXY_SO" -L
+check_contains "x-log-file in a missing directory: the file and the reason are named" \
+    "cannot open trace file $WORK/no-such-dir/x.trace: no such file or directory; tracing to standard error instead" \
+    "$(cat "$RUN_DIR/file-missing.err")"
+check_contains "x-log-file in a missing directory: the records are on stderr" "C_GetSlotList [softhsm2" \
+    "$(cat "$RUN_DIR/file-missing.err")"
 
 printf 'log-calls: yes\nx-log-file: %s\n' "$WORK/file-json.trace" >"$WORK/conf-file/pkcs11.conf"
 check_run "P11PROXY_LOG_FORMAT=json: pkcs11-tool --login -O" file-json \

@@ -8,7 +8,7 @@ extension Entry {
 
     /// Built once: C_GetInfo is called in loops by some applications (p11-kit answers it from a
     /// static structure too).
-    nonisolated(unsafe) static let info: CK_INFO = {
+    static let info: CK_INFO = {
         var info = CK_INFO()
         info.cryptokiVersion = CK_VERSION(major: 3, minor: 0)
         PaddedText.write("p11proxy", into: &info.manufacturerID)

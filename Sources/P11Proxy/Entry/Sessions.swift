@@ -1,6 +1,7 @@
 // Session lifecycle: the proxy hands out its own handles (SessionTable) and keeps each session
 // with the caller that opened it, so C_CloseAllSessions closes only that caller's (issue 3).
 import CPKCS11
+import Synchronization
 
 extension Entry {
     @inline(never)

@@ -2,6 +2,8 @@
 // Regenerate with `make generate`; `make check-generated` fails when this file is stale.
 
 import CPKCS11
+// Atomic loads inlined from ModuleSlot.dispatch: Embedded Swift wants the import where they land.
+import Synchronization
 
 enum ModuleCall {
     @inline(__always)

@@ -5,6 +5,7 @@ import CPKCS11
 import Glibc
 import P11ProxyConfig
 import P11ProxyLoader
+import Synchronization
 
 /// Changed only while holding both `ProxyRuntime.lock` and `ProxyRuntime.stateLock`; read while
 /// holding either.
@@ -153,7 +154,7 @@ enum ProxyRuntime {
         var started: [ModuleRecord] = []
         do throws(ReturnValue) {
             for config in configuration.modules {
-                guard let record = try load(config, skipping: started.map(\.identity)) else { continue }
+                guard let record = try load(config, skipping: started.map { $0.identity }) else { continue }
                 stateLock.withLock { record.apply(config, managed: configuration.isManaged(config)) }
                 let trace = TraceSettings.resolve(module: config, configuration: configuration, environment: environment,
                                                   report: Diagnostics.report)
@@ -173,7 +174,7 @@ enum ProxyRuntime {
             for record in started where record.isInitialized { record.finalize(caller: caller) }
             throw error
         }
-        update { $0.active = started.map(\.index) }
+        update { $0.active = started.map { $0.index } }
         for record in started {
             record.slot.pointee.isUnmanaged.store(!record.isManaged, ordering: .relaxed)
             record.slot.pointee.isActive.store(true, ordering: .releasing)

@@ -1,6 +1,7 @@
 // The router: a proxy slot ID or session handle in, the module and its real ID out. Inlined
 // into every generated entry point; the failure code says why a route does not exist.
 import CPKCS11
+import Synchronization
 
 struct Route {
     /// Nil when there is no route; `failure` then says why.

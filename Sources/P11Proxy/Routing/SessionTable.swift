@@ -56,7 +56,7 @@ enum SessionTable {
     nonisolated(unsafe) private static let entriesStorage: UnsafeMutablePointer<SessionEntry>? = {
         let bytes = entryCount * MemoryLayout<SessionEntry>.stride
         let memory = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let memory, memory != MAP_FAILED else {
+        guard let memory, memory != UnsafeMutableRawPointer(bitPattern: -1) else {  // MAP_FAILED
             Diagnostics.report("cannot reserve the session table (\(bytes) bytes); C_GetFunctionList will fail")
             return nil
         }

@@ -8,6 +8,7 @@
 // CKF_LIBRARY_CANT_CREATE_OS_THREADS (no flusher thread then). A trace file is created with
 // mode 0600.
 import Glibc
+import P11ProxyConfig
 import P11ProxyLoader
 
 final class TraceSink {
@@ -92,10 +93,11 @@ enum TraceOutput {
     private static func sink(for path: String?) -> TraceSink {
         guard let path else { return stderrSink() }
         if let existing = sinksByPath[path] { return existing }
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            let reason = String(cString: strerror(errno))
-            Diagnostics.report("cannot open trace file \(path): \(reason); tracing to standard error instead")
+        let descriptor: Int32
+        do {
+            descriptor = try Syscalls.openForAppending(path)
+        } catch {
+            Diagnostics.report("cannot open trace file \(path): \(error); tracing to standard error instead")
             return stderrSink()
         }
         let sink = TraceSink(descriptor: descriptor, buffered: true)

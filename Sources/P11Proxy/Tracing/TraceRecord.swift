@@ -8,6 +8,7 @@
 import CPKCS11
 import P11ProxyNames
 import Glibc
+import Synchronization
 
 enum TraceDirection { case `in`, out }
 enum HandleKind { case session, slot, object, mechanism }
