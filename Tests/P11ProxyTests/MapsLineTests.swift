@@ -34,5 +34,8 @@ import P11ProxyLoader
         // that file's, and /proc/self/exe or a mapped library of the runner must be it.
         let identity = try #require(ModuleLoader.ownIdentity)
         #expect(identity.inode != 0)
+        // dladdr's answer (used when it names the file absolutely) and the maps scan agree.
+        let marker = UInt(bitPattern: P11ProxyLibrary.marker.utf8Start)
+        #expect(ModuleLoader.mappedFileIdentity(containing: marker) == identity)
     }
 }
