@@ -346,7 +346,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "ns per iteration of the row's calls: in each of $ROUNDS processes per target (interleaved), the median of" \
         "$REPS loops of ~${TIME_MS} ms (traced: ~${TRACE_TIME_MS} ms); the table shows the median over the processes."
     echo "Overhead: measured in pairs. The proxies' processes also load a copy of the mock under another name" \
-        "(\\`bench --baseline\\`) and time each ~${PAIRED_TIME_MS} ms proxy loop back to back with the same loop on" \
+        "(\`bench --baseline\`) and time each ~${PAIRED_TIME_MS} ms proxy loop back to back with the same loop on" \
         "that copy, $PAIRED_REPS pairs, alternating which goes first; overhead is the median of the pairs'" \
         "differences (median over the processes). This VM's speed drifts by up to a third over seconds, which" \
         "separate processes seconds apart would count as overhead. Scaling = calls/s with 2 threads (each its own session) / calls/s with 1."
