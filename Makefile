@@ -145,7 +145,7 @@ FUZZ_BIN := $(BUILD_DIR)/fuzz/config-fuzz
 FUZZ_SOURCES := $(wildcard Sources/P11ProxyConfig/*.swift) Tests/Fuzz/ConfigFuzz.swift
 $(FUZZ_BIN): $(FUZZ_SOURCES)
 	@mkdir -p $(@D)
-	swiftc -sanitize=fuzzer,address -parse-as-library -O -use-ld=lld -module-name P11ProxyConfigFuzz $(FUZZ_SOURCES) -o $@
+	swiftc -sanitize=fuzzer,address -parse-as-library -O -use-ld=lld -package-name p11proxy -module-name P11ProxyConfigFuzz $(FUZZ_SOURCES) -o $@
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BIN)
