@@ -1,6 +1,7 @@
 // swift-tools-version:6.1
-// p11proxy: a PKCS#11 proxy module. `make` builds build/lib/libp11proxy.so with the
-// linker flags a dlopen-able module needs (see Makefile); `swift build` alone is for development.
+// p11proxy: a PKCS#11 proxy module. `make` builds build/lib/libp11proxy.so as Embedded Swift
+// with swiftc and clang (see Makefile), not through this manifest. Here the same sources build
+// with the full Swift stdlib: the unit tests, the `p11proxy` command, the sanitizer builds.
 import PackageDescription
 
 let p11kitInclude: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-I/usr/include/p11-kit-1"])]

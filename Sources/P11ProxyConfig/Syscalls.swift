@@ -3,7 +3,7 @@
 //
 // The code compiles two ways: with the full Swift stdlib (tests, the `p11proxy` command, the
 // sanitizer builds), where `import Glibc` is the toolchain's overlay, and as Embedded Swift (the
-// shipped libp11proxy.so), where `Glibc` is include/embedded-libc: glibc's own headers with no
+// shipped libp11proxy.so), where `Glibc` is support/embedded-libc: glibc's own headers with no
 // Swift overlay. The few things only the overlay provides (errno, open without O_CREAT) are here.
 
 import Glibc
