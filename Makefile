@@ -19,20 +19,19 @@ APT_PACKAGES := libp11-kit-dev libstdc++-12-dev pkg-config softhsm2 opensc p11-k
 # runtime's constructors), more than p11-kit-proxy.so's ~0.4 ms; now ~0.35 ms, 1.2 MB stripped
 # instead of 7.1. Embedded Swift has no Glibc overlay: `import Glibc` is glibc's headers through
 # support/embedded-libc (Syscalls.swift in P11ProxyConfig supplies errno and open). The same
-# sources also build with the full stdlib: `swift build` (the unit tests, the `p11proxy` command,
-# the sanitizer builds below), so they keep to what both accept (typed throws, no key paths or
-# dynamic casts). Each target is one whole-module swiftc run, in dependency order; clang links
+# sources also build with the full stdlib: `swift build` (the unit tests, the `p11proxy` command)
+# and the fuzzer, so they keep to what both accept (typed throws, no key paths or dynamic casts).
+# The TSan and ASan builds below are this Embedded build again, instrumented. Each target is one whole-module swiftc run, in dependency order; clang links
 # them with lld, exporting only the PKCS#11 entry points (version script). -z nodelete: the
 # flusher thread and fork handlers must not outlive the code (dlclose leaves the library loaded).
 # -z pack-relative-relocs: relative relocations as DT_RELR; -z defs: nothing left unresolved.
 # No RUNPATH, no libstdc++ or libgcc_s: the library needs only libc and libm.
 SWIFT_BIN_DIR := $(patsubst %/,%,$(dir $(shell readlink -f "$$(command -v swiftc)")))
-EMBEDDED_DIR := $(BUILD_DIR)/embedded
 EMBEDDED_TARGET := $(shell uname -m)-unknown-linux-gnu
 EMBEDDED_STDLIB_DIR := $(SWIFT_BIN_DIR)/../lib/swift/embedded/$(EMBEDDED_TARGET)
 EMBEDDED_FLAGS := -target $(EMBEDDED_TARGET) -enable-experimental-feature Embedded -wmo -parse-as-library \
 	-O -g -package-name p11proxy -enforce-exclusivity=unchecked -I support/embedded-libc -I include \
-	-Xcc -I/usr/include/p11-kit-1 -I $(EMBEDDED_DIR)
+	-Xcc -I/usr/include/p11-kit-1
 EMBEDDED_HEADERS := include/p11kit_paths.h $(wildcard include/*.h include/*.modulemap support/embedded-libc/*)
 EMBEDDED_LINK_FLAGS := -shared -fuse-ld=lld -L$(EMBEDDED_STDLIB_DIR) -lswiftUnicodeDataTables -lm \
 	-Wl,--version-script=$(CURDIR)/support/libp11proxy.map -Wl,-z,nodelete -Wl,-z,pack-relative-relocs \
@@ -46,12 +45,12 @@ SWIFT_SOURCES := $(shell find Sources include -name '*.swift' -o -name '*.h' -o 
 CLI_BIN := $(BUILD_DIR)/bin/p11proxy
 SWIFT_CLI_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld --disable-local-rpath --product p11proxy-cli
 
-# ThreadSanitizer: the proxy built with -sanitize=thread (Swift runtime dynamic, from the
-# toolchain), and the C tests and mocks built with the toolchain's clang against the same
-# TSan runtime (gcc's libtsan lacks the entry points Swift's instrumentation calls).
+# ThreadSanitizer: the shipped module's Embedded Swift build again with -sanitize=thread, and
+# the C tests and mocks built with the toolchain's clang against the same TSan runtime (the one
+# swiftc's instrumentation is made for; it intercepts libdispatch, hence -ldispatch).
 SWIFT_RUNTIME_DIR := $(SWIFT_BIN_DIR)/../lib/swift/linux
 TSAN_RUNTIME_DIR := $(shell $(SWIFT_BIN_DIR)/clang -print-resource-dir 2>/dev/null)/lib/linux
-TSAN_PROXY_SO := .build-tsan/release/libp11proxy.so
+TSAN_PROXY_SO := $(BUILD_DIR)/lib-tsan/libp11proxy.so
 export TSAN_PROXY_SO
 export TSAN_CC := $(SWIFT_BIN_DIR)/clang -shared-libsan
 export TSAN_LDLIBS := -Wl,-rpath,$(TSAN_RUNTIME_DIR) -L$(SWIFT_RUNTIME_DIR) -Wl,-rpath,$(SWIFT_RUNTIME_DIR) -ldispatch -lBlocksRuntime
@@ -59,7 +58,7 @@ export TSAN_LIBRARY_PATH := $(SWIFT_RUNTIME_DIR):$(TSAN_RUNTIME_DIR)
 
 # AddressSanitizer, built the same way (and the same runtime directory): the proxy with
 # -sanitize=address, the mocks and C tests with the toolchain's clang -fsanitize=address.
-ASAN_PROXY_SO := .build-asan/release/libp11proxy.so
+ASAN_PROXY_SO := $(BUILD_DIR)/lib-asan/libp11proxy.so
 export ASAN_PROXY_SO
 export ASAN_CC := $(TSAN_CC)
 export ASAN_LDLIBS := $(TSAN_LDLIBS)
@@ -90,36 +89,41 @@ include/p11kit_paths.h: | deps
 	  echo "#define P11PROXY_P11_PACKAGE_CONFIG_MODULES \"$$(pkg-config --variable=p11_module_configs p11-kit-1)\""; \
 	} > $@
 
-# One whole-module compile per target ($(1)), after the targets it imports ($(2)).
+# One whole-module compile per target ($(1)), after the targets it imports ($(2)), for build
+# $(3): embedded (the module), embedded-tsan and embedded-asan (the same with a sanitizer).
+EMBEDDED_BUILD_FLAGS_embedded :=
+EMBEDDED_BUILD_FLAGS_embedded-tsan := -sanitize=thread
+EMBEDDED_BUILD_FLAGS_embedded-asan := -sanitize=address
 define embedded_module
-$(EMBEDDED_DIR)/$(1).o: $(shell find Sources/$(1) -name '*.swift') $(foreach d,$(2),$(EMBEDDED_DIR)/$(d).o) $(EMBEDDED_HEADERS) | deps
-	@mkdir -p $(EMBEDDED_DIR)
-	swiftc $(EMBEDDED_FLAGS) -module-name $(1) -emit-module-path $(EMBEDDED_DIR)/$(1).swiftmodule \
-		-c -o $$@ $$(filter %.swift,$$^)
+$(BUILD_DIR)/$(3)/$(1).o: $(shell find Sources/$(1) -name '*.swift') $(foreach d,$(2),$(BUILD_DIR)/$(3)/$(d).o) $(EMBEDDED_HEADERS) | deps
+	@mkdir -p $(BUILD_DIR)/$(3)
+	swiftc $(EMBEDDED_FLAGS) $(EMBEDDED_BUILD_FLAGS_$(3)) -I $(BUILD_DIR)/$(3) -module-name $(1) \
+		-emit-module-path $(BUILD_DIR)/$(3)/$(1).swiftmodule -c -o $$@ $$(filter %.swift,$$^)
 endef
-$(eval $(call embedded_module,P11ProxyConfig,))
-$(eval $(call embedded_module,P11ProxyNames,))
-$(eval $(call embedded_module,P11ProxyLoader,P11ProxyConfig P11ProxyNames))
-$(eval $(call embedded_module,P11Proxy,P11ProxyConfig P11ProxyNames P11ProxyLoader))
+$(foreach build,embedded embedded-tsan embedded-asan,\
+	$(eval $(call embedded_module,P11ProxyConfig,,$(build)))\
+	$(eval $(call embedded_module,P11ProxyNames,,$(build)))\
+	$(eval $(call embedded_module,P11ProxyLoader,P11ProxyConfig P11ProxyNames,$(build)))\
+	$(eval $(call embedded_module,P11Proxy,P11ProxyConfig P11ProxyNames P11ProxyLoader,$(build))))
 
-$(PROXY_SO): $(EMBEDDED_MODULES:%=$(EMBEDDED_DIR)/%.o) support/libp11proxy.map
+$(PROXY_SO): $(EMBEDDED_MODULES:%=$(BUILD_DIR)/embedded/%.o) support/libp11proxy.map
 	@mkdir -p $(@D)
 	$(SWIFT_BIN_DIR)/clang -o $@ $(filter %.o,$^) $(EMBEDDED_LINK_FLAGS)
+
+# The sanitizer runtime is a shared library of the toolchain's clang (-shared-libsan): the C
+# tests load the same one, and pkcs11-tool gets it by LD_PRELOAD (scripts/sanitizer-integration.sh).
+$(TSAN_PROXY_SO): $(EMBEDDED_MODULES:%=$(BUILD_DIR)/embedded-tsan/%.o) support/libp11proxy.map
+	@mkdir -p $(@D)
+	$(SWIFT_BIN_DIR)/clang -fsanitize=thread -shared-libsan -o $@ $(filter %.o,$^) $(EMBEDDED_LINK_FLAGS)
+
+$(ASAN_PROXY_SO): $(EMBEDDED_MODULES:%=$(BUILD_DIR)/embedded-asan/%.o) support/libp11proxy.map
+	@mkdir -p $(@D)
+	$(SWIFT_BIN_DIR)/clang -fsanitize=address -shared-libsan -o $@ $(filter %.o,$^) $(EMBEDDED_LINK_FLAGS)
 
 $(CLI_BIN): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift | deps
 	swift build $(SWIFT_CLI_FLAGS)
 	@mkdir -p $(@D)
 	cp .build/release/p11proxy-cli $@
-
-$(TSAN_PROXY_SO): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift support/libp11proxy.map | deps
-	swift build -c release --product p11proxy --scratch-path .build-tsan -Xswiftc -sanitize=thread \
-		-Xswiftc -use-ld=lld -Xlinker --version-script=$(CURDIR)/support/libp11proxy.map -Xlinker -z -Xlinker nodelete
-	@touch $@
-
-$(ASAN_PROXY_SO): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift support/libp11proxy.map | deps
-	swift build -c release --product p11proxy --scratch-path .build-asan -Xswiftc -sanitize=address \
-		-Xswiftc -use-ld=lld -Xlinker --version-script=$(CURDIR)/support/libp11proxy.map -Xlinker -z -Xlinker nodelete
-	@touch $@
 
 tsan-build: $(TSAN_PROXY_SO) c-tests-tsan
 

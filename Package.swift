@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 // p11proxy: a PKCS#11 proxy module. `make` builds build/lib/libp11proxy.so as Embedded Swift
 // with swiftc and clang (see Makefile), not through this manifest. Here the same sources build
-// with the full Swift stdlib: the unit tests, the `p11proxy` command, the sanitizer builds.
+// with the full Swift stdlib: the unit tests and the `p11proxy` command.
 import PackageDescription
 
 let p11kitInclude: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-I/usr/include/p11-kit-1"])]

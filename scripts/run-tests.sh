@@ -71,10 +71,10 @@ run_suite openssl-async bash Tests/integration/test_openssl_async.sh
 # The C tests again with the proxy, the mocks and the programs built with ThreadSanitizer
 # (`make tsan-build`); a TSan report makes its program fail.
 run_suite c-tests-tsan env LD_LIBRARY_PATH="${TSAN_LIBRARY_PATH:-}" P11TEST_NO_BUILD=1 \
-    bash Tests/C/run.sh "${TSAN_PROXY_SO:-.build-tsan/release/libp11proxy.so}" "$BUILD_DIR/mock-tsan" "$BUILD_DIR/tests-tsan"
+    bash Tests/C/run.sh "${TSAN_PROXY_SO:-build/lib-tsan/libp11proxy.so}" "$BUILD_DIR/mock-tsan" "$BUILD_DIR/tests-tsan"
 # And with AddressSanitizer (`make asan-build`): an ASan or LeakSanitizer report fails.
 run_suite c-tests-asan env LD_LIBRARY_PATH="${ASAN_LIBRARY_PATH:-}" P11TEST_NO_BUILD=1 \
-    bash Tests/C/run.sh "${ASAN_PROXY_SO:-.build-asan/release/libp11proxy.so}" "$BUILD_DIR/mock-asan" "$BUILD_DIR/tests-asan"
+    bash Tests/C/run.sh "${ASAN_PROXY_SO:-build/lib-asan/libp11proxy.so}" "$BUILD_DIR/mock-asan" "$BUILD_DIR/tests-asan"
 # SoftHSM2 through pkcs11-tool with the ASan and the TSan proxy, the sanitizer runtime preloaded
 # into pkcs11-tool; any report of p11proxy's fails.
 run_suite pkcs11-tool-asan bash scripts/sanitizer-integration.sh asan

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/sanitizer-integration.sh asan|tsan: the SoftHSM2 pkcs11-tool integration test
 # (Tests/integration/test_pkcs11_tool.sh) with the sanitizer build of p11proxy
-# (.build-asan / .build-tsan, `make asan-build` / `make tsan-build`).
+# (build/lib-asan, build/lib-tsan: `make asan-build` / `make tsan-build`).
 #
 # pkcs11-tool, OpenSSL and SoftHSM2 are not instrumented, so the sanitizer runtime comes in by
 # LD_PRELOAD, and only into the pkcs11-tool processes that load the sanitizer proxy: a
@@ -11,7 +11,7 @@
 #   asan: AddressSanitizer with LeakSanitizer on. Third-party reports (OpenSSL, SoftHSM2, a
 #         pkcs11-tool bug) are suppressed in scripts/sanitizer-suppressions/{asan,lsan}.txt. A
 #         leak left over is p11proxy's, and fails, when its allocation stack has a frame in
-#         libp11proxy.so or the Swift runtime; the rest (pkcs11-tool's own) are only counted.
+#         libp11proxy.so (Swift runtime functions included); the rest (pkcs11-tool's own) are only counted.
 #   tsan: ThreadSanitizer checks p11proxy's own memory accesses, ordered by everyone's pthread
 #         calls (pkcs11-tool --test-threads runs several threads); accesses inside the
 #         uninstrumented programs and SoftHSM2 are not seen.
@@ -43,7 +43,7 @@ tsan)
     ;;
 esac
 proxy_var=${kind^^}_PROXY_SO # ASAN_PROXY_SO / TSAN_PROXY_SO, exported by the Makefile
-proxy=${!proxy_var:-.build-$kind/release/libp11proxy.so}
+proxy=${!proxy_var:-build/lib-$kind/libp11proxy.so}
 runtime=$runtime_dir/libclang_rt.$kind-x86_64.so
 preload=$runtime
 # The toolchain's TSan runtime intercepts libdispatch, whose symbols it then needs loaded.

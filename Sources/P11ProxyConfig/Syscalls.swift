@@ -2,8 +2,8 @@
 // Internals/Syscalls.swift. Everything else in this target is plain Swift over Strings and bytes.
 //
 // The code compiles two ways: with the full Swift stdlib (tests, the `p11proxy` command, the
-// sanitizer builds), where `import Glibc` is the toolchain's overlay, and as Embedded Swift (the
-// shipped libp11proxy.so), where `Glibc` is support/embedded-libc: glibc's own headers with no
+// fuzzer), where `import Glibc` is the toolchain's overlay, and as Embedded Swift (the shipped
+// libp11proxy.so and its sanitizer builds), where `Glibc` is support/embedded-libc: glibc's own headers with no
 // Swift overlay. The few things only the overlay provides (errno, open without O_CREAT) are here.
 
 import Glibc
