@@ -209,4 +209,4 @@ uninstall:
 	$(INSTALL_ENV) bash scripts/install.sh uninstall
 
 clean:
-	rm -rf .build .build-tsan .build-asan $(BUILD_DIR) include/p11kit_paths.h
+	rm -rf .build $(BUILD_DIR) include/p11kit_paths.h

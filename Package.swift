@@ -12,7 +12,8 @@ let moduleSettings: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-I/usr/include/p11-
 let package = Package(
     name: "p11proxy",
     products: [
-        .library(name: "p11proxy", type: .dynamic, targets: ["P11Proxy"]),
+        // No library product: the module is built by the Makefile as Embedded Swift; a SwiftPM
+        // libp11proxy.so (full runtime, every symbol exported) would only be a wrong one to load.
         .executable(name: "p11proxy-generate", targets: ["P11ProxyGenerate"]),
         // The `p11proxy` command (list, check, trace); the Makefile installs it as `p11proxy`.
         .executable(name: "p11proxy-cli", targets: ["P11ProxyCLI"]),
