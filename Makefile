@@ -10,7 +10,7 @@ export BUILD_DIR PROXY_SO
 
 # Debian packages the build, the demo and the tests use.
 APT_PACKAGES := libp11-kit-dev libstdc++-12-dev pkg-config softhsm2 opensc p11-kit p11-kit-modules gnutls-bin jq openssl python3 \
-	libengine-pkcs11-openssl libnss3-tools python3-venv libssl-dev
+	libengine-pkcs11-openssl libnss3-tools python3-venv libssl-dev openjdk-17-jdk-headless
 
 # The shipped module is Embedded Swift (issue 5): no Swift runtime to start, no type metadata
 # to relocate, every generic specialised at build time. With the full Swift runtime linked in
@@ -172,7 +172,7 @@ demo: build
 	bash scripts/demo.sh
 
 # Everything, with one closing line "N passed, N failed" (scripts/run-tests.sh).
-test: build tsan-build asan-build fuzz-build deps python-venv
+test: build tsan-build asan-build fuzz-build deps python-venv pykcs11-tests
 	bash scripts/run-tests.sh
 
 # Install (issue 7; scripts/install.sh): libp11proxy.so into p11-kit's module directory and
@@ -199,6 +199,18 @@ python-venv: $(PYTHON_VENV)/.installed
 $(PYTHON_VENV)/.installed: Tests/integration/python-requirements.txt | deps
 	python3 -m venv $(PYTHON_VENV)
 	$(PYTHON_VENV)/bin/pip install -q --disable-pip-version-check -r $<
+	@touch $@
+
+# PyKCS11's own test suite, from its sdist on PyPI (the version pinned in python-requirements.txt),
+# for Tests/integration/test_real_clients.sh.
+PYKCS11_VERSION := $(shell sed -n 's/^PyKCS11==//p' Tests/integration/python-requirements.txt)
+.PHONY: pykcs11-tests
+pykcs11-tests: $(BUILD_DIR)/pykcs11/.unpacked
+$(BUILD_DIR)/pykcs11/.unpacked: $(PYTHON_VENV)/.installed
+	rm -rf $(BUILD_DIR)/pykcs11 && mkdir -p $(BUILD_DIR)/pykcs11
+	$(PYTHON_VENV)/bin/pip download -q --disable-pip-version-check --no-deps --no-binary :all: --no-build-isolation \
+		-d $(BUILD_DIR)/pykcs11 PyKCS11==$(PYKCS11_VERSION)
+	tar -xzf $(BUILD_DIR)/pykcs11/pykcs11-$(PYKCS11_VERSION).tar.gz -C $(BUILD_DIR)/pykcs11 --strip-components=1
 	@touch $@
 
 .PHONY: install install-strip uninstall

@@ -49,7 +49,7 @@ let package = Package(
         .executableTarget(name: "P11ProxyGenerate", dependencies: ["P11ProxyCodegen"]),
         .testTarget(name: "P11ProxyConfigTests", dependencies: ["P11ProxyConfig"]),
         .testTarget(name: "P11ProxyCodegenTests", dependencies: ["P11ProxyCodegen"]),
-        .testTarget(name: "P11ProxyLoaderTests", dependencies: ["P11ProxyLoader", "P11ProxyConfig"],
+        .testTarget(name: "P11ProxyLoaderTests", dependencies: ["P11ProxyLoader", "P11ProxyConfig", "CPKCS11"],
                     swiftSettings: p11kitInclude),
         .testTarget(name: "P11ProxyCLITests", dependencies: ["P11ProxyCLI"], swiftSettings: p11kitInclude),
         .testTarget(

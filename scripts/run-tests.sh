@@ -60,6 +60,9 @@ run_suite p11tool bash Tests/integration/test_p11tool.sh
 run_suite openssl-engine bash Tests/integration/test_openssl_engine.sh
 run_suite nss bash Tests/integration/test_nss.sh
 run_suite python-pkcs11 bash Tests/integration/test_python_pkcs11.sh
+# A module the application also uses, two copies of p11proxy, spy mode, slot IDs before
+# C_GetSlotList; Java's keytool through SunPKCS11; PyKCS11's own test suite (`make pykcs11-tests`).
+run_suite real-clients bash Tests/integration/test_real_clients.sh
 run_suite install bash Tests/integration/test_install.sh
 run_suite trace bash Tests/integration/test_trace.sh
 run_suite cli bash Tests/integration/test_cli.sh

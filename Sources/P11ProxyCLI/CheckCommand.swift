@@ -37,6 +37,9 @@ struct CheckCommand: ParsableCommand {
         for module in survey.skipped where module.message == nil {
             out += "note: \(module.place): module '\(module.name)' left out: \(module.reason)\n"
         }
+        for module in survey.loaded where module.initializedElsewhere {
+            out += "note: module '\(module.config.name)': initialized \(ModuleStartup.initializedElsewhereText)\n"
+        }
         let problems = survey.skipped.filter(\.isProblem).count
         var summary = "check: \(survey.loaded.count) module(s) would load, \(problems) would be skipped"
         let leftOut = survey.skipped.count - problems

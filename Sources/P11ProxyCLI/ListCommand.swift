@@ -51,13 +51,16 @@ struct ListCommand: ParsableCommand {
             out += field("managed", yesNo(module.isManaged))
             out += field("log-calls", traceText(module.trace))
             if let reserved = module.config.initReserved { out += field("x-init-reserved", reserved) }
+            if module.initializedElsewhere { out += field("initialized", ModuleStartup.initializedElsewhereText) }
             out += field("interface-version", contents.interfaceVersion)
             out += field("library-description", contents.libraryDescription)
             out += field("library-manufacturer", contents.libraryManufacturer)
             out += field("library-version", contents.libraryVersion)
             for problem in contents.problems { out += field("error", problem) }
             for slot in contents.slots {
-                out += "    slot \(proxySlot): \(slot.description)\n"
+                // Spy mode shows the module's own slot IDs (SpyModule in the module).
+                let shown = if case .spy = survey.source { slot.id } else { proxySlot }
+                out += "    slot \(shown): \(slot.description)\n"
                 proxySlot += 1
                 out += field("module-slot-id", String(slot.id), indent: 8)
                 out += field("manufacturer", slot.manufacturer, indent: 8)

@@ -1,6 +1,7 @@
 // What an initialised module shows about itself: C_GetInfo, its slots and their tokens, read
 // through its function list. The command's one file of raw PKCS#11 calls.
 import CPKCS11
+import P11ProxyLoader
 import P11ProxyNames
 
 struct ModuleContents: Equatable {
@@ -32,6 +33,9 @@ struct ModuleContents: Equatable {
     var slots: [Slot] = []
     /// A query that failed (C_GetInfo or C_GetSlotList), in the module's words: it still loads.
     var problems: [String] = []
+    /// What the module reports about the slot list at C_Initialize (ModuleSlotList's messages).
+    var slotListProblem: String?
+    var slotListHadRepeats = false
 
     /// Reads everything after a successful C_Initialize; nothing here changes the module's state.
     init(reading functions: CK_FUNCTION_LIST_3_0) {
@@ -49,22 +53,13 @@ struct ModuleContents: Equatable {
             }
         }
         guard let getSlotList = functions.C_GetSlotList else { return }
-        // PKCS#11 3.0 section 5.5: ask for the count, then the list; a slot may appear in between.
-        var slotIDs: [CK_SLOT_ID] = []
-        var rv = CK_RV(CKR_BUFFER_TOO_SMALL)
-        for _ in 0..<4 where rv == CKR_BUFFER_TOO_SMALL {
-            var count: CK_ULONG = 0
-            rv = getSlotList(CK_BBOOL(CK_FALSE), nil, &count)
-            guard rv == CKR_OK else { break }
-            slotIDs = Array(repeating: 0, count: Int(count))
-            rv = slotIDs.withUnsafeMutableBufferPointer { getSlotList(CK_BBOOL(CK_FALSE), $0.baseAddress, &count) }
-            if rv == CKR_OK { slotIDs = Array(slotIDs.prefix(Int(count))) }
-        }
-        guard rv == CKR_OK else {
-            problems.append("C_GetSlotList failed: \(PKCS11Name.returnValueText(rv))")
-            return
-        }
-        slots = slotIDs.map { Self.slot($0, functions) }
+        // Read as the module reads it, so `list` numbers the slots the module hands out.
+        let list = ModuleSlotList.read(tokenPresent: CK_BBOOL(CK_FALSE)) { getSlotList($0, $1, $2) }
+        slotListProblem = list.problem
+        slotListHadRepeats = list.hadRepeats
+        if let problem = list.problem { problems.append("C_GetSlotList \(problem)") }
+        if list.hadRepeats { problems.append("C_GetSlotList listed the same slot ID twice; duplicates ignored") }
+        slots = list.ids.map { Self.slot($0, functions) }
     }
 
     private static func slot(_ id: CK_SLOT_ID, _ functions: CK_FUNCTION_LIST_3_0) -> Slot {

@@ -15,6 +15,9 @@ struct ModuleSurvey {
         var isManaged: Bool
         var trace: TraceSettings
         var contents: ModuleContents
+        /// Its C_Initialize answered CKR_CRYPTOKI_ALREADY_INITIALIZED: someone else in the process
+        /// initialised it, and p11proxy never finalises it.
+        var initializedElsewhere: Bool
     }
 
     /// A configured module that does not load.
@@ -114,16 +117,16 @@ struct ModuleSurvey {
             let trace = TraceSettings.resolve(module: config, configuration: configuration, environment: environment,
                                               report: { complaints.append($0) })
             for complaint in complaints { say(.warning, complaint) }
-            guard let contents = initializeAndRead(config, path: path, functions) else { return nil }
+            guard let (contents, elsewhere) = initializeAndRead(config, path: path, functions) else { return nil }
             loaded.append(Loaded(config: config, path: path, isManaged: configuration.isManaged(config),
-                                 trace: trace, contents: contents))
+                                 trace: trace, contents: contents, initializedElsewhere: elsewhere))
             return identity
         }
     }
 
     /// C_Initialize as the module calls it, the module's contents, then C_Finalize.
     private mutating func initializeAndRead(_ config: ModuleConfig, path: String,
-                                            _ functions: CK_FUNCTION_LIST_3_0) -> ModuleContents? {
+                                            _ functions: CK_FUNCTION_LIST_3_0) -> (ModuleContents, initializedElsewhere: Bool)? {
         let reserved = config.initReserved.map { strdup($0) } ?? nil
         defer { free(reserved) }
         var arguments = ModuleStartup.initializeArguments(reserved: reserved)
@@ -139,9 +142,15 @@ struct ModuleSurvey {
             return nil
         }
         let contents = ModuleContents(reading: functions)
+        // The module lists every slot right after the module's C_Initialize (slot IDs are valid
+        // from then on) and says so when the list is broken.
+        if let problem = contents.slotListProblem {
+            say(.warning, ModuleSlotList.problemMessage(module: config.name, problem))
+        }
+        if contents.slotListHadRepeats { say(.warning, ModuleSlotList.repeatsMessage(module: config.name)) }
         // Only our own initialisation is undone: ALREADY_INITIALIZED means someone else's.
         if rv == CKR_OK { _ = functions.C_Finalize!(nil) }
-        return contents
+        return (contents, rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
     }
 
     private mutating func critical(_ name: String) {

@@ -81,9 +81,16 @@ package enum ModuleStartup {
         return arguments
     }
 
-    /// ALREADY_INITIALIZED counts as success, as in p11-kit: someone else in the process
-    /// initialised the module first.
+    /// ALREADY_INITIALIZED counts as success, as in p11-kit: someone else in the process (the
+    /// application itself, another copy of p11proxy, p11-kit) initialised the module first. It is
+    /// used as it is and never finalised by p11proxy (p11-kit/modules.c: "Module was already
+    /// initialized, we don't call C_Finalize"), or its owner's sessions and login would go.
     package static func initializeSucceeded(_ rv: CK_RV) -> Bool {
         rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED
     }
+
+    /// How `list` and `check` describe such a module.
+    package static let initializedElsewhereText =
+        "elsewhere (its C_Initialize answered CKR_CRYPTOKI_ALREADY_INITIALIZED); p11proxy uses it and never finalises it"
+
 }

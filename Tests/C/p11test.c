@@ -414,16 +414,37 @@ CK_RV t_mock_control(struct t_mock *m, int op, CK_ULONG arg)
 
 int t_proxy_open(struct t_proxy *p)
 {
+    return t_proxy_open_path(p, t_proxy_path);
+}
+
+int t_proxy_open_path(struct t_proxy *p, const char *path)
+{
     memset(p, 0, sizeof *p);
-    p->dl = dlopen(t_proxy_path, RTLD_NOW | RTLD_LOCAL);
+    p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!p->dl)
-        return t_fail("dlopen proxy %s (%s)", t_proxy_path, dlerror());
+        return t_fail("dlopen proxy %s (%s)", path, dlerror());
     p->get_function_list = (CK_C_GetFunctionList)dlsym(p->dl, "C_GetFunctionList");
     p->get_interface_list = (CK_C_GetInterfaceList)dlsym(p->dl, "C_GetInterfaceList");
     p->get_interface = (CK_C_GetInterface)dlsym(p->dl, "C_GetInterface");
     if (!p->get_function_list)
         return t_fail("proxy exports C_GetFunctionList");
     return 1;
+}
+
+int t_copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb");
+    FILE *out = in ? fopen(to, "wb") : NULL;
+    char buffer[65536];
+    size_t n;
+    int ok = in && out;
+    while (ok && (n = fread(buffer, 1, sizeof buffer, in)) > 0)
+        ok = fwrite(buffer, 1, n, out) == n;
+    if (in)
+        fclose(in);
+    if (out && fclose(out) != 0)
+        ok = 0;
+    return ok ? 1 : t_fail("copy %s to %s (%s)", from, to, strerror(errno));
 }
 
 void t_proxy_close(struct t_proxy *p)

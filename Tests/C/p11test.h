@@ -70,6 +70,10 @@ struct t_proxy {
     CK_C_GetInterface get_interface;
 };
 int t_proxy_open(struct t_proxy *p);
+/* The same from another file (a second copy of p11proxy in the process). */
+int t_proxy_open_path(struct t_proxy *p, const char *path);
+/* Copies a file (1), or reports why not (0). */
+int t_copy_file(const char *from, const char *to);
 void t_proxy_close(struct t_proxy *p);
 /* A new caller from C_GetFunctionList, or NULL (reported). */
 CK_FUNCTION_LIST_PTR t_caller(struct t_proxy *p);

@@ -35,8 +35,8 @@ P11T_ASAN_CFLAGS := -std=c11 -fsanitize=address -fno-omit-frame-pointer -g -O1 -
 P11T_MOCK_LDFLAGS := -fPIC -shared -fvisibility=hidden -Wl,-z,defs
 P11T_LDLIBS := -ldl -lpthread
 
-P11T_MOCKS := mock-a mock-b mock-c mock-failinit mock-garbage mock-fast mock-hang mock-overreport
-P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed \
+P11T_MOCKS := mock-a mock-b mock-c mock-failinit mock-garbage mock-fast mock-hang mock-overreport mock-preinit
+P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed test_shared_modules \
 	test_caller_input test_module_hang test_fork_calls test_load_cycles test_trace_secrets \
 	test_trace_overreport test_trace_no_threads
 # Run by Tests/integration/test_trace.sh (they write traces for it to check), not by run.sh.
@@ -54,6 +54,7 @@ P11T_MOCK_FLAGS_mock-fast := -DMOCK_NAME='"mock-fast"' -DMOCK_TAG=0xD -DMOCK_SLO
 P11T_MOCK_FLAGS_mock-hang := -DMOCK_NAME='"mock-hang"' -DMOCK_TAG=0x4 -DMOCK_SLOTS='{2}' -DMOCK_V3=1 -DMOCK_WAIT_HANG=1
 P11T_MOCK_FLAGS_mock-overreport := -DMOCK_NAME='"mock-overreport"' -DMOCK_TAG=0x6 -DMOCK_SLOTS='{3}' -DMOCK_V3=1 \
 	-DMOCK_OVERREPORT=1000
+P11T_MOCK_FLAGS_mock-preinit := -DMOCK_NAME='"mock-preinit"' -DMOCK_TAG=0x7 -DMOCK_SLOTS='{4}' -DMOCK_V3=1 -DMOCK_PREINIT=1
 
 .PHONY: mock-modules c-tests c-tests-tsan c-tests-asan trace-tests bench-programs run-c-tests run-c-tests-tsan clean-c-tests
 

@@ -6,6 +6,8 @@
  *   returns only when a test calls mock_control(MOCK_RELEASE_WAITERS), or never)
  *   MOCK_OVERREPORT N (while a test has switched it on with mock_control(MOCK_SET_OVERREPORT),
  *   length-pair outputs claim N more bytes or elements than the caller's buffer holds)
+ *   MOCK_PREINIT 0|1 (the library initialises itself when loaded, as a module that another
+ *   part of the process initialised first looks: C_Initialize answers ALREADY_INITIALIZED)
  * Only C_GetFunctionList, C_GetInterfaceList/C_GetInterface (MOCK_V3) and mock_* are
  * exported; build with -fvisibility=hidden. Behaviour follows PKCS#11 2.40/3.0 base
  * spec section numbers cited below; the test hooks are described in mock_control.h. */
@@ -47,6 +49,9 @@
 #endif
 #ifndef MOCK_OVERREPORT
 #define MOCK_OVERREPORT 0
+#endif
+#ifndef MOCK_PREINIT
+#define MOCK_PREINIT 0
 #endif
 
 #define MOCK_EXPORT __attribute__((visibility("default")))
@@ -2671,3 +2676,10 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList)
 {
     return hand_C_GetFunctionList(ppFunctionList);
 }
+
+#if MOCK_PREINIT
+__attribute__((constructor)) static void mock_preinit(void)
+{
+    hand_C_Initialize(NULL);
+}
+#endif

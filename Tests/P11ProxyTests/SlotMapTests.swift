@@ -15,13 +15,3 @@ import Testing
         #expect(SlotMap.key(for: CK_SLOT_ID(SlotMap.capacity + 1)) == nil)
     }
 }
-
-@Suite struct SlotIDsTests {
-    @Test func repeatsDroppedFirstOccurrencesKeptInOrder() {
-        #expect(SlotIDs.withoutRepeats([5, 3, 9][...]) == [5, 3, 9])
-        #expect(SlotIDs.withoutRepeats([5, 3, 5, 9, 3, 3][...]) == [5, 3, 9])
-        #expect(SlotIDs.withoutRepeats([7, 7, 7][...]) == [7])
-        #expect(SlotIDs.withoutRepeats([][...]) == [])
-        #expect(SlotIDs.withoutRepeats([CK_SLOT_ID.max, 0, CK_SLOT_ID.max, 1, 0][...]) == [CK_SLOT_ID.max, 0, 1])
-    }
-}

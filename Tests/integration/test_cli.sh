@@ -159,6 +159,51 @@ check_contains "list --program pkcs11-tool loads it" "only-tool: $MOCKS/libmock-
 run list-spy env P11PROXY_MODULE="$MOCKS/libmock-b.so" "$CLI" list
 check_contains "list in spy mode shows P11PROXY_MODULE's module" "libmock-b: $MOCKS/libmock-b.so" "$RUN_OUT"
 check_contains "list in spy mode says where it came from" "    file: P11PROXY_MODULE" "$RUN_OUT"
+# mock-a's slots are 1 and 5: spy mode shows the module's own IDs, as pkcs11-tool -L through it does.
+run list-spy-a env P11PROXY_MODULE="$MOCKS/libmock-a.so" "$CLI" list
+LIST=$RUN_OUT
+run tool-spy-a env P11PROXY_MODULE="$MOCKS/libmock-a.so" pkcs11-tool --module "$PROXY_SO" -L
+check_eq "list in spy mode numbers slots as pkcs11-tool -L through the module sees them (1 and 5)" \
+    "1 mock-a slot 1
+5 mock-a slot 5" "$(sed -nE 's/^    slot ([0-9]+): (.*)$/\1 \2/p' <<<"$LIST")"
+check_eq "... which is what pkcs11-tool -L shows" \
+    "$(sed -nE 's/^Slot [0-9]+ \(0x([0-9a-f]+)\): (.*)$/\1 \2/p' "$RUN_DIR/tool-spy-a.out" |
+        while read -r hex rest; do printf '%d %s\n' "0x$hex" "$rest"; done)" \
+    "$(sed -nE 's/^    slot ([0-9]+): (.*)$/\1 \2/p' <<<"$LIST")"
+
+# A module that lists a slot twice (mock-garbage: {1, 1, 3}) before one that does not: the command
+# and the module read slot lists through the same code (P11ProxyLoader's ModuleSlotList), so
+# `list` numbers the slots exactly as pkcs11-tool -L sees them through the module.
+REPEATS=$WORK/repeats
+module_file "$REPEATS" a-garbage "module: $MOCKS/libmock-garbage.so"
+module_file "$REPEATS" b-mock "module: $MOCKS/libmock-b.so"
+run list-repeats "$CLI" list --config-dir "$REPEATS"
+LIST=$RUN_OUT
+run tool-repeats env P11PROXY_CONFIG_DIR="$REPEATS" pkcs11-tool --module "$PROXY_SO" -L
+check_eq "a module listing a slot twice: list and pkcs11-tool -L through the module agree" \
+    "$(sed -nE 's/^Slot [0-9]+ \(0x([0-9a-f]+)\): (.*)$/\1 \2/p' "$RUN_DIR/tool-repeats.out" |
+        while read -r hex rest; do printf '%d %s\n' "0x$hex" "$rest"; done)" \
+    "$(sed -nE 's/^    slot ([0-9]+): (.*)$/\1 \2/p' <<<"$LIST")"
+check_eq "... three distinct slots, numbered 1 to 3" "1 2 3" \
+    "$(sed -nE 's/^    slot ([0-9]+): .*$/\1/p' <<<"$LIST" | tr '\n' ' ' | sed 's/ $//')"
+run check-repeats "$CLI" check --config-dir "$REPEATS"
+check_eq "check prints what the module prints about the repeated slot" \
+    "$(grep '^p11proxy: ' "$RUN_DIR/tool-repeats.err" | sed 's/^p11proxy: //')" \
+    "$(grep -v '^check:' <<<"$RUN_OUT")"
+
+# A module that initialised itself when loaded (mock-preinit): someone else owns its
+# initialisation, and both commands say so.
+PREINIT=$WORK/preinit
+module_file "$PREINIT" preinit "module: $MOCKS/libmock-preinit.so"
+run list-preinit "$CLI" list --config-dir "$PREINIT"
+check_contains "list: a module initialised elsewhere says so" \
+    "    initialized: elsewhere (its C_Initialize answered CKR_CRYPTOKI_ALREADY_INITIALIZED); p11proxy uses it and never finalises it" "$RUN_OUT"
+check_contains "list: ... and its token is listed" "        token: mock-preinit-4" "$RUN_OUT"
+run check-preinit "$CLI" check --config-dir "$PREINIT"
+check_eq "check: a module initialised elsewhere is no problem (exit 0)" 0 "$RUN_RC"
+check_contains "check: ... and gets a note" "note: module 'preinit': initialized elsewhere" "$RUN_OUT"
+run list-plain "$CLI" list --config-dir "$GOOD"
+check_not_contains "list: modules p11proxy initialises itself say nothing of it" "initialized:" "$RUN_OUT"
 
 # --- 3. check --------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-// C_GetInfo (p11proxy describes itself) and the function-list getters reached through a
-// caller's own table, which return that caller's tables rather than making a new caller.
+// C_GetInfo (p11proxy describes itself; in spy mode the module does) and the function-list
+// getters reached through a caller's own table, which return that caller's tables rather than
+// making a new caller.
 import CPKCS11
 import Glibc
 
@@ -21,6 +22,7 @@ extension Entry {
     @inline(never)
     static func C_GetInfo(_ pInfo: CK_INFO_PTR?, _ caller: Int) -> CK_RV {
         guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
+        if let spy = SpyModule.index { return ModuleCall.C_GetInfo(ModuleTable.slot(spy), caller, pInfo) }
         guard let pInfo else { return CK_RV(CKR_ARGUMENTS_BAD) }
         pInfo.pointee = info
         return CK_RV(CKR_OK)

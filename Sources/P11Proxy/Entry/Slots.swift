@@ -2,6 +2,7 @@
 // them all. Neither holds a lock while a module runs.
 import CPKCS11
 import Glibc
+import P11ProxyLoader
 
 extension Entry {
     @inline(never)
@@ -68,33 +69,16 @@ extension Entry {
 }
 
 enum SlotQuery {
-    /// A module's slot IDs. A module that fails is left out (reported once); one whose count
-    /// changes between the size query and the fetch (hot-plug, or a broken module) is asked
-    /// again a few times; duplicate IDs are dropped.
+    /// A module's slot IDs (ModuleSlotList: retried when the count changes, repeats dropped).
+    /// A module that fails is left out, with a message.
     static func realSlots(of module: Int, caller: Int, tokenPresent: CK_BBOOL) -> [CK_SLOT_ID] {
         let slot = ModuleTable.slot(module)
-        func getSlotList(_ present: CK_BBOOL, _ list: UnsafeMutablePointer<CK_SLOT_ID>?, _ count: UnsafeMutablePointer<CK_ULONG>) -> CK_RV {
-            ModuleCall.C_GetSlotList(slot, caller, present, list, count)
+        let list = ModuleSlotList.read(tokenPresent: tokenPresent) { present, ids, count in
+            ModuleCall.C_GetSlotList(slot, caller, present, ids, count)
         }
-        for _ in 0..<4 {
-            var count: CK_ULONG = 0
-            var rv = getSlotList(tokenPresent, nil, &count)
-            guard rv == CKR_OK else { return failed(module, rv) }
-            guard count > 0 else { return [] }
-            guard count <= 65536 else { return failed(module, CK_RV(CKR_GENERAL_ERROR), "claims \(count) slots") }
-            var slots = [CK_SLOT_ID](repeating: 0, count: Int(count) + 1)
-            var fetched = count + 1
-            rv = slots.withUnsafeMutableBufferPointer { getSlotList(tokenPresent, $0.baseAddress, &fetched) }
-            if rv == CKR_BUFFER_TOO_SMALL { continue }
-            guard rv == CKR_OK else { return failed(module, rv) }
-            guard fetched <= CK_ULONG(slots.count) else { continue }
-            let unique = SlotIDs.withoutRepeats(slots.prefix(Int(fetched)))
-            if unique.count != Int(fetched) {
-                Diagnostics.report("module '\(name(module))' listed the same slot ID twice; duplicates ignored")
-            }
-            return unique
-        }
-        return failed(module, CK_RV(CKR_GENERAL_ERROR), "its slot count kept changing")
+        if let problem = list.problem { Diagnostics.report(ModuleSlotList.problemMessage(module: name(module), problem)) }
+        if list.hadRepeats { Diagnostics.report(ModuleSlotList.repeatsMessage(module: name(module))) }
+        return list.ids
     }
 
     static func waitBlocking(module: Int, caller: Int, flags: CK_FLAGS, pSlot: UnsafeMutablePointer<CK_SLOT_ID>) -> CK_RV {
@@ -108,37 +92,7 @@ enum SlotQuery {
         return CK_RV(CKR_OK)
     }
 
-    private static func failed(_ module: Int, _ rv: CK_RV, _ detail: String? = nil) -> [CK_SLOT_ID] {
-        Diagnostics.report("module '\(name(module))': C_GetSlotList \(detail ?? "failed: \(ReturnValue(rv))"); its slots are not listed")
-        return []
-    }
-
     private static func name(_ module: Int) -> String {
         ProxyRuntime.record(module)?.name ?? "#\(module)"
-    }
-}
-
-enum SlotIDs {
-    /// `ids` without repeated IDs, first occurrences in the module's order. Sorting a copy tells
-    /// whether anything repeats at all (a Set<CK_SLOT_ID> cost ~85k instructions of runtime type
-    /// instantiation in the first C_GetSlotList, issue 5).
-    static func withoutRepeats(_ ids: ArraySlice<CK_SLOT_ID>) -> [CK_SLOT_ID] {
-        let sorted = ids.sorted()
-        guard zip(sorted, sorted.dropFirst()).contains(where: { $0 == $1 }) else { return Array(ids) }
-        // Each distinct ID is marked at the first index it has in `sorted`.
-        var taken = [Bool](repeating: false, count: sorted.count)
-        var unique: [CK_SLOT_ID] = []
-        for id in ids {
-            var low = 0, high = sorted.count
-            while low < high {
-                let middle = (low + high) / 2
-                if sorted[middle] < id { low = middle + 1 } else { high = middle }
-            }
-            if !taken[low] {
-                taken[low] = true
-                unique.append(id)
-            }
-        }
-        return unique
     }
 }

@@ -12,7 +12,12 @@ final class ModuleRecord {
     var config: ModuleConfig
     var isManaged = true
     /// Our C_Initialize of it succeeded in this process (reset in a fork child).
-    var isInitialized = false
+    private(set) var isInitialized = false
+    /// That C_Initialize answered CKR_OK: the module's initialisation is ours to finalise. False
+    /// when it answered CKR_CRYPTOKI_ALREADY_INITIALIZED: someone else in the process (the
+    /// application, another copy of p11proxy) owns it, and finalising it would end their sessions
+    /// and login, so p11proxy never does (as p11-kit, modules.c).
+    private(set) var ownsInitialization = false
     /// `x-init-reserved`, NUL-terminated, passed as CK_C_INITIALIZE_ARGS.pReserved as p11-kit does.
     private(set) var initReserved: UnsafeMutablePointer<CChar>?
 
@@ -34,19 +39,31 @@ final class ModuleRecord {
         initReserved = config.initReserved.map { strdup($0) }
     }
 
+    var isInitializedElsewhere: Bool { isInitialized && !ownsInitialization }
+
     /// C_Initialize with OS locking and the configured pReserved; ALREADY_INITIALIZED counts as
-    /// success (ModuleStartup).
+    /// success (ModuleStartup). Called again for each caller of a `managed: no` module: a later
+    /// ALREADY_INITIALIZED there is our own first initialisation answering.
     func initialize(caller: Int) throws(ReturnValue) {
         var arguments = ModuleStartup.initializeArguments(reserved: initReserved)
         let rv = withUnsafeMutablePointer(to: &arguments) {
             ModuleCall.C_Initialize(slot, caller, UnsafeMutableRawPointer($0))
         }
         guard ModuleStartup.initializeSucceeded(rv) else { throw ReturnValue(rv) }
+        if rv == CKR_OK || !isInitialized { ownsInitialization = rv == CKR_OK }
         isInitialized = true
     }
 
+    /// Undoes our initialisation; a module someone else initialised is only let go.
     func finalize(caller: Int) {
-        _ = ModuleCall.C_Finalize(slot, caller, nil)
+        if ownsInitialization { _ = ModuleCall.C_Finalize(slot, caller, nil) }
         isInitialized = false
+        ownsInitialization = false
+    }
+
+    /// In a fork child nothing is finalised: the child initialises afresh at its first C_Initialize.
+    func forgetInitialization() {
+        isInitialized = false
+        ownsInitialization = false
     }
 }

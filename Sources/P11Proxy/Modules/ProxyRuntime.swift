@@ -136,8 +136,9 @@ enum ProxyRuntime {
 
     private static func startModules(caller: Int, options: InitializeOptions) throws(ReturnValue) {
         let environment = ConfigurationSource.environment()
-        let configuration = ConfigurationSource.select(configDirectory: options.configDirectory, environment: environment)
-            .read(programNames: CurrentProcess.programNamesForProxy())
+        let source = ConfigurationSource.select(configDirectory: options.configDirectory, environment: environment)
+        let configuration = source.read(programNames: CurrentProcess.programNamesForProxy())
+        let isSpy = if case .spy = source { true } else { false }
         for diagnostic in configuration.diagnostics { Diagnostics.report(diagnostic.description) }
         for skipped in configuration.skipped {
             // enable-in/disable-in and a blank module leave a module out on purpose: p11-kit says
@@ -169,15 +170,25 @@ enum ProxyRuntime {
                     continue
                 }
                 started.append(record)
+                // Slot IDs exist from C_Initialize on, numbered in load order (SlotMap), so a
+                // program configured with one (SunPKCS11's `slot=`) needs no C_GetSlotList first.
+                if !isSpy { registerSlots(of: record.index, caller: caller) }
             }
         } catch {
             for record in started where record.isInitialized { record.finalize(caller: caller) }
             throw error
         }
         update { $0.active = started.map { $0.index } }
+        SpyModule.set(isSpy ? started.first?.index : nil)
         for record in started {
             record.slot.pointee.isUnmanaged.store(!record.isManaged, ordering: .relaxed)
             record.slot.pointee.isActive.store(true, ordering: .releasing)
+        }
+    }
+
+    private static func registerSlots(of module: Int, caller: Int) {
+        for realSlot in SlotQuery.realSlots(of: module, caller: caller, tokenPresent: CK_BBOOL(CK_FALSE)) {
+            _ = SlotMap.proxySlot(for: SlotKey(module: module, realSlot: realSlot))
         }
     }
 
@@ -262,6 +273,6 @@ enum ProxyRuntime {
             ProxyRuntime.state.modules[index].slot.pointee.isActive.store(false, ordering: .relaxed)
         }
         ProxyRuntime.state.active = []
-        for record in ProxyRuntime.state.modules { record.isInitialized = false }
+        for record in ProxyRuntime.state.modules { record.forgetInitialization() }
     }
 }

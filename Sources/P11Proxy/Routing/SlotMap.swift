@@ -1,5 +1,8 @@
 // Proxy slot IDs: (module, real slot ID) pairs numbered from 1 in the order first seen, never
 // reused for the life of the process, so an ID a caller holds keeps meaning the same slot.
+// ProxyRuntime lists every module's slots at C_Initialize, in load order, so IDs are valid
+// before any C_GetSlotList and the same in every process that loads the same configuration.
+// In spy mode (SpyModule) a slot's ID is the module's own.
 // Lookup by proxy ID is lock-free (an append-only buffer); the reverse look-up (a linear search
 // of that buffer: a process sees a handful of slots, and a [SlotKey: CK_SLOT_ID] cost ~85k
 // instructions of runtime type instantiation in the first C_GetSlotList) takes a lock.
@@ -31,13 +34,15 @@ enum SlotMap {
 
     @inline(__always)
     static func key(for proxySlot: CK_SLOT_ID) -> SlotKey? {
+        if let spy = SpyModule.index { return SlotKey(module: spy, realSlot: proxySlot) }
         guard proxySlot >= 1, proxySlot <= UInt(count.load(ordering: .acquiring)), let entries else { return nil }
         return entries[Int(proxySlot) - 1]
     }
 
     /// The proxy ID for a module's slot, assigned on first sight; nil only when the map is full.
     static func proxySlot(for key: SlotKey) -> CK_SLOT_ID? {
-        lock.withLock {
+        if SpyModule.index == key.module { return key.realSlot }
+        return lock.withLock {
             let next = count.load(ordering: .relaxed)
             let entries = publishEntries()
             for index in 0..<next where entries[index] == key { return CK_SLOT_ID(index + 1) }
