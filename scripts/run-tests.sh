@@ -12,6 +12,14 @@ mkdir -p "$LOG_DIR"
 
 total_passed=0 total_failed=0 broken=()
 
+# UPDATE_GOLDEN rewrites golden files instead of comparing with them: every golden check would
+# pass. It is for a person reviewing a diff, never for a test run.
+if [ -n "${UPDATE_GOLDEN:-}" ]; then
+    echo "UPDATE_GOLDEN is set: golden checks would rewrite their files instead of comparing; unset it to test"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
 # run_suite NAME COMMAND...: runs it, shows its output, adds the counts from its closing
 # "N passed, N failed" line (a suite that prints none, or exits non-zero, counts as broken).
 run_suite() {

@@ -8,8 +8,8 @@ public enum Route: String, Sendable {
 public struct ArgumentDescription: Sendable, Equatable {
     public var cType: String
     public var name: String
-    /// The tracer's view of the argument, e.g. `in`, `bytes(ulDataLen)`, `pin(ulPinLen)`.
-    public var role: String
+    /// The tracer's view of the argument (ArgumentRole: `in`, `bytes(ulDataLen)`, `pin(ulPinLen)`...).
+    public var role: ArgumentRole
 }
 
 public struct FunctionDescription: Sendable, Equatable {
@@ -67,7 +67,17 @@ public enum FunctionDescriptionParser {
             guard words.count == 3 else {
                 throw DescriptionError(line: lineNumber, message: "argument '\(piece)' must be TYPE name role")
             }
-            arguments.append(ArgumentDescription(cType: String(words[0]), name: String(words[1]), role: String(words[2])))
+            switch ArgumentRole.parse(words[2]) {
+            case .success(let role):
+                arguments.append(ArgumentDescription(cType: String(words[0]), name: String(words[1]), role: role))
+            case .failure(let error):
+                throw DescriptionError(line: lineNumber, message: "\(words[1]): \(error.message)")
+            }
+        }
+        for argument in arguments {
+            for parameter in argument.role.parameters where !arguments.contains(where: { $0.name == parameter }) {
+                throw DescriptionError(line: lineNumber, message: "\(argument.name): its role names '\(parameter)', which is not an argument")
+            }
         }
         let function = FunctionDescription(name: String(head[0]), version: String(head[1]), route: route, arguments: arguments)
         if route == .slot, arguments.first?.cType != "CK_SLOT_ID" {

@@ -20,21 +20,13 @@ enum TraceEmitter {
     static func lengthArguments(_ function: FunctionDescription) -> Set<String> {
         var names = Set<String>()
         for argument in function.arguments {
-            guard let (kind, parameters) = parseRole(argument.role) else { continue }
-            if ["bytes", "secret", "pin", "utf8", "attrs", "attrs-out", "message-parameter"].contains(kind) {
-                names.formUnion(parameters)
+            switch argument.role {
+            case .bytes, .bytesOut, .utf8, .attributes, .attributesOut, .messageParameter:
+                names.formUnion(argument.role.parameters)
+            default: break
             }
-            if ["bytes-out", "secret-out"].contains(kind) { names.formUnion(parameters) }
         }
         return names
-    }
-
-    /// `bytes(ulDataLen)` -> ("bytes", ["ulDataLen"]); a plain role has no parameters.
-    static func parseRole(_ role: String) -> (String, [String])? {
-        guard let open = role.firstIndex(of: "(") else { return (role, []) }
-        let kind = String(role[..<open])
-        let inner = role[role.index(after: open)..<(role.lastIndex(of: ")") ?? role.endIndex)]
-        return (kind, inner.split(separator: ",").map(String.init))
     }
 
     static func wrapper(_ function: FunctionDescription) -> String {
@@ -47,72 +39,65 @@ enum TraceEmitter {
         var outputs: [String] = []
         for argument in function.arguments {
             let name = argument.name, type = argument.cType
-            let (kind, roleParameters) = parseRole(argument.role) ?? (argument.role, [])
             let quoted = "\"\(name)\""
-            switch kind {
-            case "in" where lengths.contains(name):
+            switch argument.role {
+            case .input where lengths.contains(name):
                 continue
-            case "in":
+            case .input:
                 inputs.append(scalarInput(function: function.name, name: name, type: type))
-            case "inout":
+            case .inputOutput:
                 if !lengths.contains(name) { inputs.append("record.ulongPointee(.in, \(quoted), \(name))") }
-            case "out":
+            case .output:
                 outputs.append(scalarOutput(name: name, type: type))
-            case "enum":
-                let namer = ["CKU": "PKCS11Name.userType", "CKM": "PKCS11Name.mechanism"][roleParameters.first ?? ""] ?? "{ _ -> StaticString? in nil }"
+            case .enumerated(let family):
+                let namer = ["CKU": "PKCS11Name.userType", "CKM": "PKCS11Name.mechanism"][family] ?? "{ _ -> StaticString? in nil }"
                 inputs.append("record.named(.in, \(quoted), \(name), \(namer))")
-            case "flags":
-                let family = ["CKF_SESSION": ".session", "CKF_WAIT": ".wait", "CKF_MESSAGE": ".message",
-                              "CKF_INTERFACE": ".interface", "CKF_MECH": ".mechanism"][roleParameters.first ?? ""] ?? ".session"
-                inputs.append("record.flags(.in, \(quoted), \(name), \(family))")
-            case "bytes", "secret", "pin":
-                let secrecy = kind == "bytes" ? ".plain" : (kind == "pin" ? ".pin" : ".secret")
-                inputs.append("record.bytes(.in, \(quoted), \(name), \(roleParameters[0]), \(secrecy))")
-            case "utf8":
-                inputs.append("record.text(.in, \(quoted), \(name), \(roleParameters[0]))")
-            case "message-parameter":
-                inputs.append("record.messageParameter(.in, \(quoted), \(name), \(roleParameters[0]))")
-                outputs.append("record.messageParameterOut(\(quoted), \(name), \(roleParameters[0]), rv)")
-            case "bytes-out", "secret-out":
-                let secrecy = kind == "bytes-out" ? ".plain" : ".secret"
-                let length = roleParameters[0]
+            case .flags(let family):
+                let names = ["CKF_SESSION": ".session", "CKF_WAIT": ".wait", "CKF_MESSAGE": ".message",
+                             "CKF_INTERFACE": ".interface", "CKF_MECH": ".mechanism"]
+                inputs.append("record.flags(.in, \(quoted), \(name), \(names[family]!))")
+            case .bytes(let length, let secrecy):
+                inputs.append("record.bytes(.in, \(quoted), \(name), \(length), .\(secrecy))")
+            case .utf8(let length):
+                inputs.append("record.text(.in, \(quoted), \(name), \(length))")
+            case .messageParameter(let length):
+                inputs.append("record.messageParameter(.in, \(quoted), \(name), \(length))")
+                outputs.append("record.messageParameterOut(\(quoted), \(name), \(length), rv)")
+            case .bytesOut(let length, let secrecy):
                 if byName[length]?.cType == "CK_ULONG" {
                     inputs.append("record.ulong(.in, \"\(length)\", \(length))")
-                    outputs.append("record.bytesOut(\(quoted), \(name), fixedLength: \(length), rv, \(secrecy))")
+                    outputs.append("record.bytesOut(\(quoted), \(name), fixedLength: \(length), rv, .\(secrecy))")
                 } else {
                     inputs.append("record.ulongPointee(.in, \"\(length)\", \(length))")
                     inputs.append("let \(name)Capacity = TraceRecord.capacity(of: \(name), \(length))")
-                    outputs.append("record.bytesOut(\(quoted), \(name), \(length), capacity: \(name)Capacity, rv, \(secrecy))")
+                    outputs.append("record.bytesOut(\(quoted), \(name), \(length), capacity: \(name)Capacity, rv, .\(secrecy))")
                 }
-            case "attrs":
-                inputs.append("record.template(.in, \(quoted), \(name), \(roleParameters[0]), \(objectHint(function.name, name)))")
-            case "attrs-out":
-                inputs.append("record.templateTypes(\(quoted), \(name), \(roleParameters[0]))")
-                inputs.append("record.rememberTemplate(\(name), \(roleParameters[0]))")
-                outputs.append("record.templateOut(\(quoted), \(name), \(roleParameters[0]), rv) "
+            case .attributes(let count):
+                inputs.append("record.template(.in, \(quoted), \(name), \(count), \(objectHint(function.name, name)))")
+            case .attributesOut(let count):
+                inputs.append("record.templateTypes(\(quoted), \(name), \(count))")
+                inputs.append("record.rememberTemplate(\(name), \(count))")
+                outputs.append("record.templateOut(\(quoted), \(name), \(count), rv) "
                     + "{ Traced.objectTraits(function: module.pointee.functions.C_GetAttributeValue, hSession, hObject) }")
-            case "mechanism":
+            case .mechanism:
                 inputs.append("record.mechanism(.in, \(quoted), \(name))")
-            case "handles-out":
+            case .handlesOut(let maximum, let count):
                 let element = ["CK_SLOT_ID_PTR": ".slot", "CK_MECHANISM_TYPE_PTR": ".mechanism",
                                "CK_OBJECT_HANDLE_PTR": ".object"][type] ?? ".object"
                 // The first parameter says what the buffer holds: a count (ulMaxObjectCount), or a
                 // pointer to one that the module overwrites (pulCount).
-                let maximum = roleParameters[0]
                 var capacity = maximum
                 if byName[maximum]?.cType != "CK_ULONG" {
                     capacity = "\(name)Capacity"
                     inputs.append("let \(capacity) = TraceRecord.capacity(of: \(name), \(maximum))")
                 }
-                outputs.append("record.handleList(\(quoted), \(name), \(roleParameters[1]), capacity: \(capacity), rv, \(element))")
-            case "struct-out":
+                outputs.append("record.handleList(\(quoted), \(name), \(count), capacity: \(capacity), rv, \(element))")
+            case .structOut:
                 outputs.append("record.info(\(quoted), \(name), rv)")
-            case "label32":
+            case .label32:
                 inputs.append("record.paddedText(.in, \(quoted), \(name), 32)")
-            case "cstring":
+            case .cString:
                 inputs.append("record.cString(.in, \(quoted), \(name))")
-            default:
-                inputs.append("record.pointer(.in, \(quoted), \(name))")
             }
         }
         let names = function.arguments.map(\.name).joined(separator: ", ")

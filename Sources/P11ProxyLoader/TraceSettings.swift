@@ -14,10 +14,13 @@ package struct TraceSettings: Equatable, Sendable {
 
     package init() {}
 
-    /// The bits ModuleSlot.traceMode holds, read on every call.
-    package var mode: UInt8 {
-        guard enabled else { return 0 }
-        return 1 | (format == .json ? 2 : 0) | (secrets ? 4 : 0)
+    /// What ModuleSlot.traceMode holds, read on every call.
+    package var mode: TraceMode {
+        guard enabled else { return [] }
+        var mode: TraceMode = .enabled
+        if format == .json { mode.insert(.json) }
+        if secrets { mode.insert(.secrets) }
+        return mode
     }
 
     /// `report` gets each value that cannot be used (the module's Diagnostics.report).

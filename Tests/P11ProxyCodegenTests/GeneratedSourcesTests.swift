@@ -34,11 +34,9 @@ private func readRepositoryFile(_ path: String) throws -> String {
         #expect(functions.filter(\.isPKCS11v3).count == 24)
     }
 
-    @Test func everyRoutedFunctionTakesItsRouteKeyFirst() throws {
+    /// The explicit list of hand-written functions (Sources/P11Proxy/Entry/), as p11-kit keeps one.
+    @Test func theHandWrittenFunctionsAreExactlyThese() throws {
         let functions = try FunctionDescriptionParser.parse(try readRepositoryFile("codegen/pkcs11-functions.txt"))
-        for function in functions where function.route == .session {
-            #expect(function.arguments.first?.cType == "CK_SESSION_HANDLE", "\(function.name)")
-        }
         let manual = functions.filter { $0.route == .manual }.map(\.name)
         #expect(manual == ["C_Initialize", "C_Finalize", "C_GetInfo", "C_GetFunctionList", "C_GetSlotList",
                            "C_OpenSession", "C_CloseSession", "C_CloseAllSessions", "C_GetSessionInfo",
@@ -58,6 +56,56 @@ private func readRepositoryFile(_ path: String) throws -> String {
         }
         #expect(throws: DescriptionError.self) {
             try FunctionDescriptionParser.parse("C_A 2.40 manual ( )\nC_A 2.40 manual ( )")
+        }
+    }
+
+    @Test func rolesAreParsedAndUnknownOnesRejectedWithTheirLine() {
+        func failure(_ line: String) -> DescriptionError? {
+            do {
+                _ = try FunctionDescriptionParser.parse("# header\n" + line)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let unknown = failure("C_A 2.40 session ( CK_SESSION_HANDLE h in, CK_BYTE_PTR p bytez(ulLen), CK_ULONG ulLen in )")
+        #expect(unknown?.line == 2)
+        #expect(unknown?.message == "p: unknown role 'bytez'")
+        #expect(failure("C_A 2.40 session ( CK_SESSION_HANDLE h in, CK_BYTE_PTR p bytes )")?.message
+            == "p: role 'bytes' takes 1 parameter(s), not 0")
+        #expect(failure("C_A 2.40 session ( CK_SESSION_HANDLE h in, CK_BYTE_PTR p bytes(ulLen) )")?.message
+            == "p: its role names 'ulLen', which is not an argument")
+        #expect(failure("C_A 2.40 session ( CK_SESSION_HANDLE h in, CK_FLAGS f flags(CKF_NOPE) )")?.message
+            .hasPrefix("f: unknown flag family 'CKF_NOPE'") == true)
+        #expect(failure("C_A 2.40 session ( CK_SESSION_HANDLE h in, CK_BYTE_PTR p bytes(ulLen, CK_ULONG ulLen in )") != nil)
+        let parsed = try? FunctionDescriptionParser.parse(
+            "C_A 2.40 session ( CK_SESSION_HANDLE h in, CK_BYTE_PTR p pin(n), CK_ULONG n in, "
+                + "CK_SLOT_ID_PTR s handles-out(c,c), CK_ULONG_PTR c inout )")
+        #expect(parsed?.first?.arguments.map(\.role) == [
+            .input, .bytes(length: "n", secrecy: .pin), .input, .handlesOut(maximum: "c", count: "c"), .inputOutput,
+        ])
+    }
+
+    /// Every role word the description's header documents is one the parser knows.
+    @Test func everyDocumentedRoleParses() throws {
+        let header = try readRepositoryFile("codegen/pkcs11-functions.txt").split(separator: "\n")
+            .prefix { $0.hasPrefix("#") }.joined(separator: "\n")
+        let documented = header.components(separatedBy: "# role")[1].components(separatedBy: "\n#\n")[0]
+        var words: [Substring] = []
+        for line in documented.split(separator: "\n") {
+            for word in line.split(separator: " ") {
+                let bare = word.trimmingCharacters(in: CharacterSet(charactersIn: ".,:"))
+                if let first = bare.first, first.isLowercase, bare.allSatisfy({ $0.isLetter || $0.isNumber || "-(),_".contains($0) }),
+                   bare.contains("(") || ["in", "out", "inout", "mechanism", "struct-out", "label32", "cstring"].contains(bare) {
+                    words.append(Substring(bare))
+                }
+            }
+        }
+        #expect(words.count >= 19)
+        for word in words {
+            if case .failure(let error) = ArgumentRole.parse(word.replacingOccurrences(of: "CKF_family", with: "CKF_SESSION")[...]) {
+                Issue.record("documented role \(word): \(error.message)")
+            }
         }
     }
 

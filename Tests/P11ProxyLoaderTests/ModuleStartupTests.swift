@@ -122,6 +122,8 @@ import Testing
         return path
     }
 
+    /// The marker's bytes as written here: if they drifted from P11ProxyLibrary.marker, the tests
+    /// below would stop finding it.
     static let marker = Array("p11proxy: who am I".utf8)
 
     @Test func aMarkerAcrossTheReadBoundaryIsFound() throws {
@@ -137,10 +139,5 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(!P11ProxyLibrary.isBuild(path: path))
         #expect(!P11ProxyLibrary.isBuild(path: "/nonexistent/libp11proxy.so"))
-    }
-
-    @Test func theMarkerIsTheOneTheModuleLooksFor() {
-        #expect(Array(UnsafeBufferPointer(start: P11ProxyLibrary.marker.utf8Start,
-                                          count: P11ProxyLibrary.marker.utf8CodeUnitCount)) == Self.marker)
     }
 }

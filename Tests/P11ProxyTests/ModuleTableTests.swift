@@ -16,10 +16,10 @@ import Testing
         #expect(ModuleCall.C_GetSessionInfo(slot, 0, 1, nil) == 0x8000_1234)
         #expect(ModuleCall.C_CloseSession(slot, 0, 1) == CKR_FUNCTION_NOT_SUPPORTED)
 
-        slot.setTraceMode(1)
+        slot.setTraceMode(.enabled)
         #expect(slot.pointee.dispatch == UnsafePointer(ModuleTable.noFunctions))
         #expect(slot.pointee.dispatch.pointee.C_GetSessionInfo == nil)
-        slot.setTraceMode(0)
+        slot.setTraceMode([])
         #expect(ModuleCall.C_GetSessionInfo(slot, 0, 1, nil) == 0x8000_1234)
         slot.load(CK_FUNCTION_LIST_3_0())
     }

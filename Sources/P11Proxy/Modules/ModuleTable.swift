@@ -3,6 +3,7 @@
 // or die; a module leaving the configuration only clears `isActive`.
 import CPKCS11
 import Glibc
+import P11ProxyLoader
 import Synchronization
 
 struct ModuleSlot: ~Copyable {
@@ -15,7 +16,7 @@ struct ModuleSlot: ~Copyable {
     let isActive: Atomic<Bool>
     /// `managed: no`: C_Initialize/C_Finalize/C_CloseAllSessions pass straight through.
     let isUnmanaged: Atomic<Bool>
-    /// TraceSettings.mode: 0 when log-calls is off for this module. Set with `setTraceMode`.
+    /// TraceMode's bits: 0 when log-calls is off for this module. Set with `setTraceMode`.
     let traceMode: Atomic<UInt8>
     /// The table the hot path calls through (ModuleCall): the address of `functions`, or of
     /// ModuleTable.noFunctions while the module is traced, so that one nil test covers both
@@ -34,16 +35,16 @@ extension UnsafeMutablePointer where Pointee == ModuleSlot {
     /// The module's functions (once, under ProxyRuntime's lock, before any route names it).
     func load(_ functions: CK_FUNCTION_LIST_3_0) {
         pointee.functions = functions
-        setTraceMode(pointee.traceMode.load(ordering: .relaxed))
+        setTraceMode(TraceMode(rawValue: pointee.traceMode.load(ordering: .relaxed)))
     }
 
-    /// Turns log-calls on (mode != 0) or off for the module.
-    func setTraceMode(_ mode: UInt8) {
+    /// Turns log-calls on (a non-empty mode) or off for the module.
+    func setTraceMode(_ mode: TraceMode) {
         // The mode first: a call that already saw noFunctions reads the mode in the slow path.
-        pointee.traceMode.store(mode, ordering: .relaxed)
+        pointee.traceMode.store(mode.rawValue, ordering: .relaxed)
         // `functions` is ModuleSlot's first stored property, so its address is the slot's
         // (ModuleTableTests checks that calls reach the functions loaded).
-        let table = mode == 0 ? UnsafeRawPointer(self) : UnsafeRawPointer(ModuleTable.noFunctions)
+        let table = mode.isEmpty ? UnsafeRawPointer(self) : UnsafeRawPointer(ModuleTable.noFunctions)
         pointee.dispatchAddress.store(UInt(bitPattern: table), ordering: .releasing)
     }
 }

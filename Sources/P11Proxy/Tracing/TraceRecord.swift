@@ -6,6 +6,7 @@
 //   C_Sign [softhsm2 caller=1 tid=4242 2026-11-22T01:56:34.123456Z 12.345us]
 // JSON is one object per line with the same content (schema in README.md).
 import CPKCS11
+import P11ProxyLoader
 import P11ProxyNames
 import Glibc
 import Synchronization
@@ -51,12 +52,12 @@ struct TraceRecord {
     static let elementLimit = 1024
 
     init(_ function: StaticString, module: UnsafeMutablePointer<ModuleSlot>, caller: Int) {
-        let mode = module.pointee.traceMode.load(ordering: .relaxed)
+        let mode = TraceMode(rawValue: module.pointee.traceMode.load(ordering: .relaxed))
         self.function = function
         self.module = ModuleTable.index(of: module)
         self.caller = caller
-        json = mode & 2 != 0
-        secrets = mode & 4 != 0
+        json = mode.contains(.json)
+        secrets = mode.contains(.secrets)
         let current = TraceScratch.current()
         if current.inUse {
             scratch = nil
