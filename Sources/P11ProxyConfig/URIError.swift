@@ -89,7 +89,7 @@ public struct URIError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { "offset \(position): \(message)" }
 
     private func hex(_ byte: UInt8) -> String {
-        String(decoding: PercentEncoding.hexDigits(byte), as: UTF8.self)
+        String(decoding: [PercentEncoding.hexDigit(byte >> 4), PercentEncoding.hexDigit(byte & 0x0F)], as: UTF8.self)
     }
 
     /// A byte as a person reads it in a message: 'c', or a name for the invisible ones.

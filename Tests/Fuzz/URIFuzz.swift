@@ -59,8 +59,9 @@ func checkFormatter(_ bytes: [UInt8]) {
     uri.otherQueryAttributes = [PKCS11URI.Attribute(name: "q", value: text)]
     // Up to three bytes of text per input byte in five places: beyond the length limit only when
     // run with -max_len over ~4 KiB.
-    guard uri.description.utf8.count <= PKCS11URI.maximumLength else { return }
-    guard case .success(let again) = parsed(uri.description) else {
+    let formatted = uri.description
+    guard formatted.utf8.count <= PKCS11URI.maximumLength else { return }
+    guard case .success(let again) = parsed(formatted) else {
         return require(false, "formatted URI does not parse: \(uri)")
     }
     require(again == uri, "parse(format(x)) != x for \(uri)")

@@ -7,7 +7,7 @@
 # Any crash, invariant trap, ASan report, leak or input slower than the timeout fails it; the
 # input is kept as build/fuzz/NAME-crash-* (or -leak-*, -timeout-*) and replays with
 # `build/fuzz/NAME-fuzz FILE`.
-#   bash Tests/Fuzz/run.sh NAME [FUZZER]   # P11PROXY_FUZZ_RUNS (config 12000, uri 60000),
+#   bash Tests/Fuzz/run.sh NAME [FUZZER]   # P11PROXY_FUZZ_RUNS (config 12000, uri 100000),
 #                                          # P11PROXY_FUZZ_SEED (20261122)
 # Prints libFuzzer's last status line (cov: edges, ft: features) and "N passed, N failed".
 set -uo pipefail
@@ -18,7 +18,7 @@ NAME=${1:-config}
 case $NAME in
     # A config input is a whole file tree read twice; a URI input takes microseconds.
     config) WHAT="config reader" DEFAULT_RUNS=12000 ;;
-    uri) WHAT="pkcs11: URI parser" DEFAULT_RUNS=60000 ;;
+    uri) WHAT="pkcs11: URI parser" DEFAULT_RUNS=100000 ;;
     *) echo "not ok 1 - unknown fuzzer '$NAME' (config or uri)"; echo "0 passed, 1 failed"; exit 1 ;;
 esac
 FUZZER=${2:-$BUILD/fuzz/$NAME-fuzz}
