@@ -2,7 +2,8 @@
 
 public struct URIError: Error, Sendable, Equatable, CustomStringConvertible {
     /// 0-based offset into the URI text. Parsing stops at the first fault and everything before
-    /// it is ASCII, so this counts bytes, Unicode scalars and Characters alike.
+    /// it is ASCII (but for `.tooLong`, which points at the limit), so this counts bytes, Unicode
+    /// scalars and Characters alike.
     public var position: Int
     public var problem: Problem
 
