@@ -143,18 +143,21 @@ asan: asan-build
 	LD_LIBRARY_PATH=$(ASAN_LIBRARY_PATH) P11TEST_NO_BUILD=1 bash Tests/C/run.sh $(ASAN_PROXY_SO) $(BUILD_DIR)/mock-asan $(BUILD_DIR)/tests-asan
 	bash scripts/sanitizer-integration.sh asan
 
-# Issue 6: the config reader under libFuzzer (Tests/Fuzz/README.md), built by swiftc directly
-# into build/fuzz (not SwiftPM); `make fuzz` runs a fixed number of inputs from a fixed seed.
-FUZZ_BIN := $(BUILD_DIR)/fuzz/config-fuzz
-FUZZ_SOURCES := $(wildcard Sources/P11ProxyConfig/*.swift) Tests/Fuzz/ConfigFuzz.swift
-$(FUZZ_BIN): $(FUZZ_SOURCES)
+# libFuzzer targets over P11ProxyConfig (Tests/Fuzz/README.md): the config reader (issue 6) and
+# the pkcs11: URI parser, each built by swiftc directly into build/fuzz/NAME-fuzz (not SwiftPM);
+# `make fuzz` runs each for a fixed number of inputs from a fixed seed.
+FUZZERS := config uri
+FUZZ_BINS := $(FUZZERS:%=$(BUILD_DIR)/fuzz/%-fuzz)
+$(BUILD_DIR)/fuzz/config-fuzz: Tests/Fuzz/ConfigFuzz.swift
+$(BUILD_DIR)/fuzz/uri-fuzz: Tests/Fuzz/URIFuzz.swift
+$(FUZZ_BINS): $(wildcard Sources/P11ProxyConfig/*.swift) Tests/Fuzz/FuzzSupport.swift
 	@mkdir -p $(@D)
-	swiftc -sanitize=fuzzer,address -parse-as-library -O -use-ld=lld -package-name p11proxy -module-name P11ProxyConfigFuzz $(FUZZ_SOURCES) -o $@
+	swiftc -sanitize=fuzzer,address -parse-as-library -O -use-ld=lld -package-name p11proxy -module-name P11ProxyConfigFuzz $(filter %.swift,$^) -o $@
 
 .PHONY: fuzz fuzz-build
-fuzz-build: $(FUZZ_BIN)
+fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
-	bash Tests/Fuzz/run.sh $(FUZZ_BIN)
+	status=0; for name in $(FUZZERS); do bash Tests/Fuzz/run.sh $$name || status=1; done; exit $$status
 
 # Issue 5's benchmark: prints one table (also build/bench/results.md); not a test.
 bench: build deps

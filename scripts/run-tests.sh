@@ -74,8 +74,12 @@ run_suite real-clients bash Tests/integration/test_real_clients.sh
 run_suite install bash Tests/integration/test_install.sh
 run_suite trace bash Tests/integration/test_trace.sh
 run_suite cli bash Tests/integration/test_cli.sh
-# The config reader under libFuzzer, a fixed number of inputs (`make fuzz-build`; Tests/Fuzz/README.md).
-run_suite fuzz-config bash Tests/Fuzz/run.sh
+# `p11proxy list`'s token URIs against p11tool's, over SoftHSM2.
+run_suite token-uri bash Tests/integration/test_token_uri.sh
+# The config reader and the pkcs11: URI parser under libFuzzer, a fixed number of inputs each
+# (`make fuzz-build`; Tests/Fuzz/README.md).
+run_suite fuzz-config bash Tests/Fuzz/run.sh config
+run_suite fuzz-uri bash Tests/Fuzz/run.sh uri
 run_suite broken-config bash Tests/integration/test_broken_config.sh
 # OpenSSL ASYNC jobs over SoftHSM2, and p11proxy's stack depth per call against the job stack.
 run_suite openssl-async bash Tests/integration/test_openssl_async.sh

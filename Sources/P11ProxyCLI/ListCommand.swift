@@ -13,8 +13,9 @@ struct ListCommand: ParsableCommand {
         discussion: """
             Reads the configuration as the module does, loads and initialises each module it names \
             (C_Initialize, then C_Finalize), and prints them in p11proxy's load order (priority, then \
-            name). Slots are numbered as p11proxy numbers them for a program whose first \
-            C_GetSlotList asks for every slot. Modules that would not load follow under `skipped:` \
+            name), each token with its pkcs11: URI as `p11tool --list-tokens` prints it. Slots are \
+            numbered as p11proxy numbers them for a program whose first C_GetSlotList asks for \
+            every slot. Modules that would not load follow under `skipped:` \
             with the module's own reason. Configuration warnings go to standard error.
             """)
 
@@ -68,6 +69,10 @@ struct ListCommand: ParsableCommand {
                 if let error = slot.tokenError { out += field("error", error, indent: 8) }
                 guard let token = slot.token else { continue }
                 out += "        token: \(token.label)\n"
+                // The token's pkcs11: URI exactly as `p11tool --list-tokens` prints it.
+                out += field("uri", PKCS11URI(token: TokenDescription.Token(
+                    label: token.label, manufacturer: token.manufacturer, model: token.model,
+                    serial: token.serialNumber)).description, indent: 12)
                 out += field("manufacturer", token.manufacturer, indent: 12)
                 out += field("model", token.model, indent: 12)
                 out += field("serial-number", token.serialNumber, indent: 12)

@@ -1,6 +1,6 @@
-// libFuzzer entry for the configuration reader (`make fuzz`, Tests/Fuzz/run.sh): compiled
-// together with Sources/P11ProxyConfig by `swiftc -sanitize=fuzzer,address`. One input is a
-// whole configuration tree held in memory, so file kinds that are awkward on disk (directories,
+// libFuzzer entry for the configuration reader (`make fuzz`, Tests/Fuzz/run.sh config): compiled
+// together with Sources/P11ProxyConfig and FuzzSupport.swift by `swiftc -sanitize=fuzzer,address`.
+// One input is a whole configuration tree held in memory, so file kinds that are awkward on disk (directories,
 // dangling symlinks, unreadable, FIFOs, huge or growing files) cost nothing per run. Every
 // invariant below traps, which libFuzzer reports as a crash together with the input.
 //
@@ -172,11 +172,6 @@ extension FuzzFileSystem {
         default: return .regular(Array(body))
         }
     }
-}
-
-/// Stops the run with a message libFuzzer shows above its crash report.
-func require(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String) {
-    if !condition() { fatalError("invariant violated: \(message())") }
 }
 
 /// The parser alone, on the raw input as one file: what ConfigFileParserFuzzTests checks, here
