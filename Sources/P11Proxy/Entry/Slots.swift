@@ -41,7 +41,7 @@ extension Entry {
         guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
         guard let pSlot, pReserved == nil else { return CK_RV(CKR_ARGUMENTS_BAD) }
         let modules = ProxyRuntime.activeModules().filter {
-            ModuleTable.slot($0).pointee.functions.C_WaitForSlotEvent != nil
+            ModuleTable.entry($0).pointee.functions.C_WaitForSlotEvent != nil
         }
         guard !modules.isEmpty else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
         let dontBlock = flags & CK_FLAGS(CKF_DONT_BLOCK) != 0
@@ -52,7 +52,7 @@ extension Entry {
             var supported = false
             for module in modules {
                 var realSlot: CK_SLOT_ID = 0
-                let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.slot(module), caller, flags | CK_FLAGS(CKF_DONT_BLOCK), &realSlot, nil)
+                let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.entry(module), caller, flags | CK_FLAGS(CKF_DONT_BLOCK), &realSlot, nil)
                 if rv == CKR_OK, let proxySlot = SlotMap.proxySlot(for: SlotKey(module: module, realSlot: realSlot)) {
                     pSlot.pointee = proxySlot
                     return CK_RV(CKR_OK)
@@ -72,7 +72,7 @@ enum SlotQuery {
     /// A module's slot IDs (ModuleSlotList: retried when the count changes, repeats dropped).
     /// A module that fails is left out, with a message.
     static func realSlots(of module: Int, caller: Int, tokenPresent: CK_BBOOL) -> [CK_SLOT_ID] {
-        let slot = ModuleTable.slot(module)
+        let slot = ModuleTable.entry(module)
         let list = ModuleSlotList.read(tokenPresent: tokenPresent) { present, ids, count in
             ModuleCall.C_GetSlotList(slot, caller, present, ids, count)
         }
@@ -83,7 +83,7 @@ enum SlotQuery {
 
     static func waitBlocking(module: Int, caller: Int, flags: CK_FLAGS, pSlot: UnsafeMutablePointer<CK_SLOT_ID>) -> CK_RV {
         var realSlot: CK_SLOT_ID = 0
-        let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.slot(module), caller, flags, &realSlot, nil)
+        let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.entry(module), caller, flags, &realSlot, nil)
         guard rv == CKR_OK else { return rv }
         guard let proxySlot = SlotMap.proxySlot(for: SlotKey(module: module, realSlot: realSlot)) else {
             return CK_RV(CKR_GENERAL_ERROR)

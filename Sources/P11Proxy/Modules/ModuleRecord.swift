@@ -1,5 +1,5 @@
 // The cold half of a loaded module: where it came from and its configuration. Only touched
-// under ProxyRuntime's lock; the hot half is its ModuleSlot.
+// under ProxyRuntime's lock; the hot half is its ModuleEntry.
 import CPKCS11
 import Glibc
 import P11ProxyConfig
@@ -30,7 +30,7 @@ final class ModuleRecord {
 
     var name: String { config.name }
     var isCritical: Bool { config.isCritical }
-    var slot: UnsafeMutablePointer<ModuleSlot> { ModuleTable.slot(index) }
+    var entry: UnsafeMutablePointer<ModuleEntry> { ModuleTable.entry(index) }
 
     func apply(_ config: ModuleConfig, managed: Bool) {
         self.config = config
@@ -47,7 +47,7 @@ final class ModuleRecord {
     func initialize(caller: Int) throws(ReturnValue) {
         var arguments = ModuleStartup.initializeArguments(reserved: initReserved)
         let rv = withUnsafeMutablePointer(to: &arguments) {
-            ModuleCall.C_Initialize(slot, caller, UnsafeMutableRawPointer($0))
+            ModuleCall.C_Initialize(entry, caller, UnsafeMutableRawPointer($0))
         }
         guard ModuleStartup.initializeSucceeded(rv) else { throw ReturnValue(rv) }
         if rv == CKR_OK || !isInitialized { ownsInitialization = rv == CKR_OK }
@@ -56,7 +56,7 @@ final class ModuleRecord {
 
     /// Undoes our initialisation; a module someone else initialised is only let go.
     func finalize(caller: Int) {
-        if ownsInitialization { _ = ModuleCall.C_Finalize(slot, caller, nil) }
+        if ownsInitialization { _ = ModuleCall.C_Finalize(entry, caller, nil) }
         isInitialized = false
         ownsInitialization = false
     }

@@ -39,7 +39,7 @@ enum ProxyRuntime {
     /// publishes the tables the hot path reads (PublishedAddress.swift).
     static let prepared: Bool = {
         _ = (lock, stateLock, CallerPool.lock, CallerPool.publishStates(), CallerPool.interfaceName, SlotMap.lock,
-             SlotMap.publishEntries(), SessionTable.lock, SessionTable.publishEntries(), ModuleTable.publishSlots(), ModuleTable.noFunctions,
+             SlotMap.publishEntries(), SessionTable.lock, SessionTable.publishEntries(), ModuleTable.publishEntries(), ModuleTable.noFunctions,
              TraceOutput.lock)
         Diagnostics.warmUp()
         return pthread_atfork(forkPrepare, forkParent, forkChild) == 0
@@ -91,11 +91,11 @@ enum ProxyRuntime {
             CallerPool.setState(caller, .finalized)
             update { $0.initializedCallers -= 1 }
             let last = state.initializedCallers == 0
-            for session in SessionTable.liveSessions(where: { owner, _, _ in owner == caller }) {
-                let record = state.modules[session.module]
+            for session in SessionTable.liveSessions(where: { sessionCaller, _, _ in sessionCaller == caller }) {
+                let record = state.modules[session.moduleIndex]
                 // The last caller's sessions go with the module's C_Finalize.
                 if !last || !record.isManaged {
-                    _ = ModuleCall.C_CloseSession(record.slot, caller, session.realHandle)
+                    _ = ModuleCall.C_CloseSession(record.entry, caller, session.realHandle)
                 }
                 SessionTable.release(session)
             }
@@ -128,7 +128,7 @@ enum ProxyRuntime {
             SessionTable.release(session)
         }
         if state.initializedCallers == 0 || record.isManaged {
-            record.slot.pointee.isActive.store(false, ordering: .releasing)
+            record.entry.pointee.isActive.store(false, ordering: .releasing)
         }
     }
 
@@ -160,7 +160,7 @@ enum ProxyRuntime {
                 let trace = TraceSettings.resolve(module: config, configuration: configuration, environment: environment,
                                                   report: Diagnostics.report)
                 if trace.enabled { TraceOutput.configure(module: record.index, name: record.name, settings: trace) }
-                record.slot.setTraceMode(trace.mode)
+                record.entry.setTraceMode(trace.mode)
                 do throws(ReturnValue) {
                     try record.initialize(caller: caller)
                 } catch {
@@ -181,8 +181,8 @@ enum ProxyRuntime {
         update { $0.active = started.map { $0.index } }
         SpyModule.set(isSpy ? started.first?.index : nil)
         for record in started {
-            record.slot.pointee.isUnmanaged.store(!record.isManaged, ordering: .relaxed)
-            record.slot.pointee.isActive.store(true, ordering: .releasing)
+            record.entry.pointee.isUnmanaged.store(!record.isManaged, ordering: .relaxed)
+            record.entry.pointee.isActive.store(true, ordering: .releasing)
         }
     }
 
@@ -224,7 +224,7 @@ enum ProxyRuntime {
         }
         let record = ModuleRecord(index: state.modules.count, path: path, identity: identity, config: config)
         update { state in
-            record.slot.load(functions)
+            record.entry.load(functions)
             state.modules.append(record)
         }
         return record
@@ -270,7 +270,7 @@ enum ProxyRuntime {
         Diagnostics.forkChild()
         ProxyRuntime.state.initializedCallers = 0
         for index in ProxyRuntime.state.active {
-            ProxyRuntime.state.modules[index].slot.pointee.isActive.store(false, ordering: .relaxed)
+            ProxyRuntime.state.modules[index].entry.pointee.isActive.store(false, ordering: .relaxed)
         }
         ProxyRuntime.state.active = []
         for record in ProxyRuntime.state.modules { record.forgetInitialization() }
