@@ -151,14 +151,28 @@ $(FUZZ_BIN): $(FUZZ_SOURCES)
 	@mkdir -p $(@D)
 	swiftc -sanitize=fuzzer,address -parse-as-library -O -use-ld=lld -package-name p11proxy -module-name P11ProxyConfigFuzz $(FUZZ_SOURCES) -o $@
 
+# The trace statistics reader (`p11proxy stats`) the same way: Sources/P11ProxyTraceStats and
+# Tests/Fuzz/TraceStatsFuzz.swift, corpus Tests/Fuzz/corpus/trace.
+TRACE_FUZZ_BIN := $(BUILD_DIR)/fuzz/trace-stats-fuzz
+TRACE_FUZZ_SOURCES := $(wildcard Sources/P11ProxyTraceStats/*.swift) Tests/Fuzz/TraceStatsFuzz.swift
+$(TRACE_FUZZ_BIN): $(TRACE_FUZZ_SOURCES)
+	@mkdir -p $(@D)
+	swiftc -sanitize=fuzzer,address -parse-as-library -O -use-ld=lld -module-name P11ProxyTraceStatsFuzz $(TRACE_FUZZ_SOURCES) -o $@
+
 .PHONY: fuzz fuzz-build
-fuzz-build: $(FUZZ_BIN)
+fuzz-build: $(FUZZ_BIN) $(TRACE_FUZZ_BIN)
 fuzz: fuzz-build
 	bash Tests/Fuzz/run.sh $(FUZZ_BIN)
+	bash Tests/Fuzz/run.sh $(TRACE_FUZZ_BIN) Tests/Fuzz/corpus/trace trace-stats
 
 # Issue 5's benchmark: prints one table (also build/bench/results.md); not a test.
 bench: build deps
 	bash scripts/bench.sh
+
+# How fast `p11proxy stats` reads text and JSON traces (MB/s; build/bench-stats/results.md).
+.PHONY: bench-stats
+bench-stats: $(CLI_BIN)
+	bash scripts/bench-stats.sh
 
 generate:
 	swift run p11proxy-generate $(CURDIR)

@@ -63,8 +63,12 @@ run_suite python-pkcs11 bash Tests/integration/test_python_pkcs11.sh
 run_suite install bash Tests/integration/test_install.sh
 run_suite trace bash Tests/integration/test_trace.sh
 run_suite cli bash Tests/integration/test_cli.sh
+# `p11proxy stats` and `trace --summary`: golden tables, warnings, bounded memory, SoftHSM2 runs.
+run_suite stats bash Tests/integration/test_stats.sh
 # The config reader under libFuzzer, a fixed number of inputs (`make fuzz-build`; Tests/Fuzz/README.md).
 run_suite fuzz-config bash Tests/Fuzz/run.sh
+# The trace statistics reader the same way (`make fuzz-build`).
+run_suite fuzz-trace-stats bash Tests/Fuzz/run.sh "$BUILD_DIR/fuzz/trace-stats-fuzz" Tests/Fuzz/corpus/trace trace-stats
 run_suite broken-config bash Tests/integration/test_broken_config.sh
 # OpenSSL ASYNC jobs over SoftHSM2, and p11proxy's stack depth per call against the job stack.
 run_suite openssl-async bash Tests/integration/test_openssl_async.sh
