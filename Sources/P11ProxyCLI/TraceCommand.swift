@@ -24,6 +24,7 @@ struct TraceCommand: ParsableCommand {
             --output, kept, or else to a temporary file (in TMPDIR, mode 0600) removed afterwards. \
             Interrupting with Ctrl-C stops COMMAND and still prints the summary.
 
+
             """ + SummaryOptions.discussion)
 
     enum Format: String, ExpressibleByArgument, CaseIterable {

@@ -27,7 +27,7 @@ public struct TraceStatistics {
 
     static let okReturnValue = 0
     /// Warnings kept with their text; the rest are only counted.
-    public static let keptWarnings = 100
+    public static let keptWarnings = 20
     /// Beyond these many distinct names, further ones are counted under `(other)`: a trace of
     /// garbage that happens to parse must not grow memory without bound. PKCS#11 3.0 has 94
     /// functions; thousands of modules or threads would make unreadable tables anyway.
