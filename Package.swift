@@ -33,6 +33,9 @@ let package = Package(
             name: "P11ProxyLoader",
             dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames"],
             swiftSettings: p11kitInclude),
+        // Reads text and JSON traces in bounded memory and counts calls, errors and durations per
+        // function (`p11proxy stats`, `trace --summary`); pure Swift, driven by its tests and a fuzzer.
+        .target(name: "P11ProxyTraceStats"),
         // The module itself: exported entry points, per-caller tables, router, loader.
         .target(
             name: "P11Proxy",
@@ -41,7 +44,7 @@ let package = Package(
         // The `p11proxy` command: reads the configuration and loads modules as the module does.
         .executableTarget(
             name: "P11ProxyCLI",
-            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames", "P11ProxyLoader",
+            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames", "P11ProxyLoader", "P11ProxyTraceStats",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: p11kitInclude),
         // The code generator for the per-function code (see codegen/README.md).
@@ -49,6 +52,7 @@ let package = Package(
         .executableTarget(name: "P11ProxyGenerate", dependencies: ["P11ProxyCodegen"]),
         .testTarget(name: "P11ProxyConfigTests", dependencies: ["P11ProxyConfig"]),
         .testTarget(name: "P11ProxyCodegenTests", dependencies: ["P11ProxyCodegen"]),
+        .testTarget(name: "P11ProxyTraceStatsTests", dependencies: ["P11ProxyTraceStats"]),
         .testTarget(name: "P11ProxyLoaderTests", dependencies: ["P11ProxyLoader", "P11ProxyConfig", "CPKCS11"],
                     swiftSettings: p11kitInclude),
         .testTarget(name: "P11ProxyCLITests", dependencies: ["P11ProxyCLI"], swiftSettings: p11kitInclude),
