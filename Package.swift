@@ -33,6 +33,12 @@ let package = Package(
             name: "P11ProxyLoader",
             dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames"],
             swiftSettings: p11kitInclude),
+        // p11-kit's RPC protocol as a client: a remote module (`remote:` in a .module file) as a
+        // connection with one method per PKCS#11 function. Wire format in Wire/, no socket needed.
+        .target(
+            name: "P11ProxyRPC",
+            dependencies: ["CPKCS11"],
+            swiftSettings: p11kitInclude),
         // The module itself: exported entry points, per-caller tables, router, loader.
         .target(
             name: "P11Proxy",
@@ -51,6 +57,7 @@ let package = Package(
         .testTarget(name: "P11ProxyCodegenTests", dependencies: ["P11ProxyCodegen"]),
         .testTarget(name: "P11ProxyLoaderTests", dependencies: ["P11ProxyLoader", "P11ProxyConfig"],
                     swiftSettings: p11kitInclude),
+        .testTarget(name: "P11ProxyRPCTests", dependencies: ["P11ProxyRPC", "CPKCS11"], swiftSettings: p11kitInclude),
         .testTarget(name: "P11ProxyCLITests", dependencies: ["P11ProxyCLI"], swiftSettings: p11kitInclude),
         .testTarget(
             name: "P11ProxyTests",
