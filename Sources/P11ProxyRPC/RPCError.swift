@@ -8,9 +8,15 @@ public struct RPCError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Why, in words that name the address or the malformed field.
     public var message: String
 
-    public init(_ returnValue: CK_RV, _ message: String) {
+    /// True when the connection can no longer be trusted (transport failure, malformed or
+    /// unexpected reply): the client closes it. False for a code the server sent in a
+    /// well-formed reply, or one decided locally.
+    public var breaksConnection: Bool
+
+    public init(_ returnValue: CK_RV, _ message: String, breaksConnection: Bool = true) {
         self.returnValue = returnValue
         self.message = message
+        self.breaksConnection = breaksConnection
     }
 
     public var description: String { message }
@@ -22,5 +28,5 @@ public struct RPCError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     /// A code the server sent, or one decided locally before anything was sent.
-    static func code(_ value: CK_RV) -> RPCError { RPCError(value, "") }
+    static func code(_ value: CK_RV) -> RPCError { RPCError(value, "", breaksConnection: false) }
 }
