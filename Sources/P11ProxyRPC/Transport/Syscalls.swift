@@ -2,6 +2,7 @@
 // Internals/Syscalls.swift). Everything is non-variadic so it builds as Embedded Swift, where
 // `Glibc` is glibc's bare headers (support/embedded-libc): descriptors are created close-on-exec
 // (SOCK_CLOEXEC) rather than marked with fcntl, and commands start with posix_spawn.
+import CP11ProxyLibc
 import CPKCS11
 import Glibc
 
