@@ -152,10 +152,19 @@ $(FUZZ_BIN): $(FUZZ_SOURCES)
 	@mkdir -p $(@D)
 	swiftc -sanitize=fuzzer,address -parse-as-library -O -use-ld=lld -package-name p11proxy -module-name P11ProxyConfigFuzz $(FUZZ_SOURCES) -o $@
 
+# The RPC reply decoder (Sources/P11ProxyRPC) the same way: build/fuzz/rpc-fuzz.
+RPC_FUZZ_BIN := $(BUILD_DIR)/fuzz/rpc-fuzz
+RPC_FUZZ_SOURCES := $(shell find Sources/P11ProxyRPC -name '*.swift') Tests/Fuzz/RPCReplyFuzz.swift
+$(RPC_FUZZ_BIN): $(RPC_FUZZ_SOURCES) include/module.modulemap include/p11proxy_libc.h
+	@mkdir -p $(@D)
+	swiftc -sanitize=fuzzer,address -parse-as-library -O -use-ld=lld -package-name p11proxy -module-name P11ProxyRPCFuzz \
+		-I include -Xcc -I/usr/include/p11-kit-1 $(RPC_FUZZ_SOURCES) -o $@
+
 .PHONY: fuzz fuzz-build
-fuzz-build: $(FUZZ_BIN)
+fuzz-build: $(FUZZ_BIN) $(RPC_FUZZ_BIN)
 fuzz: fuzz-build
-	bash Tests/Fuzz/run.sh $(FUZZ_BIN)
+	bash Tests/Fuzz/run.sh $(FUZZ_BIN) config
+	bash Tests/Fuzz/run.sh $(RPC_FUZZ_BIN) rpc
 
 # Issue 5's benchmark: prints one table (also build/bench/results.md); not a test.
 bench: build deps

@@ -64,7 +64,9 @@ run_suite install bash Tests/integration/test_install.sh
 run_suite trace bash Tests/integration/test_trace.sh
 run_suite cli bash Tests/integration/test_cli.sh
 # The config reader under libFuzzer, a fixed number of inputs (`make fuzz-build`; Tests/Fuzz/README.md).
-run_suite fuzz-config bash Tests/Fuzz/run.sh
+run_suite fuzz-config bash Tests/Fuzz/run.sh "$BUILD_DIR/fuzz/config-fuzz" config
+# The RPC reply decoder under libFuzzer, the same way.
+run_suite fuzz-rpc bash Tests/Fuzz/run.sh "$BUILD_DIR/fuzz/rpc-fuzz" rpc
 run_suite broken-config bash Tests/integration/test_broken_config.sh
 # OpenSSL ASYNC jobs over SoftHSM2, and p11proxy's stack depth per call against the job stack.
 run_suite openssl-async bash Tests/integration/test_openssl_async.sh

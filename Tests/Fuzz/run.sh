@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# `make fuzz`: the configuration reader under libFuzzer (build/fuzz/config-fuzz, built by the
-# Makefile from Tests/Fuzz/ConfigFuzz.swift + Sources/P11ProxyConfig with
-# -sanitize=fuzzer,address) for a fixed number of inputs from a fixed seed, starting from the
-# committed corpus Tests/Fuzz/corpus/config. Any crash, invariant trap, ASan report, leak or
-# input slower than the timeout fails it; the input is kept as build/fuzz/crash-* (or leak-*,
-# timeout-*) and replays with `build/fuzz/config-fuzz FILE`.
-#   bash Tests/Fuzz/run.sh [FUZZER]        # P11PROXY_FUZZ_RUNS (12000), P11PROXY_FUZZ_SEED (20261122)
+# `make fuzz`: one target under libFuzzer for a fixed number of inputs from a fixed seed,
+# starting from its committed corpus Tests/Fuzz/corpus/NAME: `config`, the configuration reader
+# (build/fuzz/config-fuzz: Tests/Fuzz/ConfigFuzz.swift + Sources/P11ProxyConfig), or `rpc`, the
+# RPC reply decoder (build/fuzz/rpc-fuzz: Tests/Fuzz/RPCReplyFuzz.swift + Sources/P11ProxyRPC),
+# both built by the Makefile with -sanitize=fuzzer,address. Any crash, invariant trap, ASan
+# report, leak or input slower than the timeout fails it; the input is kept as
+# build/fuzz/NAME-crash-* (or -leak-*, -timeout-*) and replays with `build/fuzz/NAME-fuzz FILE`.
+#   bash Tests/Fuzz/run.sh [FUZZER [NAME]]  # P11PROXY_FUZZ_RUNS (config 12000, rpc 300000), P11PROXY_FUZZ_SEED (20261122)
 # Prints libFuzzer's last status line (cov: edges, ft: features) and "N passed, N failed".
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
 BUILD=${BUILD_DIR:-build}
-FUZZER=${1:-$BUILD/fuzz/config-fuzz}
-RUNS=${P11PROXY_FUZZ_RUNS:-12000}
+NAME=${2:-config}
+FUZZER=${1:-$BUILD/fuzz/$NAME-fuzz}
 SEED=${P11PROXY_FUZZ_SEED:-20261122}
-WORK=$BUILD/fuzz/work
-LOG=$BUILD/fuzz/config-fuzz.log
+WORK=$BUILD/fuzz/work-$NAME
+LOG=$BUILD/fuzz/$NAME-fuzz.log
+CORPUS=Tests/Fuzz/corpus/$NAME
+ARTIFACTS=$BUILD/fuzz/$NAME-
+# The RPC decoder takes microseconds an input, the config reader milliseconds.
+case $NAME in
+    config) WHAT="config reader"; RUNS=${P11PROXY_FUZZ_RUNS:-12000} ;;
+    rpc) WHAT="RPC reply decoder"; RUNS=${P11PROXY_FUZZ_RUNS:-300000} ;;
+    *) WHAT=$NAME; RUNS=${P11PROXY_FUZZ_RUNS:-12000} ;;
+esac
 
 if [[ ! -x $FUZZER ]]; then
     echo "not ok 1 - $FUZZER is not built (make fuzz builds it)"
@@ -25,7 +34,7 @@ fi
 # libFuzzer adds the inputs it finds to the first directory: a fresh one each run, so the
 # committed corpus (read-only, second) never changes and every run starts from the same inputs.
 rm -rf "$WORK" && mkdir -p "$WORK"
-rm -f "$BUILD"/fuzz/crash-* "$BUILD"/fuzz/leak-* "$BUILD"/fuzz/timeout-* "$BUILD"/fuzz/oom-*
+rm -f "$ARTIFACTS"crash-* "$ARTIFACTS"leak-* "$ARTIFACTS"timeout-* "$ARTIFACTS"oom-*
 
 # A trap ends in libFuzzer's crash report; Swift's own backtracer would only add noise (and
 # trips ASan when it reads the stack).
@@ -34,22 +43,22 @@ start=$(date +%s)
 # -timeout: one input taking 10 s is a hang (the slowest seed takes milliseconds).
 # -max_len: beyond the seeds' 353 bytes; the x/h/g file kinds stand in for huge files.
 timeout -k 10 900 "$FUZZER" -runs="$RUNS" -seed="$SEED" -timeout=10 -max_len=4096 -rss_limit_mb=2048 \
-    -detect_leaks=1 -print_final_stats=1 -artifact_prefix="$BUILD/fuzz/" \
-    "$WORK" Tests/Fuzz/corpus/config >"$LOG" 2>&1
+    -detect_leaks=1 -print_final_stats=1 -artifact_prefix="$ARTIFACTS" \
+    "$WORK" "$CORPUS" >"$LOG" 2>&1
 status=$?
 elapsed=$(($(date +%s) - start))
 
 done_line=$(grep -E "^#[0-9]+[[:space:]]+DONE" "$LOG" | tail -1)
 ran=$(grep -oE "^Done [0-9]+ runs" "$LOG" | grep -oE "[0-9]+")
-artifacts=$(ls "$BUILD"/fuzz/crash-* "$BUILD"/fuzz/leak-* "$BUILD"/fuzz/timeout-* "$BUILD"/fuzz/oom-* 2>/dev/null)
-echo "# seed corpus: $(ls Tests/Fuzz/corpus/config | wc -l) files; log: $LOG"
+artifacts=$(ls "$ARTIFACTS"crash-* "$ARTIFACTS"leak-* "$ARTIFACTS"timeout-* "$ARTIFACTS"oom-* 2>/dev/null)
+echo "# seed corpus: $(ls "$CORPUS" | wc -l) files; log: $LOG"
 echo "# ${done_line:-no DONE line}"
 if [[ $status -eq 0 && ${ran:-0} -eq $RUNS && -z $artifacts ]]; then
-    echo "ok 1 - config reader: $RUNS inputs (seed $SEED) in ${elapsed}s, no crash, hang, leak or broken invariant"
+    echo "ok 1 - $WHAT: $RUNS inputs (seed $SEED) in ${elapsed}s, no crash, hang, leak or broken invariant"
     echo "1 passed, 0 failed"
     exit 0
 fi
-echo "not ok 1 - config reader fuzzing stopped (exit $status, ${ran:-0} of $RUNS inputs)"
+echo "not ok 1 - $WHAT fuzzing stopped (exit $status, ${ran:-0} of $RUNS inputs)"
 grep -E "invariant violated|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|SUMMARY|Test unit written|deadly signal|timeout" "$LOG" \
     | head -20 | sed 's/^/#   /'
 [[ -n $artifacts ]] && echo "#   replay: $FUZZER $artifacts"

@@ -31,9 +31,11 @@ public final class RemoteModule: @unchecked Sendable {
     private let waitLock = RPCLock()
     private var waitChannel: RPCChannel?
 
-    /// Guards initialized, finalizing, waiting and lastError; held only briefly.
+    /// Guards initialized, negotiated, finalizing, waiting and lastError; held only briefly.
     private let stateLock = RPCLock()
     private var initialized = false
+    /// `version` for the waiting thread, which may not take callLock.
+    private var negotiated: UInt8 = 0
     private var finalizing = false
     private var waiting: RPCChannel?
     private var lastError = ""
@@ -64,7 +66,7 @@ public final class RemoteModule: @unchecked Sendable {
 
     /// The protocol version the server answered, nil while not initialised.
     public var negotiatedVersion: UInt8? {
-        callLock.withLock { stateLock.withLock { initialized } ? version : nil }
+        stateLock.withLock { initialized ? negotiated : nil }
     }
 
     /// Why the last call failed in a way a caller may want to print (cannot connect, connection
@@ -103,7 +105,7 @@ public final class RemoteModule: @unchecked Sendable {
             channel = opened
             version = answered
             broken = nil
-            stateLock.withLock { initialized = true; lastError = "" }
+            stateLock.withLock { initialized = true; negotiated = answered; lastError = "" }
             return CK_RV(CKR_OK)
         } catch {
             return record(error)
@@ -271,8 +273,9 @@ public final class RemoteModule: @unchecked Sendable {
 
     private func connectForWaiting(reserved: [UInt8]?) throws(RPCError) -> RPCChannel {
         let opened = try connector()
+        let offer = stateLock.withLock { negotiated }
         do {
-            _ = try opened.handshake(offering: version, timeout: settings.connectTimeout)
+            _ = try opened.handshake(offering: offer, timeout: settings.connectTimeout)
             try initializeProtocol(on: opened, code: 0x10, reserved: reserved)
         } catch {
             opened.close()
