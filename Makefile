@@ -36,7 +36,7 @@ EMBEDDED_HEADERS := include/p11kit_paths.h $(wildcard include/*.h include/*.modu
 EMBEDDED_LINK_FLAGS := -shared -fuse-ld=lld -L$(EMBEDDED_STDLIB_DIR) -lswiftUnicodeDataTables -lm \
 	-Wl,--version-script=$(CURDIR)/support/libp11proxy.map -Wl,-z,nodelete -Wl,-z,pack-relative-relocs \
 	-Wl,--gc-sections -Wl,-z,defs
-EMBEDDED_MODULES := P11ProxyConfig P11ProxyNames P11ProxyLoader P11Proxy
+EMBEDDED_MODULES := P11ProxyConfig P11ProxyNames P11ProxyLoader P11ProxyRPC P11Proxy
 
 SWIFT_SOURCES := $(shell find Sources include -name '*.swift' -o -name '*.h' -o -name '*.modulemap' 2>/dev/null)
 
@@ -104,6 +104,7 @@ $(foreach build,embedded embedded-tsan embedded-asan,\
 	$(eval $(call embedded_module,P11ProxyConfig,,$(build)))\
 	$(eval $(call embedded_module,P11ProxyNames,,$(build)))\
 	$(eval $(call embedded_module,P11ProxyLoader,P11ProxyConfig P11ProxyNames,$(build)))\
+	$(eval $(call embedded_module,P11ProxyRPC,,$(build)))\
 	$(eval $(call embedded_module,P11Proxy,P11ProxyConfig P11ProxyNames P11ProxyLoader,$(build))))
 
 $(PROXY_SO): $(EMBEDDED_MODULES:%=$(BUILD_DIR)/embedded/%.o) support/libp11proxy.map
@@ -146,8 +147,9 @@ asan: asan-build
 # libFuzzer targets (Tests/Fuzz/README.md), each built by swiftc directly into
 # build/fuzz/NAME-fuzz (not SwiftPM) from its entry file and the sources it fuzzes: the config
 # reader and the pkcs11: URI parser (P11ProxyConfig), the trace statistics reader
-# (P11ProxyTraceStats). `make fuzz` runs each for a fixed number of inputs from a fixed seed.
-FUZZERS := config uri trace
+# (P11ProxyTraceStats), the RPC reply decoder (P11ProxyRPC). `make fuzz` runs each for a fixed
+# number of inputs from a fixed seed.
+FUZZERS := config uri trace rpc
 FUZZ_BINS := $(FUZZERS:%=$(BUILD_DIR)/fuzz/%-fuzz)
 FUZZ_SWIFTC := swiftc -sanitize=fuzzer,address -parse-as-library -O -use-ld=lld -package-name p11proxy
 $(BUILD_DIR)/fuzz/config-fuzz: Tests/Fuzz/ConfigFuzz.swift
@@ -158,6 +160,11 @@ $(BUILD_DIR)/fuzz/config-fuzz $(BUILD_DIR)/fuzz/uri-fuzz: $(wildcard Sources/P11
 $(BUILD_DIR)/fuzz/trace-fuzz: Tests/Fuzz/TraceStatsFuzz.swift $(wildcard Sources/P11ProxyTraceStats/*.swift)
 	@mkdir -p $(@D)
 	$(FUZZ_SWIFTC) -module-name P11ProxyTraceStatsFuzz $(filter %.swift,$^) -o $@
+
+$(BUILD_DIR)/fuzz/rpc-fuzz: Tests/Fuzz/RPCReplyFuzz.swift $(shell find Sources/P11ProxyRPC -name '*.swift') \
+		include/module.modulemap include/p11proxy_libc.h
+	@mkdir -p $(@D)
+	$(FUZZ_SWIFTC) -module-name P11ProxyRPCFuzz -I include -Xcc -I/usr/include/p11-kit-1 $(filter %.swift,$^) -o $@
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)

@@ -36,6 +36,12 @@ let package = Package(
         // Reads text and JSON traces in bounded memory and counts calls, errors and durations per
         // function (`p11proxy stats`, `trace --summary`); pure Swift, driven by its tests and a fuzzer.
         .target(name: "P11ProxyTraceStats"),
+        // p11-kit's RPC protocol as a client: a remote module (`remote:` in a .module file) as a
+        // connection with one method per PKCS#11 function. Wire format in Wire/, no socket needed.
+        .target(
+            name: "P11ProxyRPC",
+            dependencies: ["CPKCS11"],
+            swiftSettings: p11kitInclude),
         // The module itself: exported entry points, per-caller tables, router, loader.
         .target(
             name: "P11Proxy",
@@ -55,6 +61,7 @@ let package = Package(
         .testTarget(name: "P11ProxyTraceStatsTests", dependencies: ["P11ProxyTraceStats"]),
         .testTarget(name: "P11ProxyLoaderTests", dependencies: ["P11ProxyLoader", "P11ProxyConfig", "CPKCS11"],
                     swiftSettings: p11kitInclude),
+        .testTarget(name: "P11ProxyRPCTests", dependencies: ["P11ProxyRPC", "CPKCS11"], swiftSettings: p11kitInclude),
         .testTarget(name: "P11ProxyCLITests", dependencies: ["P11ProxyCLI"], swiftSettings: p11kitInclude),
         .testTarget(
             name: "P11ProxyTests",

@@ -78,11 +78,12 @@ run_suite cli bash Tests/integration/test_cli.sh
 run_suite token-uri bash Tests/integration/test_token_uri.sh
 # `p11proxy stats` and `trace --summary`: golden tables, warnings, bounded memory, SoftHSM2 runs.
 run_suite stats bash Tests/integration/test_stats.sh
-# The config reader, the pkcs11: URI parser and the trace statistics reader under libFuzzer, a
-# fixed number of inputs each (`make fuzz-build`; Tests/Fuzz/README.md).
+# The config reader, the pkcs11: URI parser, the trace statistics reader and the RPC reply
+# decoder under libFuzzer, a fixed number of inputs each (`make fuzz-build`; Tests/Fuzz/README.md).
 run_suite fuzz-config bash Tests/Fuzz/run.sh config
 run_suite fuzz-uri bash Tests/Fuzz/run.sh uri
 run_suite fuzz-trace bash Tests/Fuzz/run.sh trace
+run_suite fuzz-rpc bash Tests/Fuzz/run.sh rpc
 run_suite broken-config bash Tests/integration/test_broken_config.sh
 # OpenSSL ASYNC jobs over SoftHSM2, and p11proxy's stack depth per call against the job stack.
 run_suite openssl-async bash Tests/integration/test_openssl_async.sh
