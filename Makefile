@@ -36,7 +36,7 @@ EMBEDDED_HEADERS := include/p11kit_paths.h $(wildcard include/*.h include/*.modu
 EMBEDDED_LINK_FLAGS := -shared -fuse-ld=lld -L$(EMBEDDED_STDLIB_DIR) -lswiftUnicodeDataTables -lm \
 	-Wl,--version-script=$(CURDIR)/support/libp11proxy.map -Wl,-z,nodelete -Wl,-z,pack-relative-relocs \
 	-Wl,--gc-sections -Wl,-z,defs
-EMBEDDED_MODULES := P11ProxyConfig P11ProxyNames P11ProxyLoader P11ProxyRPC P11Proxy
+EMBEDDED_MODULES := P11ProxyConfig P11ProxyNames P11ProxyRPC P11ProxyLoader P11Proxy
 
 SWIFT_SOURCES := $(shell find Sources include -name '*.swift' -o -name '*.h' -o -name '*.modulemap' 2>/dev/null)
 
@@ -103,9 +103,9 @@ endef
 $(foreach build,embedded embedded-tsan embedded-asan,\
 	$(eval $(call embedded_module,P11ProxyConfig,,$(build)))\
 	$(eval $(call embedded_module,P11ProxyNames,,$(build)))\
-	$(eval $(call embedded_module,P11ProxyLoader,P11ProxyConfig P11ProxyNames,$(build)))\
 	$(eval $(call embedded_module,P11ProxyRPC,,$(build)))\
-	$(eval $(call embedded_module,P11Proxy,P11ProxyConfig P11ProxyNames P11ProxyLoader,$(build))))
+	$(eval $(call embedded_module,P11ProxyLoader,P11ProxyConfig P11ProxyNames P11ProxyRPC,$(build)))\
+	$(eval $(call embedded_module,P11Proxy,P11ProxyConfig P11ProxyNames P11ProxyRPC P11ProxyLoader,$(build))))
 
 $(PROXY_SO): $(EMBEDDED_MODULES:%=$(BUILD_DIR)/embedded/%.o) support/libp11proxy.map
 	@mkdir -p $(@D)

@@ -31,7 +31,7 @@ let package = Package(
         // configuration, dlopen a library and fetch its function list, and say why a module is skipped.
         .target(
             name: "P11ProxyLoader",
-            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames"],
+            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames", "P11ProxyRPC"],
             swiftSettings: p11kitInclude),
         // Reads text and JSON traces in bounded memory and counts calls, errors and durations per
         // function (`p11proxy stats`, `trace --summary`); pure Swift, driven by its tests and a fuzzer.
@@ -45,7 +45,7 @@ let package = Package(
         // The module itself: exported entry points, per-caller tables, router, loader.
         .target(
             name: "P11Proxy",
-            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames", "P11ProxyLoader"],
+            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames", "P11ProxyRPC", "P11ProxyLoader"],
             swiftSettings: moduleSettings),
         // The `p11proxy` command: reads the configuration and loads modules as the module does.
         .executableTarget(

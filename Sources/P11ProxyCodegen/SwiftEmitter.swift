@@ -17,7 +17,46 @@ public enum SwiftEmitter {
             ("Sources/P11Proxy/Entry/Forwarding.generated.swift", forwarding(functions)),
             ("Sources/P11Proxy/Modules/ModuleCalls.generated.swift", moduleCalls(functions)),
             ("Sources/P11Proxy/Tracing/Traced.generated.swift", TraceEmitter.traced(functions)),
+            ("Sources/P11ProxyRPC/Client/RemoteFunctionList.generated.swift", remoteFunctionLists(functions)),
         ]
+    }
+
+    /// Remote modules a process can use at once: each needs a function list of its own.
+    public static let remoteListCount = 16
+
+    /// The functions p11-kit's RPC protocol carries, as RemoteModule implements them: every 2.40
+    /// function but C_GetFunctionList, and of 3.0 only C_LoginUser and C_SessionCancel (the
+    /// protocol's other 3.0 calls need servers newer than Debian 12's; RemoteModule answers
+    /// CKR_FUNCTION_NOT_SUPPORTED for what the server lacks). The rest stay nil in the list.
+    static func isRemote(_ function: FunctionDescription) -> Bool {
+        if function.name == "C_GetFunctionList" { return false }
+        return !function.isPKCS11v3 || ["C_LoginUser", "C_SessionCancel"].contains(function.name)
+    }
+
+    /// A remote module must look like a loaded one: a CK_FUNCTION_LIST_3_0 of C function
+    /// pointers. C gives them no context, so each of the fixed number of lists gets its own
+    /// closures, each calling the RemoteModule bound to that list (RemoteFunctionList.swift).
+    static func remoteFunctionLists(_ functions: [FunctionDescription]) -> String {
+        var out = header + "\n\nimport CPKCS11\n\nextension RemoteModule {\n"
+        out += "    /// Remote modules a process can use at once.\n"
+        out += "    public static let functionListCount = \(remoteListCount)\n\n"
+        out += "    /// Points `list`'s entries at the closures of list `index`.\n"
+        out += "    static func fill(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>, index: Int) {\n"
+        out += "        switch index {\n"
+        for index in 0..<remoteListCount {
+            out += "        case \(index): fill\(index)(list)\n"
+        }
+        out += "        default: break\n        }\n    }\n"
+        for index in 0..<remoteListCount {
+            out += "\n    private static func fill\(index)(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {\n"
+            for function in functions where isRemote(function) {
+                let arguments = function.arguments.indices.map { "$\($0)" }.joined(separator: ", ")
+                out += "        list.pointee.\(function.name) = { RemoteModule.bound(\(index)).\(function.name)(\(arguments)) }\n"
+            }
+            out += "    }\n"
+        }
+        out += "}\n"
+        return out
     }
 
     /// The Swift spelling of a C argument type as the PKCS#11 header imports it.

@@ -16,4 +16,5 @@ public enum ConfigKey {
     public static let logFile = "x-log-file"
     public static let logFormat = "x-log-format"
     public static let logSecrets = "x-log-secrets"
+    public static let remoteTimeout = "x-remote-timeout"
 }

@@ -7,8 +7,7 @@ import P11ProxyLoader
 
 final class ModuleRecord {
     let index: Int
-    let path: String
-    let identity: FileIdentity
+    let source: ModuleSource
     var config: ModuleConfig
     var isManaged = true
     /// Our C_Initialize of it succeeded in this process (reset in a fork child).
@@ -21,12 +20,15 @@ final class ModuleRecord {
     /// `x-init-reserved`, NUL-terminated, passed as CK_C_INITIALIZE_ARGS.pReserved as p11-kit does.
     private(set) var initReserved: UnsafeMutablePointer<CChar>?
 
-    init(index: Int, path: String, identity: FileIdentity, config: ModuleConfig) {
+    init(index: Int, source: ModuleSource, config: ModuleConfig) {
         self.index = index
-        self.path = path
-        self.identity = identity
+        self.source = source
         self.config = config
     }
+
+    /// The library's path or the server's address.
+    var path: String { source.location }
+    var identity: ModuleStartup.ModuleIdentity { source.identity }
 
     var name: String { config.name }
     var isCritical: Bool { config.isCritical }
@@ -62,8 +64,9 @@ final class ModuleRecord {
     }
 
     /// In a fork child nothing is finalised: the child initialises afresh at its first C_Initialize.
-    func forgetInitialization() {
+    func forgetAfterFork() {
         isInitialized = false
         ownsInitialization = false
+        source.forgetAfterFork()
     }
 }

@@ -5,6 +5,7 @@ import CPKCS11
 import Glibc
 import P11ProxyConfig
 import P11ProxyLoader
+import P11ProxyRPC
 import Synchronization
 
 /// Changed only while holding both `ProxyRuntime.lock` and `ProxyRuntime.stateLock`; read while
@@ -164,8 +165,10 @@ enum ProxyRuntime {
                 do throws(ReturnValue) {
                     try record.initialize(caller: caller)
                 } catch {
+                    let detail = record.source.lastFailure
                     Diagnostics.report(ModuleStartup.initializeFailedMessage(
-                        name: record.name, path: record.path, error: "\(error)", critical: record.isCritical))
+                        name: record.name, path: record.path, error: detail.isEmpty ? "\(error)" : "\(error) (\(detail))",
+                        critical: record.isCritical))
                     if record.isCritical { throw error }
                     continue
                 }
@@ -194,7 +197,7 @@ enum ProxyRuntime {
 
     /// The module's record, loading the library on first use; nil (with a message) when it is
     /// skipped. Throws only for a critical module that cannot be loaded.
-    private static func load(_ config: ModuleConfig, skipping alreadyStarted: [FileIdentity]) throws(ReturnValue) -> ModuleRecord? {
+    private static func load(_ config: ModuleConfig, skipping alreadyStarted: [ModuleStartup.ModuleIdentity]) throws(ReturnValue) -> ModuleRecord? {
         func report(_ reason: String) {
             Diagnostics.report(ModuleStartup.skippedMessage(place: ModuleStartup.place(of: config), name: config.name, reason: reason))
         }
@@ -206,23 +209,37 @@ enum ProxyRuntime {
             }
             return nil
         }
-        let path: String, identity: FileIdentity
+        let known: (ModuleStartup.ModuleIdentity) -> ModuleRecord? = { identity in
+            state.modules.first { $0.identity == identity }
+        }
+        let source: ModuleSource
+        let functions: CK_FUNCTION_LIST_3_0
         switch ModuleStartup.checkLibrary(config, alreadyStarted: alreadyStarted,
                                           isP11Proxy: { _, identity in identity == ModuleLoader.ownIdentity }) {
-        case .load(let libraryPath, let libraryIdentity): (path, identity) = (libraryPath, libraryIdentity)
+        case .load(let path, let identity):
+            if let record = known(.library(identity)) { return record }
+            guard state.modules.count < ModuleTable.capacity else { return try skip("more than \(ModuleTable.capacity) modules") }
+            do throws(LoadError) {
+                functions = try ModuleLoader.load(path: path)
+            } catch {
+                return try skip(ModuleStartup.loadFailure(path: path, error))
+            }
+            source = .library(path: path, identity: identity)
+        case .connect(let address):
+            if let record = known(.remote(address)) { return record }
+            guard state.modules.count < ModuleTable.capacity else { return try skip("more than \(ModuleTable.capacity) modules") }
+            let connection: RemoteModule
+            do throws(LoadError) {
+                (connection, functions) = try ModuleLoader.connect(address: address, config: config)
+            } catch {
+                return try skip("\(error)")
+            }
+            source = .remote(address: address, connection: connection)
         case .unusable(let reason): return try skip(reason)
         case .itself: return nil
         case .alreadyLoaded(let reason): report(reason); return nil
         }
-        if let known = state.modules.first(where: { $0.identity == identity }) { return known }
-        guard state.modules.count < ModuleTable.capacity else { return try skip("more than \(ModuleTable.capacity) modules") }
-        let functions: CK_FUNCTION_LIST_3_0
-        do throws(LoadError) {
-            functions = try ModuleLoader.load(path: path)
-        } catch {
-            return try skip(ModuleStartup.loadFailure(path: path, error))
-        }
-        let record = ModuleRecord(index: state.modules.count, path: path, identity: identity, config: config)
+        let record = ModuleRecord(index: state.modules.count, source: source, config: config)
         update { state in
             record.entry.load(functions)
             state.modules.append(record)
@@ -273,6 +290,6 @@ enum ProxyRuntime {
             ProxyRuntime.state.modules[index].entry.pointee.isActive.store(false, ordering: .relaxed)
         }
         ProxyRuntime.state.active = []
-        for record in ProxyRuntime.state.modules { record.forgetInitialization() }
+        for record in ProxyRuntime.state.modules { record.forgetAfterFork() }
     }
 }

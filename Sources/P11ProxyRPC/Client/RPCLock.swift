@@ -18,6 +18,10 @@ final class RPCLock: @unchecked Sendable {
     }
 
     func lock() { pthread_mutex_lock(mutex) }
+
+    /// In a fork child only: a thread of the parent may have held the lock at fork, and that
+    /// thread does not exist here.
+    func reinitializeInForkChild() { pthread_mutex_init(mutex, nil) }
     func unlock() { pthread_mutex_unlock(mutex) }
 
     func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {

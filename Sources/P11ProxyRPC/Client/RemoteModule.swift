@@ -141,6 +141,25 @@ public final class RemoteModule: @unchecked Sendable {
         return CK_RV(CKR_OK)
     }
 
+    /// In a fork child, before anything else runs there: the parent's connections stay the
+    /// parent's (the child closes its copies of their descriptors without a word to the server,
+    /// and never waits for a spawned command, which is the parent's child), and the child starts
+    /// uninitialised, so that its next C_Initialize connects afresh, as p11-kit's client does
+    /// after fork. A parent thread may have held a lock at fork: they are made anew.
+    public func forgetAfterFork() {
+        callLock.reinitializeInForkChild()
+        waitLock.reinitializeInForkChild()
+        stateLock.reinitializeInForkChild()
+        channel?.abandonInForkChild()
+        waitChannel?.abandonInForkChild()
+        channel = nil
+        waitChannel = nil
+        waiting = nil
+        broken = nil
+        initialized = false
+        finalizing = false
+    }
+
     /// Connects, exchanges version bytes and sends the protocol's C_Initialize.
     private func connect(reserved: [UInt8]?) throws(RPCError) -> (RPCChannel, UInt8) {
         var opened = try connector()

@@ -52,6 +52,14 @@ public final class RPCChannel: @unchecked Sendable {
     /// while the channel is open.
     public func interrupt() { RPCSyscalls.shutdownBoth(descriptor) }
 
+    /// In a fork child: closes this process's copy of the descriptor and nothing else. The
+    /// connection (and a spawned command, which is the parent's child) stays the parent's.
+    public func abandonInForkChild() {
+        guard !isClosed else { return }
+        isClosed = true
+        RPCSyscalls.closeDescriptor(descriptor)
+    }
+
     /// Closes the descriptor and reaps the command. Idempotent.
     public func close() {
         guard !isClosed else { return }
