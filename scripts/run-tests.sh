@@ -71,6 +71,8 @@ run_suite python-pkcs11 bash Tests/integration/test_python_pkcs11.sh
 # A module the application also uses, two copies of p11proxy, spy mode, slot IDs before
 # C_GetSlotList; Java's keytool through SunPKCS11; PyKCS11's own test suite (`make pykcs11-tests`).
 run_suite real-clients bash Tests/integration/test_real_clients.sh
+# Remote modules against Debian's p11-kit server / p11-kit remote / p11-kit-client.so.
+run_suite remote bash Tests/integration/test_remote.sh
 run_suite install bash Tests/integration/test_install.sh
 run_suite trace bash Tests/integration/test_trace.sh
 run_suite cli bash Tests/integration/test_cli.sh

@@ -637,6 +637,13 @@ extension RemoteModule {
     public func C_GenerateRandom(_ hSession: CK_SESSION_HANDLE, _ RandomData: UnsafeMutablePointer<CK_BYTE>?,
                                  _ ulRandomLen: CK_ULONG) -> CK_RV {
         guard RandomData != nil || ulRandomLen == 0 else { return CK_RV(CKR_ARGUMENTS_BAD) }
+        // No bytes asked: nothing to fetch, but the session must exist. Sent as a zero-length
+        // buffer, 0.24.1's server would hand its module a NULL one (which SoftHSM2 refuses with
+        // CKR_ARGUMENTS_BAD, what p11-kit's own client then answers); a local module answers OK.
+        if ulRandomLen == 0 {
+            var info = CK_SESSION_INFO()
+            return C_GetSessionInfo(hSession, &info)
+        }
         var length = ulRandomLen
         let rv = produce(.generateRandom, hSession, RandomData, &length)
         if rv == CK_RV(CKR_OK) && length != ulRandomLen {
