@@ -12,7 +12,7 @@ export BUILD_DIR PROXY_SO
 APT_PACKAGES := libp11-kit-dev libstdc++-12-dev pkg-config softhsm2 opensc p11-kit p11-kit-modules gnutls-bin jq openssl python3 \
 	libengine-pkcs11-openssl libnss3-tools python3-venv libssl-dev openjdk-17-jdk-headless
 
-# The shipped module is Embedded Swift (issue 5): no Swift runtime to start, no type metadata
+# The shipped module is Embedded Swift: no Swift runtime to start, no type metadata
 # to relocate, every generic specialised at build time. With the full Swift runtime linked in
 # statically, a C program spent ~1 ms loading and initialising the module (0.5 ms of it in dlopen:
 # 85 page faults, most of them relocating 15.7k pointers in the runtime's metadata, and the
@@ -79,7 +79,7 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# p11-kit's own paths, from pkg-config at build time (issue 2: no hard-coded guesses).
+# p11-kit's own paths, from pkg-config at build time (no hard-coded guesses).
 include/p11kit_paths.h: | deps
 	@sysconf=$$(pkg-config --variable=sysconfdir p11-kit-1); \
 	{ echo "/* Written by make from pkg-config p11-kit-1; not committed. */"; \
@@ -171,7 +171,7 @@ fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
 	status=0; for name in $(FUZZERS); do bash Tests/Fuzz/run.sh $$name || status=1; done; exit $$status
 
-# Issue 5's benchmark: prints one table (also build/bench/results.md); not a test.
+# The benchmark: prints one table (also build/bench/results.md); not a test.
 bench: build deps
 	bash scripts/bench.sh
 
@@ -195,7 +195,7 @@ demo: build
 test: build tsan-build asan-build fuzz-build deps python-venv pykcs11-tests
 	bash scripts/run-tests.sh
 
-# Install (issue 7; scripts/install.sh): libp11proxy.so into p11-kit's module directory and
+# Install (scripts/install.sh): libp11proxy.so into p11-kit's module directory and
 # p11proxy.module where p11-kit reads it, so `p11-kit list-modules` shows p11proxy. PREFIX=/usr
 # (packagers, with DESTDIR): pkg-config's p11_module_path and p11_module_configs exactly.
 # Any other PREFIX: the library under PREFIX (p11_module_path with prefix=PREFIX) and the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make install` / `make uninstall` (issue 7): puts libp11proxy.so in p11-kit's module
+# `make install` / `make uninstall`: puts libp11proxy.so in p11-kit's module
 # directory and p11proxy.module where p11-kit reads module files, so `p11-kit list-modules`
 # shows p11proxy; the `p11proxy` command goes to BINDIR when one was built.
 #

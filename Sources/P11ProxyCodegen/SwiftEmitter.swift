@@ -130,7 +130,7 @@ public enum SwiftEmitter {
     /// log-calls is on for that module. Every module call p11proxy makes goes through here.
     /// The hot path asks one table, the module's `dispatch`: its own functions, or none at all
     /// when it is traced; a nil there (traced, or a function the module lacks) takes the out of
-    /// line path. One load, test and branch instead of two (issue 5).
+    /// line path. One load, test and branch instead of two.
     static func moduleCalls(_ functions: [FunctionDescription]) -> String {
         var out = header + "\n\nimport CPKCS11\n// Atomic loads inlined from ModuleEntry.dispatch: Embedded Swift wants the import where they land.\nimport Synchronization\n\nenum ModuleCall {\n"
         for function in functions {

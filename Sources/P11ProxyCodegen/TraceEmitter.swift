@@ -1,8 +1,8 @@
-// Writes the tracer's per-function wrappers (issue 4) from the arguments' roles in the
+// Writes the tracer's per-function wrappers from the arguments' roles in the
 // description: IN lines are rendered before the module is called, OUT lines after, and the
 // record is written in one piece once the call has returned. What each output buffer holds is
 // taken before the call too: the OUT lines never read more than that, whatever length or count
-// the module reports (issue 6).
+// the module reports.
 
 enum TraceEmitter {
     static func traced(_ functions: [FunctionDescription]) -> String {

@@ -1,4 +1,4 @@
-/* test_caller_input.c (issue 6): every function p11proxy exports, called the way a careless
+/* test_caller_input.c: every function p11proxy exports, called the way a careless
  * or hostile caller calls it, through the 2.40 table of C_GetFunctionList and the 3.0 table
  * of C_GetInterface:
  *   - before C_Initialize and after C_Finalize: CKR_CRYPTOKI_NOT_INITIALIZED;

@@ -1,4 +1,4 @@
-/* test_routing.c (issue 2): one proxy over mock-a (3.0, slots 1 and 5, priority 10),
+/* test_routing.c: one proxy over mock-a (3.0, slots 1 and 5, priority 10),
  * mock-b (2.40, slot 1, priority 5) and mock-c (3.0, slot 7, priority 0): slot listing
  * and its buffer conventions, routing of sessions by handle, the 3.0 interfaces, slot
  * events, hot-plug, x-init-reserved, and dlopen/dlclose cycles (also from threads). */

@@ -36,7 +36,7 @@ P11T_MOCK_LDFLAGS := -fPIC -shared -fvisibility=hidden -Wl,-z,defs
 P11T_LDLIBS := -ldl -lpthread
 
 P11T_MOCKS := mock-a mock-b mock-c mock-failinit mock-garbage mock-fast mock-hang mock-overreport mock-preinit
-P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed test_shared_modules \
+P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed test_shared_modules test_remote_faults \
 	test_caller_input test_module_hang test_fork_calls test_load_cycles test_trace_secrets \
 	test_trace_overreport test_trace_no_threads
 # Run by Tests/integration/test_trace.sh (they write traces for it to check), not by run.sh.
@@ -64,7 +64,7 @@ c-tests: mock-modules $(P11T_PROGRAMS:%=$(BUILD_DIR)/tests/%)
 
 trace-tests: mock-modules $(P11T_TRACE_PROGRAMS:%=$(BUILD_DIR)/tests/%)
 
-# OpenSSL ASYNC jobs over SoftHSM2 and stack depth per call (issue 6), run by
+# OpenSSL ASYNC jobs over SoftHSM2 and stack depth per call, run by
 # Tests/integration/test_openssl_async.sh; links libcrypto (libssl-dev).
 .PHONY: async-tests
 async-tests: mock-modules $(BUILD_DIR)/tests/test_async_jobs

@@ -1,4 +1,4 @@
-/* trace_calls.c (issue 4): one fixed, deterministic sequence of calls per family, made
+/* trace_calls.c: one fixed, deterministic sequence of calls per family, made
  * through the proxy into mock-a, so the trace p11proxy writes for it can be compared with
  * Tests/golden/trace/<family>.txt / .jsonl by Tests/integration/test_trace.sh. Every call's
  * result is checked as well, so a golden file never freezes a call that went wrong.

@@ -485,7 +485,7 @@ static struct {
  * read outside the lock. */
 static unsigned long delay_us;
 
-/* MOCK_OVERREPORT: a misbehaving module (issue 6). While a test has switched it on
+/* MOCK_OVERREPORT: a misbehaving module. While a test has switched it on
  * (MOCK_SET_OVERREPORT), C_GetSlotList, C_GetMechanismList, C_GetAttributeValue, C_FindObjects,
  * digest/sign (single-part and final) and encrypt/decrypt answer CKR_OK with a length or count
  * MOCK_OVERREPORT more than the caller's buffer holds, and write only within that buffer. A size

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make install` / `make uninstall` (issue 7), and p11-kit with p11proxy installed.
+# `make install` / `make uninstall`, and p11-kit with p11proxy installed.
 #
 # 1. DESTDIR installs into temp dirs (PREFIX=/usr/local and PREFIX=/usr): the exact file
 #    list, the .module written, and an uninstall that leaves the DESTDIR empty.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The call tracer (issue 4: log-calls) end to end, as a user switches it on:
+# The call tracer (log-calls) end to end, as a user switches it on:
 #   1. golden traces, one small pair (text + JSON) per family of calls, made by
 #      build/tests/trace_calls over the mock module mock-a;
 #   2. redaction: PINs, imported key bytes, plaintext and random bytes stay out of a trace

@@ -131,7 +131,7 @@ enum TraceValue {
         if json { out.append(UInt8(ascii: "}")) }
     }
 
-    /// A module that says it wrote more than the caller's buffer holds (issue 6: a misbehaving
+    /// A module that says it wrote more than the caller's buffer holds (a misbehaving
     /// module must not make p11proxy read past the caller's memory): text
     /// ` [module reported 1016 bytes, buffer holds 16]`, JSON `,"capacity":16,"overreported":true`.
     static func overreported(_ out: inout TraceBuffer, json: Bool, _ reported: CK_ULONG, _ capacity: CK_ULONG,
