@@ -241,15 +241,13 @@ enum ProxyRuntime {
         CallerPool.lock.lock()
         SlotMap.lock.lock()
         SessionTable.lock.lock()
-        TraceOutput.lock.lock()
-        // Written now, or the child would write the parent's buffered records a second time.
-        TraceOutput.flushAllLocked()
+        TraceOutput.forkPrepare()
         Diagnostics.forkPrepare()
     }
 
     private static let forkParent: @convention(c) () -> Void = {
         Diagnostics.forkParent()
-        TraceOutput.lock.unlock()
+        TraceOutput.forkParent()
         SessionTable.lock.unlock()
         SlotMap.lock.unlock()
         CallerPool.lock.unlock()
