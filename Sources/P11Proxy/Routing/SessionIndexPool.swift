@@ -5,14 +5,15 @@
 // closes in a loop never takes the lock; a session opened on one thread and closed on another
 // costs one lock per `batch` sessions.
 //
-// Memory: one cache per thread that ever opened or closed a session, `cacheBytes` each, kept
+// Memory: one cache per thread that ever opened or closed a session, 168 bytes each, kept
 // for the next thread once its thread exits (so their number never exceeds the most threads
 // alive at once), and at most `cacheCapacity` free indices held per live thread.
 //
-// Stale handles: a closed index goes to the back of its thread's cache, and a cache refills from
-// the front of the shared pool, so an index comes back no sooner than today's global queue gave
-// it back, and a thread that loops open/close cycles through `batch` or more indices rather than
-// one: its stale handles take `batch` x 4096 opens, not 4096, to alias again.
+// Stale handles: a closed index goes to the back of its thread's cache, and a cache is topped
+// up from the front of the shared pool whenever it holds `batch` or fewer, so at least `batch`
+// indices are ahead of a closed one: a thread that loops open/close cycles through `batch` or
+// more entries rather than one, and its stale handles take `batch` x 4096 opens, not 4096, to
+// alias again (while the table has room for the caches).
 import Glibc
 import Synchronization
 
@@ -52,7 +53,6 @@ enum SessionIndexPool {
     static let cacheCapacity = 32
     /// Indices moved between a cache and the shared pool at once.
     static let batch = 16
-    static let cacheBytes = MemoryLayout<FreeIndexCache>.stride + cacheCapacity * MemoryLayout<UInt32>.stride
 
     // Who may touch them: only code holding SessionTable.lock. Index 0 is never handed out.
     nonisolated(unsafe) static var highWater = 1
@@ -111,7 +111,7 @@ enum SessionIndexPool {
     @inline(__always)
     static func take() -> Int? {
         guard let cache = threadCache() else { return SessionTable.lock.withLock { takeShared() } }
-        if cache.pointee.count == 0 { refill(cache) }
+        if cache.pointee.count <= batch { refill(cache) }
         guard cache.pointee.count > 0 else { return nil }
         return cache.pointee.pop()
     }
@@ -123,15 +123,12 @@ enum SessionIndexPool {
         cache.pointee.push(index)
     }
 
-    /// The oldest free indices of the shared pool; fresh ones while it holds less than a batch
-    /// and the table has room (so a freed index waits behind at least a batch of others).
+    /// Fills the cache: the oldest free indices of the shared pool, or fresh ones while it holds
+    /// less than a batch and the table has room (so a freed index waits behind others there too).
     @inline(never)
     private static func refill(_ cache: UnsafeMutablePointer<FreeIndexCache>) {
         SessionTable.lock.withLock {
-            for _ in 0..<batch {
-                guard let index = takeShared() else { break }
-                cache.pointee.push(index)
-            }
+            while cache.pointee.count < cacheCapacity, let index = takeShared() { cache.pointee.push(index) }
         }
     }
 
@@ -157,19 +154,6 @@ enum SessionIndexPool {
     private static func retire(_ cache: UnsafeMutablePointer<FreeIndexCache>) {
         while cache.pointee.count > 0 { shared.push(cache.pointee.pop()) }
         cache.pointee.isSpare = true
-    }
-
-    /// Indices and caches per the shared pool's state, for the benchmark's memory report and tests.
-    static func cachedIndexCount() -> Int {
-        SessionTable.lock.withLock {
-            var total = 0
-            var cache = caches
-            while let current = cache {
-                total += current.pointee.count
-                cache = current.pointee.next
-            }
-            return total
-        }
     }
 
     /// In the fork child (the lock is fresh): only this thread exists, and no session is open, so
