@@ -63,7 +63,6 @@ final class TraceTarget {
 }
 
 enum TraceOutput {
-    static let bufferLimit = 64 * 1024
     /// A thread's pending records are written once they reach this; its buffer stays below
     /// twice this plus its largest record.
     static let threadBufferLimit = 16 * 1024
@@ -192,6 +191,9 @@ enum TraceOutput {
     /// Once per thread, before its first record.
     @inline(never)
     private static func register(_ scratch: TraceScratch) {
+        // Sized once, before other threads can see it: growing by doubling would leave each
+        // smaller block behind in this thread's malloc arena.
+        scratch.pending.reserve(threadBufferLimit + 4096)
         lock.withLock {
             threads.append(Unmanaged.passUnretained(scratch))
             scratch.isRegistered = true
