@@ -171,9 +171,10 @@ fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
 	status=0; for name in $(FUZZERS); do bash Tests/Fuzz/run.sh $$name || status=1; done; exit $$status
 
-# The benchmark: prints one table (also build/bench/results.md); not a test.
+# The benchmark: prints its tables (also build/bench/results.md); not a test.
+# THREADS="1 2 4 8 16": the thread counts of the scaling table (default 1 2).
 bench: build deps
-	bash scripts/bench.sh
+	BENCH_THREADS="$(THREADS)" bash scripts/bench.sh
 
 # How fast `p11proxy stats` reads text and JSON traces (MB/s; build/bench-stats/results.md).
 .PHONY: bench-stats

@@ -58,8 +58,8 @@ extension ProxyRuntime {
         ForkParticipant(prepare: { SessionTable.lock.lock() }, parent: { SessionTable.lock.unlock() },
                         child: { SessionTable.forkChild() }),
         // Buffered records are written now, or the child would write the parent's a second time.
-        ForkParticipant(prepare: { TraceOutput.lock.lock(); TraceOutput.flushAllLocked() },
-                        parent: { TraceOutput.lock.unlock() }, child: { TraceOutput.forkChild() }),
+        ForkParticipant(prepare: { TraceOutput.forkPrepare() }, parent: { TraceOutput.forkParent() },
+                        child: { TraceOutput.forkChild() }),
         ForkParticipant(prepare: { Diagnostics.forkPrepare() }, parent: { Diagnostics.forkParent() },
                         child: { Diagnostics.forkChild() }),
     ]

@@ -271,20 +271,68 @@ static CK_RV fast_C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pM
     return CKR_OK;
 }
 
-static CK_SESSION_HANDLE fast_next_session = 1;
+/* Each thread's session counters, so that opening and closing sessions on one thread writes
+ * nothing another thread touches: the benchmark's open+close then scales as the machine does,
+ * and what it shows of a proxy is the proxy's own sharing. mock_stats sums them. Written by
+ * their thread only (relaxed atomic stores, no locked instruction), read by mock_stats. One
+ * per thread that ever opened a session, a cache line each, kept for the process's life (the
+ * list makes the sums outlive the threads). */
+struct fast_thread_sessions {
+    unsigned long number; /* 1, 2, ...: the high bits of this thread's session handles */
+    unsigned long next_handle;
+    unsigned long opened;
+    unsigned long closed;
+    struct fast_thread_sessions *next;
+} __attribute__((aligned(64)));
+
+static __thread struct fast_thread_sessions *fast_own;
+static struct fast_thread_sessions *fast_all;
+static unsigned long fast_threads;
+/* sessions_opened_total at the last MOCK_RESET_STATS. */
+static unsigned long fast_opened_base;
+
+static __attribute__((noinline)) struct fast_thread_sessions *fast_attach(void)
+{
+    struct fast_thread_sessions *own = aligned_alloc(64, sizeof *own);
+    if (!own)
+        abort();
+    memset(own, 0, sizeof *own);
+    own->number = __atomic_add_fetch(&fast_threads, 1, __ATOMIC_RELAXED);
+    own->next = __atomic_load_n(&fast_all, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(&fast_all, &own->next, own, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        ;
+    fast_own = own;
+    return own;
+}
+
+static inline struct fast_thread_sessions *fast_thread(void)
+{
+    return fast_own ? fast_own : fast_attach();
+}
+
+static void fast_session_totals(unsigned long *opened, unsigned long *closed)
+{
+    *opened = *closed = 0;
+    for (struct fast_thread_sessions *t = __atomic_load_n(&fast_all, __ATOMIC_ACQUIRE); t; t = t->next) {
+        *opened += __atomic_load_n(&t->opened, __ATOMIC_RELAXED);
+        *closed += __atomic_load_n(&t->closed, __ATOMIC_RELAXED);
+    }
+}
 
 static CK_RV fast_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
                                 CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession)
 {
-    *phSession = __atomic_fetch_add(&fast_next_session, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&fast_stats.sessions_opened_total, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&fast_stats.open_sessions, 1, __ATOMIC_RELAXED);
+    struct fast_thread_sessions *own = fast_thread();
+    own->next_handle++;
+    *phSession = own->number << 32 | (own->next_handle & 0xFFFFFFFF);
+    __atomic_store_n(&own->opened, own->opened + 1, __ATOMIC_RELAXED);
     return CKR_OK;
 }
 
 static CK_RV fast_C_CloseSession(CK_SESSION_HANDLE hSession)
 {
-    __atomic_sub_fetch(&fast_stats.open_sessions, 1, __ATOMIC_RELAXED);
+    struct fast_thread_sessions *own = fast_thread();
+    __atomic_store_n(&own->closed, own->closed + 1, __ATOMIC_RELAXED);
     return CKR_OK;
 }
 
@@ -357,8 +405,10 @@ MOCK_EXPORT void mock_stats(struct mock_stats *out)
     out->initialize_ok = __atomic_load_n(&fast_stats.initialize_ok, __ATOMIC_RELAXED);
     out->finalize_calls = __atomic_load_n(&fast_stats.finalize_calls, __ATOMIC_RELAXED);
     out->finalize_ok = __atomic_load_n(&fast_stats.finalize_ok, __ATOMIC_RELAXED);
-    out->sessions_opened_total = __atomic_load_n(&fast_stats.sessions_opened_total, __ATOMIC_RELAXED);
-    out->open_sessions = __atomic_load_n(&fast_stats.open_sessions, __ATOMIC_RELAXED);
+    unsigned long opened, closed;
+    fast_session_totals(&opened, &closed);
+    out->sessions_opened_total = opened - __atomic_load_n(&fast_opened_base, __ATOMIC_RELAXED);
+    out->open_sessions = opened - closed;
 }
 
 MOCK_EXPORT CK_RV mock_control(int op, CK_ULONG arg)
@@ -370,7 +420,9 @@ MOCK_EXPORT CK_RV mock_control(int op, CK_ULONG arg)
     __atomic_store_n(&fast_stats.initialize_ok, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&fast_stats.finalize_calls, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&fast_stats.finalize_ok, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&fast_stats.sessions_opened_total, 0, __ATOMIC_RELAXED);
+    unsigned long opened, closed;
+    fast_session_totals(&opened, &closed);
+    __atomic_store_n(&fast_opened_base, opened, __ATOMIC_RELAXED);
     return CKR_OK;
 }
 

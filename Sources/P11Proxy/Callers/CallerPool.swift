@@ -32,8 +32,9 @@ struct CallerTablesStorage {
 enum CallerPool {
     static var size: Int { CallerTables.poolSize }
 
-    // Who may touch them: `states` is read anywhere; changed under `lock` (hand-out/recycle) or
-    // under ProxyRuntime's lock (initialise/finalise). `storage` and `finalizeOrder` only under `lock`.
+    // Who may touch them: `states` is read anywhere; changed by a compare-and-exchange from
+    // `free` (hand-out), under `lock` (recycle) or under ProxyRuntime's lock (initialise/finalise).
+    // `storage[caller]`: see tables(for:). `finalizeOrder` only under `lock`.
     nonisolated(unsafe) private static let statesStorage: UnsafeMutablePointer<Atomic<UInt8>> = {
         let states = UnsafeMutablePointer<Atomic<UInt8>>.allocate(capacity: CallerTables.poolSize)
         for index in 0..<CallerTables.poolSize { (states + index).initialize(to: Atomic(0)) }
@@ -88,21 +89,23 @@ enum CallerPool {
         }
     }
 
-    /// A new caller's tables, or nil when the pool is exhausted.
+    /// A new caller's tables, or nil when the pool is exhausted. A never-used caller is claimed
+    /// with a compare-and-exchange on its state, so new callers on many threads take no lock
+    /// while the pool lasts; recycling a finalised caller (oldest first) takes `lock`.
     static func acquire() -> CallerTablesStorage? {
         // The session table's hot path reads its address without a nil test (SessionTable).
         guard SessionTable.publishEntries() != nil else { return nil }
+        let states = publishStates()
+        for caller in 0..<size where states[caller].load(ordering: .relaxed) == CallerState.free.rawValue {
+            if states[caller].compareExchange(expected: CallerState.free.rawValue, desired: CallerState.handedOut.rawValue,
+                                              ordering: .sequentiallyConsistent).exchanged {
+                return tables(for: caller)
+            }
+        }
         let acquired: CallerTablesStorage? = lock.withLock {
-            var chosen: Int?
-            for caller in 0..<size where state(caller) == .free {
-                chosen = caller
-                break
-            }
-            if chosen == nil, let index = finalizeOrder.firstIndex(where: { state($0) == .finalized }) {
-                chosen = finalizeOrder.remove(at: index)
-            }
-            guard let caller = chosen else { return nil }
-            publishStates()[caller].store(CallerState.handedOut.rawValue, ordering: .sequentiallyConsistent)
+            guard let index = finalizeOrder.firstIndex(where: { state($0) == .finalized }) else { return nil }
+            let caller = finalizeOrder.remove(at: index)
+            states[caller].store(CallerState.handedOut.rawValue, ordering: .sequentiallyConsistent)
             return tables(for: caller)
         }
         if acquired == nil {
@@ -112,7 +115,8 @@ enum CallerPool {
         return acquired
     }
 
-    /// The caller's tables, built the first time; only under `lock`.
+    /// The caller's tables, built the first time: by the thread that claimed it from `free` (no
+    /// other thread can reach a caller's storage before it is handed out), or under `lock`.
     private static func tables(for caller: Int) -> CallerTablesStorage {
         if let existing = storage[caller] { return existing }
         let list30 = UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>.allocate(capacity: 1)

@@ -82,7 +82,7 @@ struct TraceRecord {
     mutating func writeInputsNow() {
         let snapshot = self
         let start = TraceInstant.now(cache: threadScratch)
-        TraceOutput.emit(module: module, urgent: true, secrets: snapshot.holdsSecret, now: start.monotonicNanoseconds) { name, out in
+        TraceOutput.emit(module: module, thread: scratch, urgent: true, secrets: snapshot.holdsSecret, now: start.monotonicNanoseconds) { name, out in
             var early = snapshot
             early.start = start
             early.end = early.start.monotonicNanoseconds
@@ -94,9 +94,9 @@ struct TraceRecord {
 
     mutating func finish(_ rv: CK_RV) {
         let record = self
-        // A record with secrets is not left in the sink's buffer for the flusher: written now,
-        // and the buffer wiped (TraceSink.flush), so no copy outlives the call.
-        TraceOutput.emit(module: module, urgent: rv != CKR_OK || holdsSecret, secrets: holdsSecret, now: end) { name, out in
+        // A record with secrets is not left in the thread's pending buffer for the flusher: written now,
+        // and the buffer wiped (TraceScratch.writePending), so no copy outlives the call.
+        TraceOutput.emit(module: module, thread: scratch, urgent: rv != CKR_OK || holdsSecret, secrets: holdsSecret, now: end) { name, out in
             record.appendHeader(moduleName: name, to: &out, waiting: false)
             out.append(contentsOf: record.inputs)
             if record.json { TraceText.append("},\"out\":{", to: &out) }
