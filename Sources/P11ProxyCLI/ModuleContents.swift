@@ -38,7 +38,7 @@ struct ModuleContents: Equatable {
     var slotListHadRepeats = false
 
     /// Reads everything after a successful C_Initialize; nothing here changes the module's state.
-    init(reading functions: CK_FUNCTION_LIST_3_0) {
+    init(reading functions: CK_FUNCTION_LIST_3_2) {
         interfaceVersion = Self.version(functions.version)
         if let getInfo = functions.C_GetInfo {
             var info = CK_INFO()
@@ -62,7 +62,7 @@ struct ModuleContents: Equatable {
         slots = list.ids.map { Self.slot($0, functions) }
     }
 
-    private static func slot(_ id: CK_SLOT_ID, _ functions: CK_FUNCTION_LIST_3_0) -> Slot {
+    private static func slot(_ id: CK_SLOT_ID, _ functions: CK_FUNCTION_LIST_3_2) -> Slot {
         var slot = Slot(id: id, description: "", manufacturer: "", flags: [])
         var info = CK_SLOT_INFO()
         guard let getSlotInfo = functions.C_GetSlotInfo else { return slot }

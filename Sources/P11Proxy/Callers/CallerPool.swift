@@ -23,9 +23,10 @@ enum CallerState: UInt8 {
 /// The storage one caller's tables live in; allocated on first use and never freed, because a
 /// caller may keep using its pointers after C_Finalize.
 struct CallerTablesStorage {
-    var list30: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>
-    var list240: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>
-    /// [0] "PKCS 11" 3.0, [1] "PKCS 11" 2.40.
+    var list32: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>
+    var list30: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>
+    var list240: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>
+    /// "PKCS 11" 3.2, 3.0 and 2.40, in InterfaceQuery's order (the newest first).
     var interfaces: UnsafeMutablePointer<CK_INTERFACE>
 }
 
@@ -116,20 +117,29 @@ enum CallerPool {
     }
 
     /// The caller's tables, built the first time: by the thread that claimed it from `free` (no
-    /// other thread can reach a caller's storage before it is handed out), or under `lock`.
+    /// other thread can reach a caller's storage before it is handed out), or under `lock`. The
+    /// three lists share the caller's entry points (a 2.40 or 3.0 caller reads only its prefix)
+    /// but for C_GetInfo, which answers with the version of the list it was called through.
     private static func tables(for caller: Int) -> CallerTablesStorage {
         if let existing = storage[caller] { return existing }
-        let list30 = UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>.allocate(capacity: 1)
-        list30.initialize(to: CK_FUNCTION_LIST_3_0())
-        CallerTables.fill(list30, caller: caller)
-        list30.pointee.version = CK_VERSION(major: 3, minor: 0)
-        let list240 = UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>.allocate(capacity: 1)
-        list240.initialize(to: list30.pointee)
-        list240.pointee.version = CK_VERSION(major: 2, minor: 40)
-        let interfaces = UnsafeMutablePointer<CK_INTERFACE>.allocate(capacity: 2)
-        interfaces.initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list30), flags: 0))
-        (interfaces + 1).initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list240), flags: 0))
-        let made = CallerTablesStorage(list30: list30, list240: list240, interfaces: interfaces)
+        func list(_ version: CK_VERSION) -> UnsafeMutablePointer<CK_FUNCTION_LIST_3_2> {
+            let list = UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>.allocate(capacity: 1)
+            list.initialize(to: CK_FUNCTION_LIST_3_2())
+            CallerTables.fill(list, caller: caller)
+            list.pointee.version = version
+            return list
+        }
+        let list32 = list(InterfaceVersion.v3_2.version)
+        let list30 = list(InterfaceVersion.v3_0.version)
+        let list240 = list(InterfaceVersion.v2_40.version)
+        CallerTables.fillOlderInterfaces(list30, list240, caller: caller)
+        let interfaces = UnsafeMutablePointer<CK_INTERFACE>.allocate(capacity: Int(InterfaceQuery.count))
+        // Our interfaces carry no flags (not CKF_INTERFACE_FORK_SAFE: a fork child must call
+        // C_Initialize again).
+        interfaces.initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list32), flags: 0))
+        (interfaces + 1).initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list30), flags: 0))
+        (interfaces + 2).initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list240), flags: 0))
+        let made = CallerTablesStorage(list32: list32, list30: list30, list240: list240, interfaces: interfaces)
         storage[caller] = made
         return made
     }

@@ -89,7 +89,7 @@ extension ProxyRuntime {
             state.modules.first { $0.identity == identity }
         }
         let source: ModuleSource
-        let functions: CK_FUNCTION_LIST_3_0
+        let functions: CK_FUNCTION_LIST_3_2
         switch ModuleStartup.checkLibrary(config, alreadyStarted: alreadyStarted,
                                           isP11Proxy: { _, identity in identity == ModuleLoader.ownIdentity }) {
         case .load(let path, let identity):
