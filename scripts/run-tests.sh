@@ -72,6 +72,8 @@ run_suite python-pkcs11 bash Tests/integration/test_python_pkcs11.sh
 # C_GetSlotList; Java's keytool through SunPKCS11; PyKCS11's own test suite (`make pykcs11-tests`).
 run_suite real-clients bash Tests/integration/test_real_clients.sh
 run_suite install bash Tests/integration/test_install.sh
+# `make deb`'s package: lintian, man pages, then installed with dpkg, used, removed and purged.
+run_suite deb bash Tests/integration/test_deb.sh
 run_suite trace bash Tests/integration/test_trace.sh
 run_suite cli bash Tests/integration/test_cli.sh
 # `p11proxy list`'s token URIs against p11tool's, over SoftHSM2.
