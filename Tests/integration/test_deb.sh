@@ -110,7 +110,13 @@ EOF
     mkdir -p "$again"
     run rebuild-install make -s -C "$REPO" install-strip PREFIX=/usr DESTDIR="$again/debian/$PACKAGE"
     run rebuild bash "$REPO/scripts/build-deb.sh" "$again"
-    check_files_equal "a second build of this commit is byte-identical" "$DEB" "$again/$(basename "$DEB")"
+    if cmp -s "$DEB" "$again/$(basename "$DEB")"; then
+        pass "a second build of this commit is byte-identical"
+    else
+        fail "a second build of this commit is byte-identical" "$DEB and $again/$(basename "$DEB") differ" \
+            "(a package built before the last commit differs by its dates: make deb, then test)" \
+            "$(diff <(dpkg-deb -c "$DEB") <(dpkg-deb -c "$again/$(basename "$DEB")") | head -n 6)"
+    fi
 }
 
 # --- 2. installed with dpkg, as root ------------------------------------------------------
