@@ -28,6 +28,7 @@ if [[ ! -f $DEB ]]; then
     fail "the package is built" "$DEB not found: make deb"
     finish
 fi
+CLI_BIN=$BUILD/bin/p11proxy
 MODULE_DIR=$(pkg-config --variable=p11_module_path p11-kit-1)
 MODULE_CONFIGS=$(pkg-config --variable=p11_module_configs p11-kit-1)
 INSTALLED_SO=$MODULE_DIR/libp11proxy.so
@@ -72,7 +73,7 @@ EOF
         "module: libp11proxy.so|disable-in: p11-kit-proxy" \
         "$(grep -E '^(module|disable-in):' "$WORK/unpacked$MODULE_CONFIGS/p11proxy.module" | paste -sd '|')"
     check_eq "the packaged command prints the same help as the built one" \
-        "$("$REPO/build/bin/p11proxy" --help 2>&1)" "$("$WORK/unpacked/usr/bin/p11proxy" --help 2>&1)"
+        "$("$CLI_BIN" --help 2>&1)" "$("$WORK/unpacked/usr/bin/p11proxy" --help 2>&1)"
 
     # Both pages, as installed: mandoc's lint (warnings and worse; its "style" level would
     # also report the cross-references to pages not installed here) and groff's warnings.
@@ -108,7 +109,9 @@ EOF
     # Reproducible: the same tree and commit give the same bytes (dates from the commit).
     local again=$WORK/again
     mkdir -p "$again"
-    run rebuild-install make -s -C "$REPO" install-strip PREFIX=/usr DESTDIR="$again/debian/$PACKAGE"
+    # -o: the module and the command as built, even if the sources changed since.
+    run rebuild-install make -s -C "$REPO" -o "$PROXY_SO" -o "$CLI_BIN" PROXY_SO="$PROXY_SO" CLI_BIN="$CLI_BIN" \
+        install-strip PREFIX=/usr DESTDIR="$again/debian/$PACKAGE"
     run rebuild bash "$REPO/scripts/build-deb.sh" "$again"
     if cmp -s "$DEB" "$again/$(basename "$DEB")"; then
         pass "a second build of this commit is byte-identical"
