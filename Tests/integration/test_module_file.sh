@@ -28,7 +28,8 @@ check "needs no libgcc_s (one library fewer to load)" \
 check "has no RUNPATH/RPATH (no search of the library's own directory for libm)" \
     bash -c "! readelf -d '$PROXY_SO' | grep -qE 'RUNPATH|RPATH'"
 check "relative relocations packed as DT_RELR" bash -c "readelf -d '$PROXY_SO' | grep -q '(RELR)'"
-check "is marked NODELETE (stays loaded after dlclose)" bash -c "readelf -d '$PROXY_SO' | grep -q 'Flags: NODELETE'"
+check "is marked NODELETE (stays loaded after dlclose)" bash -c "readelf -d '$PROXY_SO' | grep -qE 'Flags:.* NODELETE'"
+check "binds every symbol at load (-z now: full RELRO)" bash -c "readelf -d '$PROXY_SO' | grep -q 'BIND_NOW'"
 stripped="$(mktemp)"
 strip -o "$stripped" "$PROXY_SO"
 size=$(stat -c %s "$stripped")
