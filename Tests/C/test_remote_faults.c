@@ -177,7 +177,9 @@ static void hostile(void *arg)
         return;
     char *dir = t_config_new("hostile");
     t_config_module(dir, "hostile", "remote: unix:path=%s\nx-remote-timeout: 2\n", socket_path);
-    t_config_module(dir, "mock-b", "module: %s\n", t_mock_path("mock-b"));
+    char *mock = t_mock_path("mock-b");
+    t_config_module(dir, "mock-b", "module: %s\n", mock);
+    free(mock);
     t_config_use(dir);
     struct t_proxy px;
     CK_FUNCTION_LIST_PTR f = t_proxy_open(&px) ? t_caller(&px) : NULL;

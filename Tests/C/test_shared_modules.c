@@ -414,8 +414,11 @@ static void run_all(void)
     t_scenario("two copies: the owner finalises first", copies_owner_leaves_first, NULL);
     t_scenario("spy mode is transparent", spy_is_transparent, NULL);
     char *dir = config_for_target("slot-ids");
-    if (target.is_mock) /* a second module, so IDs are numbered across modules */
-        t_config_module(dir, "second", "module: %s\n", t_mock_path("mock-c"));
+    if (target.is_mock) { /* a second module, so IDs are numbered across modules */
+        char *second = t_mock_path("mock-c");
+        t_config_module(dir, "second", "module: %s\n", second);
+        free(second);
+    }
     slot_ids_across_processes(dir);
 }
 

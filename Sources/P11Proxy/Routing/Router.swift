@@ -35,7 +35,11 @@ enum Router {
         guard CallerPool.isInitialized(caller) else { return .failed(.cryptokiNotInitialized) }
         guard let key = SlotMap.key(for: proxySlot) else { return .failed(.slotIDInvalid) }
         let module = ModuleTable.entry(key.module)
-        guard module.pointee.isActive.load(ordering: .acquiring) else { return .failed(.slotIDInvalid) }
+        // A module stops being active when its last caller finalises; a call that raced its own
+        // caller's C_Finalize gets what a call after it gets.
+        guard module.pointee.isActive.load(ordering: .acquiring) else {
+            return .failed(CallerPool.isInitialized(caller) ? .slotIDInvalid : .cryptokiNotInitialized)
+        }
         return Route(module: module, handle: key.realSlot, failure: CK_RV(CKR_OK), proxySlot: proxySlot, session: nil)
     }
 
