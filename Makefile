@@ -10,7 +10,7 @@ export BUILD_DIR PROXY_SO
 
 # Debian packages the build, the demo and the tests use.
 APT_PACKAGES := libp11-kit-dev libstdc++-12-dev pkg-config softhsm2 opensc p11-kit p11-kit-modules gnutls-bin jq openssl python3 \
-	libengine-pkcs11-openssl libnss3-tools python3-venv libssl-dev openjdk-17-jdk-headless \
+	libengine-pkcs11-openssl libnss3-tools python3-venv libssl-dev openjdk-17-jdk-headless openssh-server \
 	dpkg-dev lintian mandoc zsh fish
 
 # The shipped module is Embedded Swift: no Swift runtime to start, no type metadata

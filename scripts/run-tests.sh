@@ -73,6 +73,8 @@ run_suite python-pkcs11 bash Tests/integration/test_python_pkcs11.sh
 run_suite real-clients bash Tests/integration/test_real_clients.sh
 # Remote modules against Debian's p11-kit server / p11-kit remote / p11-kit-client.so.
 run_suite remote bash Tests/integration/test_remote.sh
+# ... and over ssh, to Debian's OpenSSH server on loopback started by the test.
+run_suite remote-ssh bash Tests/integration/test_remote_ssh.sh
 run_suite install bash Tests/integration/test_install.sh
 # `make deb`'s package: lintian, man pages, then installed with dpkg, used, removed and purged.
 run_suite deb bash Tests/integration/test_deb.sh
