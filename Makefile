@@ -215,6 +215,11 @@ fuzz: fuzz-build
 bench: build deps
 	BENCH_THREADS="$(THREADS)" bash scripts/bench.sh
 
+# Remote modules against p11-kit-client.so on one `p11-kit server` (numbers, not a test).
+.PHONY: bench-remote
+bench-remote: build deps
+	bash scripts/bench-remote.sh
+
 # How fast `p11proxy stats` reads text and JSON traces (MB/s; build/bench-stats/results.md).
 .PHONY: bench-stats
 bench-stats: $(CLI_BIN)

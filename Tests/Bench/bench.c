@@ -165,11 +165,12 @@ static long private_dirty_kb(void) { return proc_kb("/proc/self/smaps_rollup", "
 
 /* ==== The calls ===================================================================== */
 
-/* What one thread works with: its own session (issue 5: each thread its own session). */
+/* What one thread works with: its own session. */
 struct ctx {
     CK_FUNCTION_LIST_PTR f;
     CK_SLOT_ID slot;
     CK_SESSION_HANDLE session;
+    CK_OBJECT_HANDLE ec_key; /* sign_ecdsa: found on first use */
 };
 
 /* Each loop is its own function so that a profile shows it by name and the compiler
@@ -236,6 +237,42 @@ static __attribute__((noinline)) unsigned long loop_digest(struct ctx *c, long n
     return bad;
 }
 
+/* The token's first EC private key, after C_Login with $BENCH_PIN (default 1234): for a real
+ * token (SoftHSM2, locally or behind p11-kit's RPC), not the mock. */
+static CK_OBJECT_HANDLE find_ec_key(struct ctx *c)
+{
+    const char *pin = getenv("BENCH_PIN") ? getenv("BENCH_PIN") : "1234";
+    CK_RV rv = c->f->C_Login(c->session, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin));
+    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
+        return CK_INVALID_HANDLE;
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    CK_KEY_TYPE type = CKK_EC;
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &type, sizeof type}};
+    CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+    CK_ULONG found = 0;
+    if (c->f->C_FindObjectsInit(c->session, tmpl, 2) == CKR_OK) {
+        c->f->C_FindObjects(c->session, &key, 1, &found);
+        c->f->C_FindObjectsFinal(c->session);
+    }
+    return found ? key : CK_INVALID_HANDLE;
+}
+
+static __attribute__((noinline)) unsigned long loop_sign_ecdsa(struct ctx *c, long n)
+{
+    if (c->ec_key == CK_INVALID_HANDLE && (c->ec_key = find_ec_key(c)) == CK_INVALID_HANDLE)
+        return (unsigned long)n;
+    CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
+    unsigned char hash[32] = {1, 2, 3}, sig[256];
+    CK_ULONG sig_len;
+    unsigned long bad = 0;
+    for (long i = 0; i < n; i++) {
+        sig_len = sizeof sig;
+        bad += c->f->C_SignInit(c->session, &mech, c->ec_key) != CKR_OK;
+        bad += c->f->C_Sign(c->session, hash, sizeof hash, sig, &sig_len) != CKR_OK;
+    }
+    return bad;
+}
+
 static __attribute__((noinline)) unsigned long loop_open_close(struct ctx *c, long n)
 {
     CK_SESSION_HANDLE h;
@@ -260,6 +297,7 @@ static const struct call {
     {"find_objects", "C_FindObjectsInit + C_FindObjects + C_FindObjectsFinal", loop_find_objects},
     {"digest", "C_DigestInit + C_Digest", loop_digest},
     {"open_close", "C_OpenSession + C_CloseSession", loop_open_close},
+    {"sign_ecdsa", "C_SignInit + C_Sign (ECDSA, P-256; a real token's first EC key)", loop_sign_ecdsa},
 };
 #define N_CALLS (sizeof calls / sizeof calls[0])
 
