@@ -360,6 +360,38 @@ static void scenario(void *arg)
     t_proxy_close(&px);
 }
 
+/* A module whose C_GetInterfaceList and C_GetInterface answer CKR_FUNCTION_NOT_SUPPORTED (some
+ * vendor HSM libraries): p11proxy falls back to C_GetFunctionList, and of that list only the
+ * 2.40 part is trusted, so a 3.0 or 3.2 call answers CKR_FUNCTION_NOT_SUPPORTED locally. */
+static void getinterface_not_supported(void *arg)
+{
+    (void)arg;
+    struct t_mock m;
+    if (!t_mock_open(&m, "mock-nointerface"))
+        return;
+    char *dir = t_config_new("nointerface");
+    t_config_module(dir, "vendor", "module: %s\n", m.path);
+    t_config_use(dir);
+    struct t_proxy px;
+    CK_FUNCTION_LIST_3_2_PTR f = NULL;
+    CK_INTERFACE_PTR interface = NULL;
+    if (!t_proxy_open(&px) ||
+        !t_rv(px.get_interface((CK_UTF8CHAR_PTR) "PKCS 11", NULL, &interface, 0), CKR_OK, "nointerface: our C_GetInterface"))
+        return;
+    f = interface->pFunctionList;
+    if (!t_rv(f->C_Initialize(NULL), CKR_OK, "nointerface: C_Initialize (the module is loaded through C_GetFunctionList)"))
+        return;
+    CK_SESSION_HANDLE h = open_on(f, "mock-nointerface-3");
+    unsigned char md[MOCK_DIGEST_LEN];
+    t_rv(t_digest((CK_FUNCTION_LIST_PTR)f, h, "x", 1, md), CKR_OK, "nointerface: its 2.40 functions work");
+    unsigned long before = t_mock_stats(&m).calls_3_0;
+    t_rv(f->C_LoginUser(h, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4, (CK_UTF8CHAR_PTR) "u", 1), CKR_FUNCTION_NOT_SUPPORTED,
+         "nointerface: a 3.0 call answers CKR_FUNCTION_NOT_SUPPORTED");
+    twelve_unsupported(f, h, "a module without C_GetInterface");
+    t_ul(t_mock_stats(&m).calls_3_0, before, "nointerface: ... without reaching the module");
+    t_rv(f->C_Finalize(NULL), CKR_OK, "nointerface: C_Finalize");
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -369,5 +401,6 @@ int main(int argc, char **argv)
     static const struct mode modes[] = {{"tracing off", NULL}, {"tracing on (text)", "text"}, {"tracing on (JSON)", "json"}};
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
         t_scenario(modes[i].name, scenario, (void *)&modes[i]);
+    t_scenario("C_GetInterface answers CKR_FUNCTION_NOT_SUPPORTED", getinterface_not_supported, NULL);
     return t_done();
 }

@@ -36,7 +36,7 @@ P11T_MOCK_LDFLAGS := -fPIC -shared -fvisibility=hidden -Wl,-z,defs
 P11T_LDLIBS := -ldl -lpthread
 
 P11T_MOCKS := mock-a mock-b mock-c mock-failinit mock-garbage mock-fast mock-hang mock-overreport mock-preinit \
-	mock-v32 mock-v32-null
+	mock-v32 mock-v32-null mock-nointerface
 P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed test_shared_modules test_remote_faults \
 	test_caller_input test_module_hang test_fork_calls test_load_cycles test_trace_secrets \
 	test_trace_overreport test_trace_no_threads test_v32
@@ -57,6 +57,8 @@ P11T_MOCK_FLAGS_mock-overreport := -DMOCK_NAME='"mock-overreport"' -DMOCK_TAG=0x
 	-DMOCK_OVERREPORT=1000
 P11T_MOCK_FLAGS_mock-preinit := -DMOCK_NAME='"mock-preinit"' -DMOCK_TAG=0x7 -DMOCK_SLOTS='{4}' -DMOCK_V3=1 -DMOCK_PREINIT=1
 P11T_MOCK_FLAGS_mock-v32 := -DMOCK_NAME='"mock-v32"' -DMOCK_TAG=0x32 -DMOCK_SLOTS='{1,5}' -DMOCK_V3=1 -DMOCK_V32=1
+P11T_MOCK_FLAGS_mock-nointerface := -DMOCK_NAME='"mock-nointerface"' -DMOCK_TAG=0x9 -DMOCK_SLOTS='{3}' -DMOCK_V3=1 \
+	-DMOCK_NO_INTERFACE=1
 P11T_MOCK_FLAGS_mock-v32-null := -DMOCK_NAME='"mock-v32-null"' -DMOCK_TAG=0x26 -DMOCK_SLOTS='{2}' -DMOCK_V3=1 -DMOCK_V32=2
 
 .PHONY: mock-modules c-tests c-tests-tsan c-tests-asan trace-tests bench-programs run-c-tests run-c-tests-tsan clean-c-tests

@@ -6,6 +6,7 @@
  *   returns only when a test calls mock_control(MOCK_RELEASE_WAITERS), or never)
  *   MOCK_OVERREPORT N (while a test has switched it on with mock_control(MOCK_SET_OVERREPORT),
  *   length-pair outputs claim N more bytes or elements than the caller's buffer holds)
+ *   MOCK_NO_INTERFACE 0|1 (C_GetInterfaceList/C_GetInterface answer CKR_FUNCTION_NOT_SUPPORTED)
  *   MOCK_PREINIT 0|1 (the library initialises itself when loaded, as a module that another
  *   part of the process initialised first looks: C_Initialize answers ALREADY_INITIALIZED)
  *   MOCK_V32 0|1|2 (with MOCK_V3: 1 offers "PKCS 11" 3.2 first and implements the twelve 3.2
@@ -55,6 +56,9 @@
 #endif
 #ifndef MOCK_PREINIT
 #define MOCK_PREINIT 0
+#endif
+#ifndef MOCK_NO_INTERFACE
+#define MOCK_NO_INTERFACE 0
 #endif
 #ifndef MOCK_V32
 #define MOCK_V32 0
@@ -3030,14 +3034,20 @@ static CK_RV hand_C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR 
     return CKR_ARGUMENTS_BAD;
 }
 
+/* MOCK_NO_INTERFACE: exports both 3.0 getters but answers CKR_FUNCTION_NOT_SUPPORTED, as some
+ * vendor HSM libraries do; C_GetFunctionList still works. */
 CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount)
 {
+    if (MOCK_NO_INTERFACE)
+        return CKR_FUNCTION_NOT_SUPPORTED;
     return hand_C_GetInterfaceList(pInterfacesList, pulCount);
 }
 
 CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion, CK_INTERFACE_PTR_PTR ppInterface,
                      CK_FLAGS flags)
 {
+    if (MOCK_NO_INTERFACE)
+        return CKR_FUNCTION_NOT_SUPPORTED;
     return hand_C_GetInterface(pInterfaceName, pVersion, ppInterface, flags);
 }
 #endif
