@@ -76,6 +76,8 @@ run_suite trace bash Tests/integration/test_trace.sh
 run_suite cli bash Tests/integration/test_cli.sh
 # `p11proxy list`'s token URIs against p11tool's, over SoftHSM2.
 run_suite token-uri bash Tests/integration/test_token_uri.sh
+# Token filters over two SoftHSM2 tokens: pkcs11-tool, p11tool, `p11proxy list` and `check`.
+run_suite token-filter bash Tests/integration/test_token_filter.sh
 # The config reader and the pkcs11: URI parser under libFuzzer, a fixed number of inputs each
 # (`make fuzz-build`; Tests/Fuzz/README.md).
 run_suite fuzz-config bash Tests/Fuzz/run.sh config

@@ -16,4 +16,6 @@ public enum ConfigKey {
     public static let logFile = "x-log-file"
     public static let logFormat = "x-log-format"
     public static let logSecrets = "x-log-secrets"
+    public static let onlyTokens = "x-only-tokens"
+    public static let hideTokens = "x-hide-tokens"
 }

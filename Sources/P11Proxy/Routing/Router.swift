@@ -33,7 +33,7 @@ enum Router {
     @inline(__always)
     static func slot(_ proxySlot: CK_SLOT_ID, caller: Int) -> Route {
         guard CallerPool.isInitialized(caller) else { return .failed(.cryptokiNotInitialized) }
-        guard let key = SlotMap.key(for: proxySlot) else { return .failed(.slotIDInvalid) }
+        guard let key = SlotMap.key(for: proxySlot), !TokenVisibility.isHidden(proxySlot) else { return .failed(.slotIDInvalid) }
         let module = ModuleTable.slot(key.module)
         guard module.pointee.isActive.load(ordering: .acquiring) else { return .failed(.slotIDInvalid) }
         return Route(module: module, handle: key.realSlot, failure: CK_RV(CKR_OK), proxySlot: proxySlot, session: nil)
