@@ -171,6 +171,13 @@ static void events(void *arg)
     t_mock_control(&a, MOCK_QUEUE_EVENT, 5);
     if (t_rv(f->C_WaitForSlotEvent(CKF_DONT_BLOCK, &slot, NULL), CKR_OK, "events: mock-a-5's event"))
         t_ul(slot, t_slot_by_label(f, "mock-a-5"), "events: reported under mock-a-5's ID");
+    /* Behind a hidden slot's event, a visible one is still found by the same call. */
+    t_mock_control(&a, MOCK_QUEUE_EVENT, 1);
+    t_mock_control(&a, MOCK_QUEUE_EVENT, 1);
+    t_mock_control(&a, MOCK_QUEUE_EVENT, 5);
+    if (t_rv(f->C_WaitForSlotEvent(CKF_DONT_BLOCK, &slot, NULL), CKR_OK, "events: mock-a-5's event behind two hidden"))
+        t_ul(slot, t_slot_by_label(f, "mock-a-5"), "events: reported under mock-a-5's ID");
+    t_rv(f->C_WaitForSlotEvent(CKF_DONT_BLOCK, &slot, NULL), CKR_NO_EVENT, "events: all consumed");
     finish(f, "events");
 }
 

@@ -51,9 +51,8 @@ extension Entry {
         while true {
             var supported = false
             for module in modules {
-                var realSlot: CK_SLOT_ID = 0
-                let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.slot(module), caller, flags | CK_FLAGS(CKF_DONT_BLOCK), &realSlot, nil)
-                if rv == CKR_OK, let proxySlot = TokenVisibility.eventSlot(module: module, realSlot: realSlot, caller: caller) {
+                let (rv, event) = TokenVisibility.pollEvent(module: module, caller: caller, flags: flags | CK_FLAGS(CKF_DONT_BLOCK))
+                if rv == CKR_OK, let proxySlot = event {
                     pSlot.pointee = proxySlot
                     return CK_RV(CKR_OK)
                 }

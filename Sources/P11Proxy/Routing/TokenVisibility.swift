@@ -111,6 +111,21 @@ enum TokenVisibility {
         return wasVisible ? known : nil
     }
 
+    /// One non-blocking C_WaitForSlotEvent of the module, passing over the events of slots its
+    /// filter hides (so a visible event queued behind them is not reported as CKR_NO_EVENT): the
+    /// module's answer, and the proxy ID of the event's slot (nil when the map is full).
+    static func pollEvent(module: Int, caller: Int, flags: CK_FLAGS) -> (CK_RV, CK_SLOT_ID?) {
+        // Bounded, in case a module keeps answering CKR_OK for hidden slots.
+        for _ in 0..<64 {
+            var realSlot: CK_SLOT_ID = 0
+            let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.slot(module), caller, flags, &realSlot, nil)
+            guard rv == CKR_OK else { return (rv, nil) }
+            if let proxySlot = eventSlot(module: module, realSlot: realSlot, caller: caller) { return (rv, proxySlot) }
+            guard isFiltered(module) else { return (rv, nil) }
+        }
+        return (CK_RV(CKR_NO_EVENT), nil)
+    }
+
     /// Whether the module has a filter (an event on a slot it hides is not an error).
     static func isFiltered(_ module: Int) -> Bool {
         everFiltered && filter(of: module) != nil
