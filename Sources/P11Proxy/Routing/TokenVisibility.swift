@@ -5,7 +5,8 @@
 // every call that takes its ID answers CKR_SLOT_ID_INVALID. Visibility is decided again whenever
 // the module's slots are listed (C_Initialize, C_GetSlotList), on every slot event, and when a
 // session is opened; a slot that comes back gets its old ID back (SlotMap never reuses an ID).
-// Modules without a filter cost nothing more than before: no extra call, no lock.
+// A process where no filter was ever set pays one load per call that takes a slot ID: no extra
+// module call, no lock.
 import CPKCS11
 import P11ProxyConfig
 import P11ProxyLoader
