@@ -36,7 +36,7 @@ EMBEDDED_HEADERS := include/p11kit_paths.h $(wildcard include/*.h include/*.modu
 EMBEDDED_LINK_FLAGS := -shared -fuse-ld=lld -L$(EMBEDDED_STDLIB_DIR) -lswiftUnicodeDataTables -lm \
 	-Wl,--version-script=$(CURDIR)/support/libp11proxy.map -Wl,-z,nodelete -Wl,-z,pack-relative-relocs \
 	-Wl,--gc-sections -Wl,-z,defs
-EMBEDDED_MODULES := P11ProxyConfig P11ProxyNames P11ProxyLoader P11Proxy
+EMBEDDED_MODULES := P11ProxyConfig P11ProxyNames P11ProxyRPC P11ProxyLoader P11Proxy
 
 SWIFT_SOURCES := $(shell find Sources include -name '*.swift' -o -name '*.h' -o -name '*.modulemap' 2>/dev/null)
 
@@ -103,8 +103,9 @@ endef
 $(foreach build,embedded embedded-tsan embedded-asan,\
 	$(eval $(call embedded_module,P11ProxyConfig,,$(build)))\
 	$(eval $(call embedded_module,P11ProxyNames,,$(build)))\
-	$(eval $(call embedded_module,P11ProxyLoader,P11ProxyConfig P11ProxyNames,$(build)))\
-	$(eval $(call embedded_module,P11Proxy,P11ProxyConfig P11ProxyNames P11ProxyLoader,$(build))))
+	$(eval $(call embedded_module,P11ProxyRPC,,$(build)))\
+	$(eval $(call embedded_module,P11ProxyLoader,P11ProxyConfig P11ProxyNames P11ProxyRPC,$(build)))\
+	$(eval $(call embedded_module,P11Proxy,P11ProxyConfig P11ProxyNames P11ProxyRPC P11ProxyLoader,$(build))))
 
 $(PROXY_SO): $(EMBEDDED_MODULES:%=$(BUILD_DIR)/embedded/%.o) support/libp11proxy.map
 	@mkdir -p $(@D)
@@ -143,16 +144,27 @@ asan: asan-build
 	LD_LIBRARY_PATH=$(ASAN_LIBRARY_PATH) P11TEST_NO_BUILD=1 bash Tests/C/run.sh $(ASAN_PROXY_SO) $(BUILD_DIR)/mock-asan $(BUILD_DIR)/tests-asan
 	bash scripts/sanitizer-integration.sh asan
 
-# libFuzzer targets over P11ProxyConfig (Tests/Fuzz/README.md): the config reader (issue 6) and
-# the pkcs11: URI parser, each built by swiftc directly into build/fuzz/NAME-fuzz (not SwiftPM);
-# `make fuzz` runs each for a fixed number of inputs from a fixed seed.
-FUZZERS := config uri
+# libFuzzer targets (Tests/Fuzz/README.md), each built by swiftc directly into
+# build/fuzz/NAME-fuzz (not SwiftPM) from its entry file and the sources it fuzzes: the config
+# reader and the pkcs11: URI parser (P11ProxyConfig), the trace statistics reader
+# (P11ProxyTraceStats), the RPC reply decoder (P11ProxyRPC). `make fuzz` runs each for a fixed
+# number of inputs from a fixed seed.
+FUZZERS := config uri trace rpc
 FUZZ_BINS := $(FUZZERS:%=$(BUILD_DIR)/fuzz/%-fuzz)
+FUZZ_SWIFTC := swiftc -sanitize=fuzzer,address -parse-as-library -O -use-ld=lld -package-name p11proxy
 $(BUILD_DIR)/fuzz/config-fuzz: Tests/Fuzz/ConfigFuzz.swift
 $(BUILD_DIR)/fuzz/uri-fuzz: Tests/Fuzz/URIFuzz.swift
-$(FUZZ_BINS): $(wildcard Sources/P11ProxyConfig/*.swift) Tests/Fuzz/FuzzSupport.swift
+$(BUILD_DIR)/fuzz/config-fuzz $(BUILD_DIR)/fuzz/uri-fuzz: $(wildcard Sources/P11ProxyConfig/*.swift) Tests/Fuzz/FuzzSupport.swift
 	@mkdir -p $(@D)
-	swiftc -sanitize=fuzzer,address -parse-as-library -O -use-ld=lld -package-name p11proxy -module-name P11ProxyConfigFuzz $(filter %.swift,$^) -o $@
+	$(FUZZ_SWIFTC) -module-name P11ProxyConfigFuzz $(filter %.swift,$^) -o $@
+$(BUILD_DIR)/fuzz/trace-fuzz: Tests/Fuzz/TraceStatsFuzz.swift $(wildcard Sources/P11ProxyTraceStats/*.swift)
+	@mkdir -p $(@D)
+	$(FUZZ_SWIFTC) -module-name P11ProxyTraceStatsFuzz $(filter %.swift,$^) -o $@
+
+$(BUILD_DIR)/fuzz/rpc-fuzz: Tests/Fuzz/RPCReplyFuzz.swift $(shell find Sources/P11ProxyRPC -name '*.swift') \
+		include/module.modulemap include/p11proxy_libc.h
+	@mkdir -p $(@D)
+	$(FUZZ_SWIFTC) -module-name P11ProxyRPCFuzz -I include -Xcc -I/usr/include/p11-kit-1 $(filter %.swift,$^) -o $@
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)
@@ -162,6 +174,11 @@ fuzz: fuzz-build
 # Issue 5's benchmark: prints one table (also build/bench/results.md); not a test.
 bench: build deps
 	bash scripts/bench.sh
+
+# How fast `p11proxy stats` reads text and JSON traces (MB/s; build/bench-stats/results.md).
+.PHONY: bench-stats
+bench-stats: $(CLI_BIN)
+	bash scripts/bench-stats.sh
 
 generate:
 	swift run p11proxy-generate $(CURDIR)

@@ -31,17 +31,26 @@ let package = Package(
         // configuration, dlopen a library and fetch its function list, and say why a module is skipped.
         .target(
             name: "P11ProxyLoader",
-            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames"],
+            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames", "P11ProxyRPC"],
+            swiftSettings: p11kitInclude),
+        // Reads text and JSON traces in bounded memory and counts calls, errors and durations per
+        // function (`p11proxy stats`, `trace --summary`); pure Swift, driven by its tests and a fuzzer.
+        .target(name: "P11ProxyTraceStats"),
+        // p11-kit's RPC protocol as a client: a remote module (`remote:` in a .module file) as a
+        // connection with one method per PKCS#11 function. Wire format in Wire/, no socket needed.
+        .target(
+            name: "P11ProxyRPC",
+            dependencies: ["CPKCS11"],
             swiftSettings: p11kitInclude),
         // The module itself: exported entry points, per-caller tables, router, loader.
         .target(
             name: "P11Proxy",
-            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames", "P11ProxyLoader"],
+            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames", "P11ProxyRPC", "P11ProxyLoader"],
             swiftSettings: moduleSettings),
         // The `p11proxy` command: reads the configuration and loads modules as the module does.
         .executableTarget(
             name: "P11ProxyCLI",
-            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames", "P11ProxyLoader",
+            dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames", "P11ProxyLoader", "P11ProxyTraceStats",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: p11kitInclude),
         // The code generator for the per-function code (see codegen/README.md).
@@ -49,8 +58,10 @@ let package = Package(
         .executableTarget(name: "P11ProxyGenerate", dependencies: ["P11ProxyCodegen"]),
         .testTarget(name: "P11ProxyConfigTests", dependencies: ["P11ProxyConfig"]),
         .testTarget(name: "P11ProxyCodegenTests", dependencies: ["P11ProxyCodegen"]),
+        .testTarget(name: "P11ProxyTraceStatsTests", dependencies: ["P11ProxyTraceStats"]),
         .testTarget(name: "P11ProxyLoaderTests", dependencies: ["P11ProxyLoader", "P11ProxyConfig", "CPKCS11"],
                     swiftSettings: p11kitInclude),
+        .testTarget(name: "P11ProxyRPCTests", dependencies: ["P11ProxyRPC", "CPKCS11"], swiftSettings: p11kitInclude),
         .testTarget(name: "P11ProxyCLITests", dependencies: ["P11ProxyCLI"], swiftSettings: p11kitInclude),
         .testTarget(
             name: "P11ProxyTests",

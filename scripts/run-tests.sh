@@ -71,6 +71,8 @@ run_suite python-pkcs11 bash Tests/integration/test_python_pkcs11.sh
 # A module the application also uses, two copies of p11proxy, spy mode, slot IDs before
 # C_GetSlotList; Java's keytool through SunPKCS11; PyKCS11's own test suite (`make pykcs11-tests`).
 run_suite real-clients bash Tests/integration/test_real_clients.sh
+# Remote modules against Debian's p11-kit server / p11-kit remote / p11-kit-client.so.
+run_suite remote bash Tests/integration/test_remote.sh
 run_suite install bash Tests/integration/test_install.sh
 run_suite trace bash Tests/integration/test_trace.sh
 run_suite cli bash Tests/integration/test_cli.sh
@@ -78,10 +80,14 @@ run_suite cli bash Tests/integration/test_cli.sh
 run_suite token-uri bash Tests/integration/test_token_uri.sh
 # Token filters over two SoftHSM2 tokens: pkcs11-tool, p11tool, `p11proxy list` and `check`.
 run_suite token-filter bash Tests/integration/test_token_filter.sh
-# The config reader and the pkcs11: URI parser under libFuzzer, a fixed number of inputs each
-# (`make fuzz-build`; Tests/Fuzz/README.md).
+# `p11proxy stats` and `trace --summary`: golden tables, warnings, bounded memory, SoftHSM2 runs.
+run_suite stats bash Tests/integration/test_stats.sh
+# The config reader, the pkcs11: URI parser, the trace statistics reader and the RPC reply
+# decoder under libFuzzer, a fixed number of inputs each (`make fuzz-build`; Tests/Fuzz/README.md).
 run_suite fuzz-config bash Tests/Fuzz/run.sh config
 run_suite fuzz-uri bash Tests/Fuzz/run.sh uri
+run_suite fuzz-trace bash Tests/Fuzz/run.sh trace
+run_suite fuzz-rpc bash Tests/Fuzz/run.sh rpc
 run_suite broken-config bash Tests/integration/test_broken_config.sh
 # OpenSSL ASYNC jobs over SoftHSM2, and p11proxy's stack depth per call against the job stack.
 run_suite openssl-async bash Tests/integration/test_openssl_async.sh

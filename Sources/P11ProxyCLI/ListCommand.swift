@@ -52,6 +52,9 @@ struct ListCommand: ParsableCommand {
             out += field("managed", yesNo(module.isManaged))
             out += field("log-calls", traceText(module.trace))
             if let reserved = module.config.initReserved { out += field("x-init-reserved", reserved) }
+            if let version = module.remoteProtocolVersion {
+                out += field("remote", "\(module.path) (p11-kit RPC protocol version \(version))")
+            }
             for line in module.filter.map(TokenFilterSettings.describe) ?? [] { out += field("token-filter", line) }
             if module.initializedElsewhere { out += field("initialized", ModuleStartup.initializedElsewhereText) }
             out += field("interface-version", contents.interfaceVersion)

@@ -6,6 +6,7 @@ import Glibc
 import P11ProxyConfig
 import P11ProxyLoader
 import P11ProxyNames
+import P11ProxyRPC
 
 struct ModuleSurvey {
     /// A module that loads and initialises, with what it showed.
@@ -20,6 +21,8 @@ struct ModuleSurvey {
         /// Its C_Initialize answered CKR_CRYPTOKI_ALREADY_INITIALIZED: someone else in the process
         /// initialised it, and p11proxy never finalises it.
         var initializedElsewhere: Bool
+        /// A `remote:` module: the RPC protocol version the server answered.
+        var remoteProtocolVersion: UInt8?
     }
 
     /// A configured module that does not load.
@@ -71,7 +74,7 @@ struct ModuleSurvey {
             if ModuleStartup.failsInitialize(module) { critical(module.name) }
         }
         guard initialize else { return }
-        var started: [FileIdentity] = []
+        var started: [ModuleStartup.ModuleIdentity] = []
         for config in configuration.modules {
             if let identity = start(config, alreadyStarted: started, environment: environment) { started.append(identity) }
         }
@@ -86,8 +89,8 @@ struct ModuleSurvey {
 
     // MARK: One module, as ProxyRuntime.load and startModules take it
 
-    private mutating func start(_ config: ModuleConfig, alreadyStarted: [FileIdentity],
-                                environment: EnvironmentVariables) -> FileIdentity? {
+    private mutating func start(_ config: ModuleConfig, alreadyStarted: [ModuleStartup.ModuleIdentity],
+                                environment: EnvironmentVariables) -> ModuleStartup.ModuleIdentity? {
         let place = ModuleStartup.place(of: config)
         func skip(_ reason: String, isProblem: Bool = true, silent: Bool = false, failsInitialize: Bool = true) {
             let message = ModuleStartup.skippedMessage(place: place, name: config.name, reason: reason)
@@ -116,46 +119,70 @@ struct ModuleSurvey {
                 skip(ModuleStartup.loadFailure(path: path, error))
                 return nil
             }
-            // Resolved before C_Initialize, as the module does, so its complaints come in its order.
-            var complaints: [String] = []
-            let trace = TraceSettings.resolve(module: config, configuration: configuration, environment: environment,
-                                              report: { complaints.append($0) })
-            for complaint in complaints { say(.warning, complaint) }
-            complaints = []
-            let isSpy = if case .spy = source { true } else { false }
-            let filter = TokenFilterSettings.resolve(module: config, configuration: configuration, environment: environment,
-                                                     spyMode: isSpy, report: { complaints.append($0) })
-            for complaint in complaints {
-                // Outside spy mode each complaint is a URI that does not parse, which hides tokens:
-                // a problem to fix. In spy mode it is the note that filters do not apply.
-                if !isSpy && !messages.contains(where: { $0.text == complaint }) { badFilterURIs += 1 }
-                say(isSpy ? .warning : .problem, complaint)
+            return started(config, location: path, functions, remote: nil, environment: environment) ? .library(identity) : nil
+        case .connect(let address):
+            let remote: RemoteModule, functions: CK_FUNCTION_LIST_3_0
+            do throws(LoadError) {
+                (remote, functions) = try ModuleLoader.connect(address: address, config: config)
+            } catch {
+                skip("\(error)")
+                return nil
             }
-            guard let (contents, elsewhere) = initializeAndRead(config, path: path, functions, filter: filter) else { return nil }
-            loaded.append(Loaded(config: config, path: path, isManaged: configuration.isManaged(config),
-                                 trace: trace, filter: filter, contents: contents, initializedElsewhere: elsewhere))
-            return identity
+            return started(config, location: address, functions, remote: remote, environment: environment) ? .remote(address) : nil
         }
+    }
+
+    /// A module whose functions are at hand: its trace settings, then C_Initialize and its contents.
+    private mutating func started(_ config: ModuleConfig, location: String, _ functions: CK_FUNCTION_LIST_3_0,
+                                  remote: RemoteModule?, environment: EnvironmentVariables) -> Bool {
+        // Resolved before C_Initialize, as the module does, so its complaints come in its order.
+        var complaints: [String] = []
+        let trace = TraceSettings.resolve(module: config, configuration: configuration, environment: environment,
+                                          report: { complaints.append($0) })
+        for complaint in complaints { say(.warning, complaint) }
+        complaints = []
+        let isSpy = if case .spy = source { true } else { false }
+        let filter = TokenFilterSettings.resolve(module: config, configuration: configuration, environment: environment,
+                                                 spyMode: isSpy, report: { complaints.append($0) })
+        for complaint in complaints {
+            // Outside spy mode each complaint is a URI that does not parse, which hides tokens:
+            // a problem to fix. In spy mode it is the note that filters do not apply.
+            if !isSpy && !messages.contains(where: { $0.text == complaint }) { badFilterURIs += 1 }
+            say(isSpy ? .warning : .problem, complaint)
+        }
+        guard let (contents, elsewhere, version) = initializeAndRead(config, path: location, functions, remote: remote,
+                                                                     filter: filter) else {
+            return false
+        }
+        loaded.append(Loaded(config: config, path: location, isManaged: configuration.isManaged(config),
+                             trace: trace, filter: filter, contents: contents, initializedElsewhere: elsewhere,
+                             remoteProtocolVersion: version))
+        return true
     }
 
     /// C_Initialize as the module calls it, the module's contents, then C_Finalize.
     private mutating func initializeAndRead(_ config: ModuleConfig, path: String, _ functions: CK_FUNCTION_LIST_3_0,
-                                            filter: TokenFilter?) -> (ModuleContents, initializedElsewhere: Bool)? {
+                                            remote: RemoteModule?, filter: TokenFilter?)
+        -> (ModuleContents, initializedElsewhere: Bool, remoteVersion: UInt8?)? {
         let reserved = config.initReserved.map { strdup($0) } ?? nil
         defer { free(reserved) }
         var arguments = ModuleStartup.initializeArguments(reserved: reserved)
         let rv = functions.C_Initialize!(&arguments)
         guard ModuleStartup.initializeSucceeded(rv) else {
+            // A remote module says why (the address and what went wrong), as the module prints it.
+            let detail = remote?.lastErrorMessage ?? ""
+            let error = PKCS11Name.returnValueText(rv) + (detail.isEmpty ? "" : " (\(detail))")
             let message = ModuleStartup.initializeFailedMessage(
-                name: config.name, path: path, error: PKCS11Name.returnValueText(rv), critical: config.isCritical)
+                name: config.name, path: path, error: error, critical: config.isCritical)
             skipped.append(Skipped(name: config.name, place: ModuleStartup.place(of: config),
-                                   reason: "C_Initialize failed: \(PKCS11Name.returnValueText(rv))",
+                                   reason: "C_Initialize failed: \(error)",
                                    isProblem: true, message: message))
             say(config.isCritical ? .critical : .problem, message)
             if config.isCritical { criticalFailures.append(config.name) }
             return nil
         }
         let contents = ModuleContents(reading: functions, filter: filter)
+        let version = remote?.negotiatedVersion
         // The module lists every slot right after the module's C_Initialize (slot IDs are valid
         // from then on) and says so when the list is broken.
         if let problem = contents.slotListProblem {
@@ -164,7 +191,7 @@ struct ModuleSurvey {
         if contents.slotListHadRepeats { say(.warning, ModuleSlotList.repeatsMessage(module: config.name)) }
         // Only our own initialisation is undone: ALREADY_INITIALIZED means someone else's.
         if rv == CKR_OK { _ = functions.C_Finalize!(nil) }
-        return (contents, rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
+        return (contents, rv == CKR_CRYPTOKI_ALREADY_INITIALIZED, version)
     }
 
     private mutating func critical(_ name: String) {

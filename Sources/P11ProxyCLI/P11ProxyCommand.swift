@@ -1,5 +1,6 @@
 // `p11proxy`: look at what the p11proxy module would load (list), find what is wrong with its
-// configuration (check), and watch a program's PKCS#11 calls through it (trace).
+// configuration (check), watch a program's PKCS#11 calls through it (trace), and see where a
+// trace's time went (stats).
 import ArgumentParser
 
 @main
@@ -11,7 +12,8 @@ struct P11ProxyCommand: ParsableCommand {
             libp11proxy.so reads p11-kit's module configuration (or P11PROXY_CONFIG_DIR, or \
             P11PROXY_MODULE) when a program first calls its C_Initialize. `list` and `check` read \
             the same files the same way, load the same modules and report what the module would do; \
-            `trace` runs a program with the module's call tracing switched on.
+            `trace` runs a program with the module's call tracing switched on; `stats` summarises \
+            traces per function (calls, errors, durations).
             """,
-        subcommands: [ListCommand.self, CheckCommand.self, TraceCommand.self])
+        subcommands: [ListCommand.self, CheckCommand.self, TraceCommand.self, StatsCommand.self])
 }

@@ -1,8 +1,10 @@
 // `p11proxy trace -- COMMAND ...`: runs COMMAND with p11proxy's log-calls tracing switched on
 // through the environment variables the module reads (Tracing/TraceSettings.swift), replacing
-// this process, so COMMAND's exit status, signals and standard streams are its own.
+// this process, so COMMAND's exit status, signals and standard streams are its own. With
+// --summary it runs COMMAND as a child instead, and summarises the trace when it exits.
 import ArgumentParser
 import Glibc
+import P11ProxyTraceStats
 
 struct TraceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,7 +17,15 @@ struct TraceCommand: ParsableCommand {
             COMMAND loads traces every call into every module. PINs and key material are redacted \
             unless --secrets. Without --output, records go where the configuration's x-log-file \
             says, or to standard error.
-            """)
+
+            --summary (or --by, --histogram) runs COMMAND as a child instead and, when it exits, prints \
+            the table of `p11proxy stats` to standard error, after COMMAND's own output; the exit status \
+            is still COMMAND's (a signal that ended it ends p11proxy the same way). The trace goes to \
+            --output, kept, or else to a temporary file (in TMPDIR, mode 0600) removed afterwards. \
+            Interrupting with Ctrl-C stops COMMAND and still prints the summary.
+
+
+            """ + SummaryOptions.discussion)
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case text, json
@@ -39,6 +49,13 @@ struct TraceCommand: ParsableCommand {
         "Spy mode: have p11proxy wrap only the module at PATH (P11PROXY_MODULE=PATH).", valueName: "PATH"))
     var module: String?
 
+    @Flag(help: "When COMMAND exits, print calls, errors and durations per function to standard error.")
+    var summary = false
+
+    @OptionGroup var summaryOptions: SummaryOptions
+
+    var summarises: Bool { summary || summaryOptions.by != nil || summaryOptions.histogram }
+
     /// Everything after `--`, taken before options are parsed, so COMMAND's own options (and a
     /// `--help` meant for it) are never read as ours.
     @Argument(parsing: .postTerminator, help: ArgumentHelp(
@@ -50,13 +67,14 @@ struct TraceCommand: ParsableCommand {
     }
 
     /// The variables to set (a nil value: unset), in the names and values TraceSettings reads.
-    func environment(workingDirectory: String) -> [(name: String, value: String?)] {
+    /// `logFile`: where the records go when not --output (--summary's temporary file).
+    func environment(workingDirectory: String, logFile: String? = nil) -> [(name: String, value: String?)] {
         var variables: [(name: String, value: String?)] = [
             ("P11PROXY_LOG_CALLS", "yes"),
             ("P11PROXY_LOG_FORMAT", format.rawValue),
             ("P11PROXY_LOG_SECRETS", secrets ? "yes" : "no"),
             // COMMAND may change directory before it loads p11proxy.
-            ("P11PROXY_LOG_FILE", output.map { $0.hasPrefix("/") ? $0 : workingDirectory + "/" + $0 }),
+            ("P11PROXY_LOG_FILE", output.map { $0.hasPrefix("/") ? $0 : workingDirectory + "/" + $0 } ?? logFile),
         ]
         if let configDirectory { variables.append(("P11PROXY_CONFIG_DIR", configDirectory)) }
         if let module { variables.append(("P11PROXY_MODULE", module)) }
@@ -66,7 +84,11 @@ struct TraceCommand: ParsableCommand {
     func run() throws {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let workingDirectory = getcwd(&buffer, buffer.count).map { String(cString: $0) } ?? "."
-        let variables = environment(workingDirectory: workingDirectory)
+        var temporaryFile: String?
+        if summarises && output == nil {
+            temporaryFile = try TraceSummaryRun.makeTemporaryFile()
+        }
+        let variables = environment(workingDirectory: workingDirectory, logFile: temporaryFile)
         for (name, value) in variables {
             if let value { setenv(name, value, 1) } else { unsetenv(name) }
         }
@@ -80,6 +102,11 @@ struct TraceCommand: ParsableCommand {
                 throw ExitCode(1)
             }
             close(descriptor)
+        }
+        if summarises {
+            let path = variables.first(where: { $0.name == "P11PROXY_LOG_FILE" })!.value!
+            try TraceSummaryRun(commandLine: commandLine, traceFile: path, removeAfterwards: temporaryFile != nil,
+                                options: summaryOptions).run()
         }
         let arguments = commandLine.map { strdup($0) } + [nil]
         execvp(commandLine[0], arguments)

@@ -1,7 +1,7 @@
 // Writes the Swift sources that repeat per function or per caller, from the description.
 
 public enum SwiftEmitter {
-    /// Number of per-caller function tables compiled into the module (issue 3: at least 64).
+    /// Number of per-caller function tables compiled into the module (at least 64 callers).
     public static let callerPoolSize = 128
 
     public static let header = """
@@ -9,14 +9,54 @@ public enum SwiftEmitter {
         // Regenerate with `make generate`; `make check-generated` fails when this file is stale.
         """
 
-    /// The generated files, keyed by their path relative to the repository root.
+    /// The generated files, keyed by their path relative to the repository root: each in the
+    /// folder of the layer it belongs to (Sources/P11Proxy/Stack.swift shows the layers).
     public static func files(for functions: [FunctionDescription]) -> [(path: String, contents: String)] {
         [
-            ("Sources/P11Proxy/Generated/CallerTables.generated.swift", callerTables(functions)),
-            ("Sources/P11Proxy/Generated/Forwarding.generated.swift", forwarding(functions)),
-            ("Sources/P11Proxy/Generated/ModuleCalls.generated.swift", moduleCalls(functions)),
-            ("Sources/P11Proxy/Generated/Traced.generated.swift", TraceEmitter.traced(functions)),
+            ("Sources/P11Proxy/Callers/CallerTables.generated.swift", callerTables(functions)),
+            ("Sources/P11Proxy/Entry/Forwarding.generated.swift", forwarding(functions)),
+            ("Sources/P11Proxy/Modules/ModuleCalls.generated.swift", moduleCalls(functions)),
+            ("Sources/P11Proxy/Tracing/Traced.generated.swift", TraceEmitter.traced(functions)),
+            ("Sources/P11ProxyRPC/Client/RemoteFunctionList.generated.swift", remoteFunctionLists(functions)),
         ]
+    }
+
+    /// Remote modules a process can use at once: each needs a function list of its own.
+    public static let remoteListCount = 16
+
+    /// The functions p11-kit's RPC protocol carries, as RemoteModule implements them: every 2.40
+    /// function but C_GetFunctionList, and of 3.0 only C_LoginUser and C_SessionCancel (the
+    /// protocol's other 3.0 calls need servers newer than Debian 12's; RemoteModule answers
+    /// CKR_FUNCTION_NOT_SUPPORTED for what the server lacks). The rest stay nil in the list.
+    static func isRemote(_ function: FunctionDescription) -> Bool {
+        if function.name == "C_GetFunctionList" { return false }
+        return !function.isPKCS11v3 || ["C_LoginUser", "C_SessionCancel"].contains(function.name)
+    }
+
+    /// A remote module must look like a loaded one: a CK_FUNCTION_LIST_3_0 of C function
+    /// pointers. C gives them no context, so each of the fixed number of lists gets its own
+    /// closures, each calling the RemoteModule bound to that list (RemoteFunctionList.swift).
+    static func remoteFunctionLists(_ functions: [FunctionDescription]) -> String {
+        var out = header + "\n\nimport CPKCS11\n\nextension RemoteModule {\n"
+        out += "    /// Remote modules a process can use at once.\n"
+        out += "    public static let functionListCount = \(remoteListCount)\n\n"
+        out += "    /// Points `list`'s entries at the closures of list `index`.\n"
+        out += "    static func fill(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>, index: Int) {\n"
+        out += "        switch index {\n"
+        for index in 0..<remoteListCount {
+            out += "        case \(index): fill\(index)(list)\n"
+        }
+        out += "        default: break\n        }\n    }\n"
+        for index in 0..<remoteListCount {
+            out += "\n    private static func fill\(index)(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {\n"
+            for function in functions where isRemote(function) {
+                let arguments = function.arguments.indices.map { "$\($0)" }.joined(separator: ", ")
+                out += "        list.pointee.\(function.name) = { RemoteModule.bound(\(index)).\(function.name)(\(arguments)) }\n"
+            }
+            out += "    }\n"
+        }
+        out += "}\n"
+        return out
     }
 
     /// The Swift spelling of a C argument type as the PKCS#11 header imports it.
@@ -32,7 +72,7 @@ public enum SwiftEmitter {
     /// C gives a function pointer no context, so each caller gets its own closures; each one only
     /// adds its caller number and jumps to the shared `Entry` function (kept out of line). The
     /// caller number is the last argument: the C arguments stay in their registers, so a closure
-    /// is one move and a jump, and an entry point that forwards them moves nothing (issue 5).
+    /// is one move and a jump, and an entry point that forwards them moves nothing.
     static func callerTables(_ functions: [FunctionDescription]) -> String {
         var out = header + "\n\nimport CPKCS11\n\nextension CallerTables {\n"
         out += "    /// Number of distinct per-caller function tables compiled in.\n"
@@ -92,24 +132,24 @@ public enum SwiftEmitter {
     /// when it is traced; a nil there (traced, or a function the module lacks) takes the out of
     /// line path. One load, test and branch instead of two (issue 5).
     static func moduleCalls(_ functions: [FunctionDescription]) -> String {
-        var out = header + "\n\nimport CPKCS11\n// Atomic loads inlined from ModuleSlot.dispatch: Embedded Swift wants the import where they land.\nimport Synchronization\n\nenum ModuleCall {\n"
+        var out = header + "\n\nimport CPKCS11\n// Atomic loads inlined from ModuleEntry.dispatch: Embedded Swift wants the import where they land.\nimport Synchronization\n\nenum ModuleCall {\n"
         for function in functions {
             let names = function.arguments.map(\.name).joined(separator: ", ")
             let forwarded = (["module", "caller"] + function.arguments.map(\.name)).joined(separator: ", ")
             out += "    @inline(__always)\n"
-            out += "    static func \(function.name)(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, \(parameterList(function))) -> CK_RV {\n"
+            out += "    static func \(function.name)(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, \(parameterList(function))) -> CK_RV {\n"
             out += "        if let function = module.pointee.dispatch.pointee.\(function.name) { return function(\(names)) }\n"
-            out += "        return Slow.\(function.name)(\(forwarded))\n"
+            out += "        return TracedOrMissing.\(function.name)(\(forwarded))\n"
             out += "    }\n\n"
         }
         out.removeLast()
         out += "}\n\nextension ModuleCall {\n"
         out += "    /// Traced modules, and functions a module does not have.\n"
-        out += "    enum Slow {\n"
+        out += "    enum TracedOrMissing {\n"
         for function in functions {
             let names = function.arguments.map(\.name).joined(separator: ", ")
             out += "        @inline(never)\n"
-            out += "        static func \(function.name)(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, \(parameterList(function))) -> CK_RV {\n"
+            out += "        static func \(function.name)(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, \(parameterList(function))) -> CK_RV {\n"
             out += "            guard let function = module.pointee.functions.\(function.name) else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }\n"
             out += "            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {\n"
             out += "                return Traced.\(function.name)(module, caller, function\(names.isEmpty ? "" : ", " + names))\n"

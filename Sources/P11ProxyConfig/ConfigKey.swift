@@ -16,6 +16,7 @@ public enum ConfigKey {
     public static let logFile = "x-log-file"
     public static let logFormat = "x-log-format"
     public static let logSecrets = "x-log-secrets"
+    public static let remoteTimeout = "x-remote-timeout"
     public static let onlyTokens = "x-only-tokens"
     public static let hideTokens = "x-hide-tokens"
 }

@@ -241,7 +241,11 @@ struct ConfigurationReader<Files: FileSystem> {
         var modules: [ModuleConfig] = []
         var ownerOfPath: [String: String] = [:]
         for module in candidates {
-            let path = module.modulePath!
+            // A remote module has no library (ModuleStartup skips a second one at the same address).
+            guard !module.isRemote, let path = module.modulePath else {
+                modules.append(module)
+                continue
+            }
             if let owner = ownerOfPath[path] {
                 let value = module.values[ConfigKey.module]!
                 skipped.append(SkippedModule(
@@ -313,7 +317,9 @@ struct ConfigurationReader<Files: FileSystem> {
             return skip(.disabledForProgram, enablement.reason, enablement.value)
         }
         if let remote = module.values[ConfigKey.remote] {
-            return skip(.remote, "remote: modules are not supported yet", remote)
+            // A remote module is reached over p11-kit's RPC protocol; its `module:` is not used.
+            guard !remote.value.isEmpty else { return skip(.remote, "remote: is blank, so there is no server to reach", remote) }
+            return nil
         }
         guard let path = module.values[ConfigKey.module] else {
             return skip(.noModulePath, "no module: key, so there is no library to load", nil)

@@ -53,8 +53,18 @@ public struct ModuleConfig: Sendable, Equatable {
     /// Program names from `disable-in:`; nil when the key is absent.
     public var disableIn: [String]? { values[ConfigKey.disableIn]?.list }
 
-    /// `remote:` present: p11-kit would talk to the module over its RPC protocol instead of loading it.
+    /// `remote:` present: the module is reached over p11-kit's RPC protocol instead of loaded.
     public var isRemote: Bool { values[ConfigKey.remote] != nil }
+
+    /// `remote:`'s value: `unix:path=/abs` or `|command args` (p11-kit's forms).
+    public var remoteAddress: String? { string(ConfigKey.remote) }
+
+    /// `x-remote-timeout:` in seconds (a remote call that takes longer fails with
+    /// CKR_DEVICE_ERROR); nil when absent or not a positive whole number (valueProblems says so).
+    public var remoteTimeoutSeconds: Int? {
+        guard let value = values[ConfigKey.remoteTimeout], let seconds = value.integer, seconds > 0 else { return nil }
+        return seconds
+    }
 
     func boolean(_ key: String, default defaultValue: Bool) -> Bool {
         values[key]?.boolean ?? defaultValue
@@ -72,6 +82,11 @@ public struct ModuleConfig: Sendable, Equatable {
             problems.append(ConfigDiagnostic(
                 file: value.file, line: value.line,
                 message: "priority: '\(value.value)' is not a whole number; using 0"))
+        }
+        if let value = values[ConfigKey.remoteTimeout], (value.integer ?? 0) <= 0 {
+            problems.append(ConfigDiagnostic(
+                file: value.file, line: value.line,
+                message: "x-remote-timeout: '\(value.value)' is not a positive number of seconds; using the default"))
         }
         if let enable = values[ConfigKey.enableIn], values[ConfigKey.disableIn] != nil {
             // pkcs11.conf(5) forbids both; p11-kit warns and then only looks at enable-in.

@@ -1,5 +1,5 @@
 // A module that was configured but will not be loaded, and why: disabled for this program,
-// remote, no library, or a config file that could not be read whole.
+// a blank remote:, no library, or a config file that could not be read whole.
 
 public struct SkippedModule: Sendable, Equatable {
     /// Why, as data, so callers need not match on `reason` text.
@@ -10,7 +10,7 @@ public struct SkippedModule: Sendable, Equatable {
         case blankModulePath
         /// No `module:` key (p11-kit skips such a module without a message).
         case noModulePath
-        /// `remote:`, which p11-kit runs over its RPC protocol; not supported yet.
+        /// `remote:` is blank: no server to reach.
         case remote
         /// A file of this module cannot be read: permission, dangling symlink, not a regular file, too large.
         case unreadableConfig

@@ -1,4 +1,4 @@
-// p11proxy-generate: regenerates Sources/P11Proxy/Generated from codegen/pkcs11-functions.txt
+// p11proxy-generate: regenerates the *.generated.swift files from codegen/pkcs11-functions.txt
 // and codegen/pkcs11-constants.txt.
 // Usage: p11proxy-generate [--check] [REPO_ROOT]   (--check: exit 1 if any file is stale)
 import Foundation

@@ -3,7 +3,9 @@
 // the `p11proxy` command loads modules through it too, so it sees what the module would.
 import CPKCS11
 import Glibc
+import P11ProxyConfig
 import P11ProxyNames
+import P11ProxyRPC
 
 /// A file's identity, so the same library reached by two paths (or symlinks) is loaded once,
 /// and p11proxy recognises itself however it is named.
@@ -62,6 +64,27 @@ package enum ModuleLoader {
         }
         copy240(from: list, into: &functions)
         return try validated(functions)
+    }
+
+    /// A `remote:` module: a connection to a p11-kit RPC server that looks like a loaded library
+    /// (its function list calls the connection). Nothing is sent until C_Initialize. The module's
+    /// name goes in every frame, as p11-kit sends the .module file's name; `x-remote-timeout`
+    /// bounds each call. x-init-reserved reaches the server as C_Initialize's pReserved, as for
+    /// a local module.
+    package static func connect(address: String, config: ModuleConfig) throws(LoadError) -> (RemoteModule, CK_FUNCTION_LIST_3_0) {
+        var settings = RemoteSettings()
+        settings.moduleName = config.name
+        if let seconds = config.remoteTimeoutSeconds { settings.callTimeout = Int32(clamping: seconds * 1000) }
+        let remote: RemoteModule
+        do throws(RPCError) {
+            remote = try RemoteModule(remote: address, settings: settings)
+        } catch {
+            throw LoadError(description: "remote: \(error.message)")
+        }
+        guard let functions = remote.functionList() else {
+            throw LoadError(description: "more than \(RemoteModule.functionListCount) remote modules in one process")
+        }
+        return (remote, functions)
     }
 
     /// Copies the 2.40 part of a list; the 3.0 entries of `functions` stay nil.

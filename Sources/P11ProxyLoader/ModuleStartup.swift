@@ -8,6 +8,8 @@ package enum ModuleStartup {
     /// What to do with a configured module's library before anything is loaded.
     package enum LibraryCheck: Equatable {
         case load(path: String, identity: FileIdentity)
+        /// A `remote:` module: reached over p11-kit's RPC protocol (ModuleLoader.connect).
+        case connect(address: String)
         /// No library to load: a critical module then fails C_Initialize.
         case unusable(reason: String)
         /// p11proxy itself: never loaded (it would recurse), never fatal, and not reported by the
@@ -18,15 +20,28 @@ package enum ModuleStartup {
     }
 
     /// The checks before dlopen, in the module's order.
-    package static func checkLibrary(_ config: ModuleConfig, alreadyStarted: [FileIdentity],
+    package static func checkLibrary(_ config: ModuleConfig, alreadyStarted: [ModuleIdentity],
                                      isP11Proxy: (_ path: String, FileIdentity) -> Bool) -> LibraryCheck {
+        // remote: wins over module:, as in p11-kit (modules.c take_config_and_load_module_inlock).
+        if let address = config.remoteAddress {
+            if alreadyStarted.contains(.remote(address)) {
+                return .alreadyLoaded(reason: "\(address) is already reached by another module file")
+            }
+            return .connect(address: address)
+        }
         guard let path = config.modulePath else { return .unusable(reason: "no module: path") }
         guard let identity = FileIdentity(path: path) else { return .unusable(reason: "\(path): no such file") }
         if isP11Proxy(path, identity) { return .itself(reason: "\(path) is p11proxy itself") }
-        if alreadyStarted.contains(identity) {
+        if alreadyStarted.contains(.library(identity)) {
             return .alreadyLoaded(reason: "\(path) is already loaded by another module file")
         }
         return .load(path: path, identity: identity)
+    }
+
+    /// What makes two configured modules one: the same library file, or the same server address.
+    package enum ModuleIdentity: Equatable, Sendable {
+        case library(FileIdentity)
+        case remote(String)
     }
 
     /// The skip reason when dlopen or the function list fails.

@@ -14,7 +14,7 @@ package struct TraceSettings: Equatable, Sendable {
 
     package init() {}
 
-    /// What ModuleSlot.traceMode holds, read on every call.
+    /// What ModuleEntry.traceMode holds, read on every call.
     package var mode: TraceMode {
         guard enabled else { return [] }
         var mode: TraceMode = .enabled

@@ -230,8 +230,12 @@ func checkReader(_ files: FuzzFileSystem) {
     var paths = Set<String>()
     for module in config.modules {
         for (key, value) in module.values { checkValue(value, "\(module.name) \(key)") }
-        guard let path = module.modulePath else { return require(false, "\(module.name) loads without a library") }
-        require(paths.insert(path).inserted, "\(path) loads twice")
+        if module.isRemote {
+            require(module.remoteAddress?.isEmpty == false, "\(module.name) is remote with a blank address")
+        } else {
+            guard let path = module.modulePath else { return require(false, "\(module.name) loads without a library") }
+            require(paths.insert(path).inserted, "\(path) loads twice")
+        }
         require(!config.skipped.contains { $0.name == module.name }, "\(module.name) both loaded and skipped")
         require(module.files.allSatisfy { files.lineCount($0) != nil }, "\(module.name) loads from a file that is not regular")
         for file in module.files {

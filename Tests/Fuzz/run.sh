@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# `make fuzz`: one libFuzzer target over P11ProxyConfig (built by the Makefile into
-# build/fuzz/NAME-fuzz with -sanitize=fuzzer,address) for a fixed number of inputs from a fixed
-# seed, starting from the committed corpus Tests/Fuzz/corpus/NAME. NAME is
-#   config  the configuration reader (ConfigFuzz.swift)
-#   uri     the pkcs11: URI parser and formatter (URIFuzz.swift)
+# `make fuzz`: one libFuzzer target (built by the Makefile into build/fuzz/NAME-fuzz with
+# -sanitize=fuzzer,address) for a fixed number of inputs from a fixed seed, starting from the
+# committed corpus Tests/Fuzz/corpus/NAME. NAME is
+#   config  the configuration reader (ConfigFuzz.swift + Sources/P11ProxyConfig)
+#   uri     the pkcs11: URI parser and formatter (URIFuzz.swift + Sources/P11ProxyConfig)
+#   trace   the trace statistics reader (TraceStatsFuzz.swift + Sources/P11ProxyTraceStats)
+#   rpc     the RPC reply decoder (RPCReplyFuzz.swift + Sources/P11ProxyRPC)
 # Any crash, invariant trap, ASan report, leak or input slower than the timeout fails it; the
 # input is kept as build/fuzz/NAME-crash-* (or -leak-*, -timeout-*) and replays with
 # `build/fuzz/NAME-fuzz FILE`.
-#   bash Tests/Fuzz/run.sh NAME [FUZZER]   # P11PROXY_FUZZ_RUNS (config 12000, uri 100000),
-#                                          # P11PROXY_FUZZ_SEED (20261122)
+#   bash Tests/Fuzz/run.sh NAME [FUZZER]   # P11PROXY_FUZZ_RUNS (config 12000, uri 100000, trace
+#                                          # 12000, rpc 300000), P11PROXY_FUZZ_SEED (20261122)
 # Prints libFuzzer's last status line (cov: edges, ft: features) and "N passed, N failed".
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
 BUILD=${BUILD_DIR:-build}
 NAME=${1:-config}
+# A config input is a whole file tree read twice; a URI or RPC reply takes microseconds.
+# -max_len: beyond every seed (the config ones are at most 353 bytes, and its x/h/g file kinds
+# stand in for huge files; the golden traces are 4.4 KB, with room for records after them).
 case $NAME in
-    # A config input is a whole file tree read twice; a URI input takes microseconds.
-    config) WHAT="config reader" DEFAULT_RUNS=12000 ;;
-    uri) WHAT="pkcs11: URI parser" DEFAULT_RUNS=100000 ;;
-    *) echo "not ok 1 - unknown fuzzer '$NAME' (config or uri)"; echo "0 passed, 1 failed"; exit 1 ;;
+    config) WHAT="config reader" DEFAULT_RUNS=12000 MAX_LEN=4096 ;;
+    uri) WHAT="pkcs11: URI parser" DEFAULT_RUNS=100000 MAX_LEN=4096 ;;
+    trace) WHAT="trace statistics reader" DEFAULT_RUNS=12000 MAX_LEN=16384 ;;
+    rpc) WHAT="RPC reply decoder" DEFAULT_RUNS=300000 MAX_LEN=4096 ;;
+    *) echo "not ok 1 - unknown fuzzer '$NAME' (config, uri, trace or rpc)"; echo "0 passed, 1 failed"; exit 1 ;;
 esac
 FUZZER=${2:-$BUILD/fuzz/$NAME-fuzz}
 RUNS=${P11PROXY_FUZZ_RUNS:-$DEFAULT_RUNS}
@@ -44,9 +50,7 @@ rm -f "$ARTIFACTS"crash-* "$ARTIFACTS"leak-* "$ARTIFACTS"timeout-* "$ARTIFACTS"o
 export SWIFT_BACKTRACE=enable=no
 start=$(date +%s)
 # -timeout: one input taking 10 s is a hang (the slowest seed takes milliseconds).
-# -max_len: beyond every seed (the config ones are at most 353 bytes; its x/h/g file kinds stand
-# in for huge files).
-timeout -k 10 900 "$FUZZER" -runs="$RUNS" -seed="$SEED" -timeout=10 -max_len=4096 -rss_limit_mb=2048 \
+timeout -k 10 900 "$FUZZER" -runs="$RUNS" -seed="$SEED" -timeout=10 -max_len=$MAX_LEN -rss_limit_mb=2048 \
     -detect_leaks=1 -print_final_stats=1 -artifact_prefix="$ARTIFACTS" \
     "$WORK" "$CORPUS" >"$LOG" 2>&1
 status=$?

@@ -45,4 +45,19 @@ import Testing
         #expect(variables["P11PROXY_CONFIG_DIR"] == "/conf")
         #expect(variables["P11PROXY_MODULE"] == "/usr/lib/softhsm/libsofthsm2.so")
     }
+
+    @Test func summaryOptionsRunTheCommandAsAChild() throws {
+        #expect(try TraceCommand.parse(["--", "true"]).summarises == false)
+        #expect(try TraceCommand.parse(["--summary", "--", "true"]).summarises)
+        #expect(try TraceCommand.parse(["--by", "module", "--", "true"]).summarises)
+        #expect(try TraceCommand.parse(["--histogram", "--", "true"]).summarises)
+        #expect(throws: (any Error).self) { try TraceCommand.parse(["--by", "slot", "--", "true"]) }
+    }
+
+    @Test func theSummarysTemporaryFileIsTheTraceUnlessOutputIsGiven() throws {
+        let temporary = try TraceCommand.parse(["--summary", "--", "true"]).environment(workingDirectory: "/w", logFile: "/tmp/p11proxy-trace.1")
+        #expect(temporary.first { $0.name == "P11PROXY_LOG_FILE" }?.value == "/tmp/p11proxy-trace.1")
+        let kept = try TraceCommand.parse(["--summary", "-o", "t.txt", "--", "true"]).environment(workingDirectory: "/w", logFile: "/tmp/x")
+        #expect(kept.first { $0.name == "P11PROXY_LOG_FILE" }?.value == "/w/t.txt")
+    }
 }

@@ -105,14 +105,18 @@ import P11ProxyConfig
 
     @Test func skipReasons() throws {
         let config = readConfiguration(Fixture.configDirectory("skip-reasons"), programNames: ["test"])
-        #expect(config.moduleNames == ["bad-bool", "ok"])
-        #expect(config.skippedNames == ["blank-module", "no-module", "remote"])
+        #expect(config.moduleNames == ["bad-bool", "ok", "remote"])
+        #expect(config.skippedNames == ["blank-module", "blank-remote", "no-module"])
 
-        let remote = try #require(config.skip("remote"))
-        #expect(remote.reason == "remote: modules are not supported yet")
-        #expect(remote.cause == .remote)
-        #expect(!remote.cause.isDeliberate)
-        #expect(remote.line == 1)
+        let blankRemote = try #require(config.skip("blank-remote"))
+        #expect(blankRemote.reason == "remote: is blank, so there is no server to reach")
+        #expect(blankRemote.cause == .remote)
+        #expect(!blankRemote.cause.isDeliberate)
+        #expect(blankRemote.line == 1)
+        // A remote module is a module: reached over RPC, its module: line unused.
+        let remote = try #require(config.modules.first { $0.name == "remote" })
+        #expect(remote.isRemote)
+        #expect(remote.remoteAddress == "|ssh user@host p11-kit remote /usr/lib/x.so")
 
         let missing = try #require(config.skip("no-module"))
         #expect(missing.reason.contains("no module:"))

@@ -67,14 +67,14 @@ import Testing
 
     @Test func p11proxyItselfIsRecognisedBeforeAnythingElse() {
         let identity = FileIdentity(path: existing)!
-        let check = ModuleStartup.checkLibrary(Self.module("me", path: existing), alreadyStarted: [identity],
+        let check = ModuleStartup.checkLibrary(Self.module("me", path: existing), alreadyStarted: [.library(identity)],
                                                isP11Proxy: { path, seen in path == existing && seen == identity })
         #expect(check == .itself(reason: "\(existing) is p11proxy itself"))
     }
 
     @Test func aLibraryLoadedUnderAnotherNameIsNotLoadedTwice() {
         let identity = FileIdentity(path: existing)!
-        let check = ModuleStartup.checkLibrary(Self.module("again", path: existing), alreadyStarted: [identity],
+        let check = ModuleStartup.checkLibrary(Self.module("again", path: existing), alreadyStarted: [.library(identity)],
                                                isP11Proxy: { _, _ in false })
         #expect(check == .alreadyLoaded(reason: "\(existing) is already loaded by another module file"))
     }

@@ -1,4 +1,4 @@
-// ModuleSlot's dispatch table: calls reach the functions loaded into the slot; a traced module
+// ModuleEntry's dispatch table: calls reach the functions loaded into the slot; a traced module
 // dispatches through the empty table (so the slow path, which traces); a missing function
 // answers CKR_FUNCTION_NOT_SUPPORTED.
 import CPKCS11
@@ -7,8 +7,8 @@ import Testing
 
 @Suite(.serialized) struct ModuleTableTests {
     @Test func callsReachTheLoadedFunctionsAndTracingSwitchesTheTable() {
-        _ = ModuleTable.publishSlots()
-        let slot = ModuleTable.slot(ModuleTable.capacity - 1)
+        _ = ModuleTable.publishEntries()
+        let slot = ModuleTable.entry(ModuleTable.capacity - 1)
         var functions = CK_FUNCTION_LIST_3_0()
         functions.C_GetSessionInfo = { _, _ in CK_RV(0x8000_1234) }
         slot.load(functions)

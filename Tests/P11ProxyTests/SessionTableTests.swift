@@ -12,7 +12,7 @@ import Testing
             #expect(handle >> 32 == 0, "handles fit 32 bits")
             let record = try #require(SessionTable.resolve(handle, caller: index % 3))
             #expect(record.realHandle == CK_ULONG(index))
-            #expect(record.module == 7)
+            #expect(record.moduleIndex == 7)
             #expect(record.proxySlot == 2)
             #expect(SessionTable.resolve(handle, caller: (index % 3) + 1) == nil, "another caller's handle")
         }

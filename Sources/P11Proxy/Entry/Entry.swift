@@ -1,4 +1,4 @@
-// Entry: one static function per PKCS#11 function, taking the caller number first. The
+// Entry: one static function per PKCS#11 function, taking the caller number last. The
 // per-caller tables' closures land here. The slot- and session-routed ones are generated
-// (Generated/Forwarding.generated.swift); the ones in this folder are the hand-written list.
+// (Forwarding.generated.swift, here); the other files in this folder are the hand-written list.
 enum Entry {}

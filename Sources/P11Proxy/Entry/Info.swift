@@ -22,7 +22,7 @@ extension Entry {
     @inline(never)
     static func C_GetInfo(_ pInfo: CK_INFO_PTR?, _ caller: Int) -> CK_RV {
         guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
-        if let spy = SpyModule.index { return ModuleCall.C_GetInfo(ModuleTable.slot(spy), caller, pInfo) }
+        if let spy = SpyModule.index { return ModuleCall.C_GetInfo(ModuleTable.entry(spy), caller, pInfo) }
         guard let pInfo else { return CK_RV(CKR_ARGUMENTS_BAD) }
         pInfo.pointee = info
         return CK_RV(CKR_OK)

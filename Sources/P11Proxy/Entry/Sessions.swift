@@ -58,14 +58,14 @@ extension Entry {
         if module.pointee.isUnmanaged.load(ordering: .relaxed) {
             let rv = ModuleCall.C_CloseAllSessions(module, caller, route.handle)
             if rv == CKR_OK {
-                for session in SessionTable.liveSessions(where: { _, owner, slot in owner == moduleIndex && slot == slotID }) {
+                for session in SessionTable.liveSessions(where: { _, module, slot in module == moduleIndex && slot == slotID }) {
                     SessionTable.release(session)
                 }
             }
             return rv
         }
         var result = CK_RV(CKR_OK)
-        for session in SessionTable.liveSessions(where: { owner, _, slot in owner == caller && slot == slotID })
+        for session in SessionTable.liveSessions(where: { sessionCaller, _, slot in sessionCaller == caller && slot == slotID })
         where SessionTable.release(session) {
             let rv = ModuleCall.C_CloseSession(module, caller, session.realHandle)
             if !SessionQuery.isGone(after: rv) && result == CKR_OK { result = rv }

@@ -41,7 +41,7 @@ extension Entry {
         guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
         guard let pSlot, pReserved == nil else { return CK_RV(CKR_ARGUMENTS_BAD) }
         let modules = ProxyRuntime.activeModules().filter {
-            ModuleTable.slot($0).pointee.functions.C_WaitForSlotEvent != nil
+            ModuleTable.entry($0).pointee.functions.C_WaitForSlotEvent != nil
         }
         guard !modules.isEmpty else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
         let dontBlock = flags & CK_FLAGS(CKF_DONT_BLOCK) != 0
@@ -71,7 +71,7 @@ enum SlotQuery {
     /// A module's slot IDs (ModuleSlotList: retried when the count changes, repeats dropped).
     /// A module that fails is left out, with a message.
     static func realSlots(of module: Int, caller: Int, tokenPresent: CK_BBOOL) -> [CK_SLOT_ID] {
-        let slot = ModuleTable.slot(module)
+        let slot = ModuleTable.entry(module)
         let list = ModuleSlotList.read(tokenPresent: tokenPresent) { present, ids, count in
             ModuleCall.C_GetSlotList(slot, caller, present, ids, count)
         }
@@ -83,7 +83,7 @@ enum SlotQuery {
     static func waitBlocking(module: Int, caller: Int, flags: CK_FLAGS, pSlot: UnsafeMutablePointer<CK_SLOT_ID>) -> CK_RV {
         while true {
             var realSlot: CK_SLOT_ID = 0
-            let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.slot(module), caller, flags, &realSlot, nil)
+            let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.entry(module), caller, flags, &realSlot, nil)
             guard rv == CKR_OK else { return rv }
             if let proxySlot = TokenVisibility.eventSlot(module: module, realSlot: realSlot, caller: caller) {
                 pSlot.pointee = proxySlot

@@ -1,5 +1,5 @@
 // The cold half of a loaded module: where it came from and its configuration. Only touched
-// under ProxyRuntime's lock; the hot half is its ModuleSlot.
+// under ProxyRuntime's lock; the hot half is its ModuleEntry.
 import CPKCS11
 import Glibc
 import P11ProxyConfig
@@ -7,8 +7,7 @@ import P11ProxyLoader
 
 final class ModuleRecord {
     let index: Int
-    let path: String
-    let identity: FileIdentity
+    let source: ModuleSource
     var config: ModuleConfig
     var isManaged = true
     /// Our C_Initialize of it succeeded in this process (reset in a fork child).
@@ -21,16 +20,19 @@ final class ModuleRecord {
     /// `x-init-reserved`, NUL-terminated, passed as CK_C_INITIALIZE_ARGS.pReserved as p11-kit does.
     private(set) var initReserved: UnsafeMutablePointer<CChar>?
 
-    init(index: Int, path: String, identity: FileIdentity, config: ModuleConfig) {
+    init(index: Int, source: ModuleSource, config: ModuleConfig) {
         self.index = index
-        self.path = path
-        self.identity = identity
+        self.source = source
         self.config = config
     }
 
+    /// The library's path or the server's address.
+    var path: String { source.location }
+    var identity: ModuleStartup.ModuleIdentity { source.identity }
+
     var name: String { config.name }
     var isCritical: Bool { config.isCritical }
-    var slot: UnsafeMutablePointer<ModuleSlot> { ModuleTable.slot(index) }
+    var entry: UnsafeMutablePointer<ModuleEntry> { ModuleTable.entry(index) }
 
     func apply(_ config: ModuleConfig, managed: Bool) {
         self.config = config
@@ -47,7 +49,7 @@ final class ModuleRecord {
     func initialize(caller: Int) throws(ReturnValue) {
         var arguments = ModuleStartup.initializeArguments(reserved: initReserved)
         let rv = withUnsafeMutablePointer(to: &arguments) {
-            ModuleCall.C_Initialize(slot, caller, UnsafeMutableRawPointer($0))
+            ModuleCall.C_Initialize(entry, caller, UnsafeMutableRawPointer($0))
         }
         guard ModuleStartup.initializeSucceeded(rv) else { throw ReturnValue(rv) }
         if rv == CKR_OK || !isInitialized { ownsInitialization = rv == CKR_OK }
@@ -56,14 +58,15 @@ final class ModuleRecord {
 
     /// Undoes our initialisation; a module someone else initialised is only let go.
     func finalize(caller: Int) {
-        if ownsInitialization { _ = ModuleCall.C_Finalize(slot, caller, nil) }
+        if ownsInitialization { _ = ModuleCall.C_Finalize(entry, caller, nil) }
         isInitialized = false
         ownsInitialization = false
     }
 
     /// In a fork child nothing is finalised: the child initialises afresh at its first C_Initialize.
-    func forgetInitialization() {
+    func forgetAfterFork() {
         isInitialized = false
         ownsInitialization = false
+        source.forgetAfterFork()
     }
 }

@@ -6,7 +6,7 @@ import Glibc
 import P11ProxyLoader
 import Synchronization
 
-struct ModuleSlot: ~Copyable {
+struct ModuleEntry: ~Copyable {
     // `functions` must stay the first stored property (see setTraceMode).
     /// A copy of the module's list. For a 2.x module only the 2.40 prefix is copied and the 3.0
     /// entries stay nil, so a 3.0 call answers CKR_FUNCTION_NOT_SUPPORTED without reaching it.
@@ -20,8 +20,8 @@ struct ModuleSlot: ~Copyable {
     let traceMode: Atomic<UInt8>
     /// The table the hot path calls through (ModuleCall): the address of `functions`, or of
     /// ModuleTable.noFunctions while the module is traced, so that one nil test covers both
-    /// "traced" and "not supported". Zero until the module is loaded into the slot (no route
-    /// names a slot before that). Relaxed loads suffice: both tables are complete before their
+    /// "traced" and "not supported". Zero until the module is loaded into the entry (no route
+    /// names an entry before that). Relaxed loads suffice: both tables are complete before their
     /// address is stored here, and routes to the module are published with release ordering.
     let dispatchAddress: Atomic<UInt>
 
@@ -31,7 +31,7 @@ struct ModuleSlot: ~Copyable {
     }
 }
 
-extension UnsafeMutablePointer where Pointee == ModuleSlot {
+extension UnsafeMutablePointer where Pointee == ModuleEntry {
     /// The module's functions (once, under ProxyRuntime's lock, before any route names it).
     func load(_ functions: CK_FUNCTION_LIST_3_0) {
         pointee.functions = functions
@@ -42,7 +42,7 @@ extension UnsafeMutablePointer where Pointee == ModuleSlot {
     func setTraceMode(_ mode: TraceMode) {
         // The mode first: a call that already saw noFunctions reads the mode in the slow path.
         pointee.traceMode.store(mode.rawValue, ordering: .relaxed)
-        // `functions` is ModuleSlot's first stored property, so its address is the slot's
+        // `functions` is ModuleEntry's first stored property, so its address is the entry's
         // (ModuleTableTests checks that calls reach the functions loaded).
         let table = mode.isEmpty ? UnsafeRawPointer(self) : UnsafeRawPointer(ModuleTable.noFunctions)
         pointee.dispatchAddress.store(UInt(bitPattern: table), ordering: .releasing)
@@ -55,16 +55,16 @@ enum ModuleTable {
 
     // Who may touch it: anyone may read; `functions` is written by ProxyRuntime (under its lock)
     // before the module is first activated; the atomics are stored under that lock.
-    // The 256 slots (192 KB) come from calloc, which takes memory this size straight from mmap:
-    // zero pages, touched only when a module is loaded into a slot. Initialising every slot
+    // The 256 entries (192 KB) come from calloc, which takes memory this size straight from mmap:
+    // zero pages, touched only when a module is loaded into an entry. Initialising every entry
     // here wrote all of it: 47 of the page faults of loading p11proxy (perf record -e page-faults).
-    // All-zero bytes are a valid ModuleSlot (no functions, inactive, managed, not traced, no
+    // All-zero bytes are a valid ModuleEntry (no functions, inactive, managed, not traced, no
     // dispatch table: `load` sets it).
-    nonisolated(unsafe) private static let slotsStorage: UnsafeMutablePointer<ModuleSlot> = {
-        guard let memory = calloc(capacity, MemoryLayout<ModuleSlot>.stride) else {
-            fatalError("p11proxy: cannot allocate the module table (\(capacity * MemoryLayout<ModuleSlot>.stride) bytes)")
+    nonisolated(unsafe) private static let entriesStorage: UnsafeMutablePointer<ModuleEntry> = {
+        guard let memory = calloc(capacity, MemoryLayout<ModuleEntry>.stride) else {
+            fatalError("p11proxy: cannot allocate the module table (\(capacity * MemoryLayout<ModuleEntry>.stride) bytes)")
         }
-        return memory.bindMemory(to: ModuleSlot.self, capacity: capacity)
+        return memory.bindMemory(to: ModuleEntry.self, capacity: capacity)
     }()
 
     /// An all-nil function list: the dispatch table of traced modules.
@@ -74,20 +74,20 @@ enum ModuleTable {
         return list
     }()
 
-    /// `slotsStorage`'s address, published once: a `static let` with a computed initialiser
+    /// `entriesStorage`'s address, published once: a `static let` with a computed initialiser
     /// costs a swift_once call on every access; this is a single load.
-    private static let slotsAddress = Atomic<UInt>(0)
+    private static let entriesAddress = Atomic<UInt>(0)
 
     @inline(__always)
-    /// Only reached for a module some slot or session names, so after ProxyRuntime.prepare.
-    static var slots: UnsafeMutablePointer<ModuleSlot> { publishedPointer(slotsAddress).unsafelyUnwrapped }
+    /// Only reached for a module some slot or session names, so after ProxyRuntime.prepared.
+    static var entries: UnsafeMutablePointer<ModuleEntry> { publishedPointer(entriesAddress).unsafelyUnwrapped }
 
     @inline(never)
-    static func publishSlots() -> UnsafeMutablePointer<ModuleSlot> { publish(slotsStorage, into: slotsAddress) }
+    static func publishEntries() -> UnsafeMutablePointer<ModuleEntry> { publish(entriesStorage, into: entriesAddress) }
 
     @inline(__always)
-    static func slot(_ index: Int) -> UnsafeMutablePointer<ModuleSlot> { slots + index }
+    static func entry(_ index: Int) -> UnsafeMutablePointer<ModuleEntry> { entries + index }
 
     @inline(__always)
-    static func index(of slot: UnsafeMutablePointer<ModuleSlot>) -> Int { slot - slots }
+    static func index(of entry: UnsafeMutablePointer<ModuleEntry>) -> Int { entry - entries }
 }

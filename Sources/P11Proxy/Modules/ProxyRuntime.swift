@@ -5,6 +5,7 @@ import CPKCS11
 import Glibc
 import P11ProxyConfig
 import P11ProxyLoader
+import P11ProxyRPC
 import Synchronization
 
 /// Changed only while holding both `ProxyRuntime.lock` and `ProxyRuntime.stateLock`; read while
@@ -39,7 +40,7 @@ enum ProxyRuntime {
     /// publishes the tables the hot path reads (PublishedAddress.swift).
     static let prepared: Bool = {
         _ = (lock, stateLock, CallerPool.lock, CallerPool.publishStates(), CallerPool.interfaceName, SlotMap.lock,
-             SlotMap.publishEntries(), SessionTable.lock, SessionTable.publishEntries(), ModuleTable.publishSlots(), ModuleTable.noFunctions,
+             SlotMap.publishEntries(), SessionTable.lock, SessionTable.publishEntries(), ModuleTable.publishEntries(), ModuleTable.noFunctions,
              TraceOutput.lock)
         Diagnostics.warmUp()
         return pthread_atfork(forkPrepare, forkParent, forkChild) == 0
@@ -91,11 +92,11 @@ enum ProxyRuntime {
             CallerPool.setState(caller, .finalized)
             update { $0.initializedCallers -= 1 }
             let last = state.initializedCallers == 0
-            for session in SessionTable.liveSessions(where: { owner, _, _ in owner == caller }) {
-                let record = state.modules[session.module]
+            for session in SessionTable.liveSessions(where: { sessionCaller, _, _ in sessionCaller == caller }) {
+                let record = state.modules[session.moduleIndex]
                 // The last caller's sessions go with the module's C_Finalize.
                 if !last || !record.isManaged {
-                    _ = ModuleCall.C_CloseSession(record.slot, caller, session.realHandle)
+                    _ = ModuleCall.C_CloseSession(record.entry, caller, session.realHandle)
                 }
                 SessionTable.release(session)
             }
@@ -128,7 +129,7 @@ enum ProxyRuntime {
             SessionTable.release(session)
         }
         if state.initializedCallers == 0 || record.isManaged {
-            record.slot.pointee.isActive.store(false, ordering: .releasing)
+            record.entry.pointee.isActive.store(false, ordering: .releasing)
         }
     }
 
@@ -161,14 +162,16 @@ enum ProxyRuntime {
                 let trace = TraceSettings.resolve(module: config, configuration: configuration, environment: environment,
                                                   report: Diagnostics.report)
                 if trace.enabled { TraceOutput.configure(module: record.index, name: record.name, settings: trace) }
-                record.slot.setTraceMode(trace.mode)
+                record.entry.setTraceMode(trace.mode)
                 let filter = TokenFilterSettings.resolve(module: config, configuration: configuration, environment: environment,
                                                          spyMode: isSpy, report: Diagnostics.report)
                 do throws(ReturnValue) {
                     try record.initialize(caller: caller)
                 } catch {
+                    let detail = record.source.lastFailure
                     Diagnostics.report(ModuleStartup.initializeFailedMessage(
-                        name: record.name, path: record.path, error: "\(error)", critical: record.isCritical))
+                        name: record.name, path: record.path, error: detail.isEmpty ? "\(error)" : "\(error) (\(detail))",
+                        critical: record.isCritical))
                     if record.isCritical { throw error }
                     continue
                 }
@@ -185,8 +188,8 @@ enum ProxyRuntime {
         update { $0.active = started.map { $0.index } }
         SpyModule.set(isSpy ? started.first?.index : nil)
         for record in started {
-            record.slot.pointee.isUnmanaged.store(!record.isManaged, ordering: .relaxed)
-            record.slot.pointee.isActive.store(true, ordering: .releasing)
+            record.entry.pointee.isUnmanaged.store(!record.isManaged, ordering: .relaxed)
+            record.entry.pointee.isActive.store(true, ordering: .releasing)
         }
     }
 
@@ -198,7 +201,7 @@ enum ProxyRuntime {
 
     /// The module's record, loading the library on first use; nil (with a message) when it is
     /// skipped. Throws only for a critical module that cannot be loaded.
-    private static func load(_ config: ModuleConfig, skipping alreadyStarted: [FileIdentity]) throws(ReturnValue) -> ModuleRecord? {
+    private static func load(_ config: ModuleConfig, skipping alreadyStarted: [ModuleStartup.ModuleIdentity]) throws(ReturnValue) -> ModuleRecord? {
         func report(_ reason: String) {
             Diagnostics.report(ModuleStartup.skippedMessage(place: ModuleStartup.place(of: config), name: config.name, reason: reason))
         }
@@ -210,25 +213,39 @@ enum ProxyRuntime {
             }
             return nil
         }
-        let path: String, identity: FileIdentity
+        let known: (ModuleStartup.ModuleIdentity) -> ModuleRecord? = { identity in
+            state.modules.first { $0.identity == identity }
+        }
+        let source: ModuleSource
+        let functions: CK_FUNCTION_LIST_3_0
         switch ModuleStartup.checkLibrary(config, alreadyStarted: alreadyStarted,
                                           isP11Proxy: { _, identity in identity == ModuleLoader.ownIdentity }) {
-        case .load(let libraryPath, let libraryIdentity): (path, identity) = (libraryPath, libraryIdentity)
+        case .load(let path, let identity):
+            if let record = known(.library(identity)) { return record }
+            guard state.modules.count < ModuleTable.capacity else { return try skip("more than \(ModuleTable.capacity) modules") }
+            do throws(LoadError) {
+                functions = try ModuleLoader.load(path: path)
+            } catch {
+                return try skip(ModuleStartup.loadFailure(path: path, error))
+            }
+            source = .library(path: path, identity: identity)
+        case .connect(let address):
+            if let record = known(.remote(address)) { return record }
+            guard state.modules.count < ModuleTable.capacity else { return try skip("more than \(ModuleTable.capacity) modules") }
+            let connection: RemoteModule
+            do throws(LoadError) {
+                (connection, functions) = try ModuleLoader.connect(address: address, config: config)
+            } catch {
+                return try skip("\(error)")
+            }
+            source = .remote(address: address, connection: connection)
         case .unusable(let reason): return try skip(reason)
         case .itself: return nil
         case .alreadyLoaded(let reason): report(reason); return nil
         }
-        if let known = state.modules.first(where: { $0.identity == identity }) { return known }
-        guard state.modules.count < ModuleTable.capacity else { return try skip("more than \(ModuleTable.capacity) modules") }
-        let functions: CK_FUNCTION_LIST_3_0
-        do throws(LoadError) {
-            functions = try ModuleLoader.load(path: path)
-        } catch {
-            return try skip(ModuleStartup.loadFailure(path: path, error))
-        }
-        let record = ModuleRecord(index: state.modules.count, path: path, identity: identity, config: config)
+        let record = ModuleRecord(index: state.modules.count, source: source, config: config)
         update { state in
-            record.slot.load(functions)
+            record.entry.load(functions)
             state.modules.append(record)
         }
         return record
@@ -274,9 +291,9 @@ enum ProxyRuntime {
         Diagnostics.forkChild()
         ProxyRuntime.state.initializedCallers = 0
         for index in ProxyRuntime.state.active {
-            ProxyRuntime.state.modules[index].slot.pointee.isActive.store(false, ordering: .relaxed)
+            ProxyRuntime.state.modules[index].entry.pointee.isActive.store(false, ordering: .relaxed)
         }
         ProxyRuntime.state.active = []
-        for record in ProxyRuntime.state.modules { record.forgetInitialization() }
+        for record in ProxyRuntime.state.modules { record.forgetAfterFork() }
     }
 }

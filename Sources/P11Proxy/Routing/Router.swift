@@ -5,7 +5,7 @@ import Synchronization
 
 struct Route {
     /// Nil when there is no route; `failure` then says why.
-    var module: UnsafeMutablePointer<ModuleSlot>?
+    var module: UnsafeMutablePointer<ModuleEntry>?
     /// The module's own slot ID or session handle.
     var handle: CK_ULONG
     var failure: CK_RV
@@ -21,7 +21,7 @@ struct Route {
 
     /// The module of a route that exists.
     @inline(__always)
-    var target: UnsafeMutablePointer<ModuleSlot> { module.unsafelyUnwrapped }
+    var target: UnsafeMutablePointer<ModuleEntry> { module.unsafelyUnwrapped }
 
     @inline(__always)
     static func failed(_ rv: ReturnValue) -> Route {
@@ -34,7 +34,7 @@ enum Router {
     static func slot(_ proxySlot: CK_SLOT_ID, caller: Int) -> Route {
         guard CallerPool.isInitialized(caller) else { return .failed(.cryptokiNotInitialized) }
         guard let key = SlotMap.key(for: proxySlot), !TokenVisibility.isHidden(proxySlot) else { return .failed(.slotIDInvalid) }
-        let module = ModuleTable.slot(key.module)
+        let module = ModuleTable.entry(key.module)
         guard module.pointee.isActive.load(ordering: .acquiring) else { return .failed(.slotIDInvalid) }
         return Route(module: module, handle: key.realSlot, failure: CK_RV(CKR_OK), proxySlot: proxySlot, session: nil)
     }
@@ -46,7 +46,7 @@ enum Router {
         guard let record = SessionTable.resolve(handle, caller: caller) else {
             return .failed(CallerPool.isInitialized(caller) ? .sessionHandleInvalid : .cryptokiNotInitialized)
         }
-        return Route(module: record.moduleSlot, handle: record.realHandle,
+        return Route(module: record.moduleEntry, handle: record.realHandle,
                      failure: CK_RV(CKR_OK), proxySlot: record.proxySlot, session: record)
     }
 }

@@ -7,7 +7,7 @@
 // equal, so a handle is never 0 (CK_INVALID_HANDLE) and the table covers every 20-bit index:
 // resolving needs a mask and no bounds check. An entry holds its live handle itself (0 once
 // closed), so one comparison checks index, generation and liveness, and a handle of 2^32 or
-// more (which no entry holds) never matches. `owner` holds the caller in its low byte, the
+// more (which no entry holds) never matches. `packed` holds the caller in its low byte, the
 // proxy slot above it and the entry's generation (kept across closes) in bits 48-59.
 // A reader compares the handle, reads the entry, and compares the handle again (a seqlock),
 // so a handle closed and reused concurrently never resolves to another caller's session.
@@ -18,23 +18,25 @@ import Synchronization
 struct SessionEntry: ~Copyable {
     let handle: Atomic<UInt>
     let realHandle: Atomic<UInt>
-    /// The ModuleSlot's address.
+    /// The ModuleEntry's address.
     let module: Atomic<UInt>
-    let owner: Atomic<UInt64>
+    /// Caller, proxy slot and generation (see the top of the file).
+    let packed: Atomic<UInt64>
 }
 
 /// What a live session resolves to.
 struct SessionRecord {
     var index: Int
     var handle: CK_SESSION_HANDLE
-    var moduleSlot: UnsafeMutablePointer<ModuleSlot>
+    var moduleEntry: UnsafeMutablePointer<ModuleEntry>
     var realHandle: CK_SESSION_HANDLE
-    var owner: UInt64
+    /// SessionEntry.packed as read.
+    var packed: UInt64
 
-    var caller: Int { Int(owner & 0xFF) }
-    var proxySlot: CK_SLOT_ID { CK_SLOT_ID((owner >> 8) & 0xFFFF_FFFF) }
+    var caller: Int { Int(packed & 0xFF) }
+    var proxySlot: CK_SLOT_ID { CK_SLOT_ID((packed >> 8) & 0xFFFF_FFFF) }
     /// The module's ModuleTable index.
-    var module: Int { ModuleTable.index(of: moduleSlot) }
+    var moduleIndex: Int { ModuleTable.index(of: moduleEntry) }
 }
 
 enum SessionTable {
@@ -45,7 +47,7 @@ enum SessionTable {
     /// Sessions the table can hold: every index but 0.
     static let capacity = entryCount - 1
     static let generationMask: UInt64 = 0xFFF
-    /// Callers fit the owner word's low byte; proxy slot IDs its next 32 bits.
+    /// Callers fit the packed word's low byte; proxy slot IDs its next 32 bits.
     static let maximumCaller = 0xFF
     static let maximumProxySlot = CK_SLOT_ID(0xFFFF_FFFF)
 
@@ -94,15 +96,15 @@ enum SessionTable {
         let index = Int(handle & indexMask)
         let entry = UnsafeMutablePointer<SessionEntry>(bitPattern: entriesAddress.load(ordering: .acquiring)).unsafelyUnwrapped + index
         guard entry.pointee.handle.load(ordering: .acquiring) == handle else { return nil }
-        let owner = entry.pointee.owner.load(ordering: .relaxed)
-        guard owner & 0xFF == UInt64(truncatingIfNeeded: caller) else { return nil }
+        let packed = entry.pointee.packed.load(ordering: .relaxed)
+        guard packed & 0xFF == UInt64(truncatingIfNeeded: caller) else { return nil }
         let realHandle = entry.pointee.realHandle.load(ordering: .relaxed)
         let module = entry.pointee.module.load(ordering: .relaxed)
         atomicMemoryFence(ordering: .acquiring)
         guard entry.pointee.handle.load(ordering: .relaxed) == handle else { return nil }
         return SessionRecord(index: index, handle: handle,
-                             moduleSlot: UnsafeMutablePointer(bitPattern: module).unsafelyUnwrapped,
-                             realHandle: realHandle, owner: owner)
+                             moduleEntry: UnsafeMutablePointer(bitPattern: module).unsafelyUnwrapped,
+                             realHandle: realHandle, packed: packed)
     }
 
     /// Registers a session the module opened; nil when the table is full (or `caller` or
@@ -119,10 +121,10 @@ enum SessionTable {
         }
         guard let index else { return nil }
         let entry = entries + index
-        let generation = ((entry.pointee.owner.load(ordering: .relaxed) >> 48) + 1) & generationMask
+        let generation = ((entry.pointee.packed.load(ordering: .relaxed) >> 48) + 1) & generationMask
         entry.pointee.realHandle.store(realHandle, ordering: .relaxed)
-        entry.pointee.module.store(UInt(bitPattern: ModuleTable.publishSlots() + module), ordering: .relaxed)
-        entry.pointee.owner.store(UInt64(caller) | UInt64(proxySlot) << 8 | generation << 48, ordering: .relaxed)
+        entry.pointee.module.store(UInt(bitPattern: ModuleTable.publishEntries() + module), ordering: .relaxed)
+        entry.pointee.packed.store(UInt64(caller) | UInt64(proxySlot) << 8 | generation << 48, ordering: .relaxed)
         let handle = handle(index: index, generation: generation)
         // Sequentially consistent: pairs with the caller-state store in C_Finalize (see Sessions.swift).
         entry.pointee.handle.store(handle, ordering: .sequentiallyConsistent)
@@ -150,11 +152,11 @@ enum SessionTable {
             let handle = entry.pointee.handle.load(ordering: .sequentiallyConsistent)
             guard handle != 0 else { continue }
             let record = SessionRecord(index: index, handle: handle,
-                                       moduleSlot: UnsafeMutablePointer(bitPattern: entry.pointee.module.load(ordering: .relaxed)).unsafelyUnwrapped,
+                                       moduleEntry: UnsafeMutablePointer(bitPattern: entry.pointee.module.load(ordering: .relaxed)).unsafelyUnwrapped,
                                        realHandle: entry.pointee.realHandle.load(ordering: .relaxed),
-                                       owner: entry.pointee.owner.load(ordering: .relaxed))
+                                       packed: entry.pointee.packed.load(ordering: .relaxed))
             guard entry.pointee.handle.load(ordering: .acquiring) == handle,
-                  filter(record.caller, record.module, record.proxySlot) else { continue }
+                  filter(record.caller, record.moduleIndex, record.proxySlot) else { continue }
             found.append(record)
         }
         return found

@@ -68,7 +68,7 @@ enum TokenVisibility {
     /// Sets the module's filter (nil: none), after its C_Initialize and before its slots are listed.
     static func set(_ filter: TokenFilter?, module: Int, caller: Int) {
         let entry = filter.map { filter in
-            ModuleFilter(filter: filter, library: TokenInfoReading.library { ModuleCall.C_GetInfo(ModuleTable.slot(module), caller, $0) })
+            ModuleFilter(filter: filter, library: TokenInfoReading.library { ModuleCall.C_GetInfo(ModuleTable.entry(module), caller, $0) })
         }
         if entry != nil { _ = publish(marksStorage, into: marksAddress) }
         ProxyRuntime.stateLock.withLock {
@@ -119,7 +119,7 @@ enum TokenVisibility {
         // Bounded, in case a module keeps answering CKR_OK for hidden slots.
         for _ in 0..<64 {
             var realSlot: CK_SLOT_ID = 0
-            let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.slot(module), caller, flags, &realSlot, nil)
+            let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.entry(module), caller, flags, &realSlot, nil)
             guard rv == CKR_OK else { return (rv, nil) }
             if let proxySlot = eventSlot(module: module, realSlot: realSlot, caller: caller) { return (rv, proxySlot) }
             guard isFiltered(module) else { return (rv, nil) }
@@ -145,7 +145,7 @@ enum TokenVisibility {
     }
 
     private static func shows(_ entry: ModuleFilter, module: Int, realSlot: CK_SLOT_ID, caller: Int) -> Bool {
-        let target = ModuleTable.slot(module)
+        let target = ModuleTable.entry(module)
         return TokenInfoReading.shows(
             entry.filter, library: entry.library, slot: realSlot,
             getSlotInfo: { ModuleCall.C_GetSlotInfo(target, caller, $0, $1) },

@@ -51,7 +51,7 @@ struct TraceRecord {
     /// Beyond this many elements a list or template is not walked.
     static let elementLimit = 1024
 
-    init(_ function: StaticString, module: UnsafeMutablePointer<ModuleSlot>, caller: Int) {
+    init(_ function: StaticString, module: UnsafeMutablePointer<ModuleEntry>, caller: Int) {
         let mode = TraceMode(rawValue: module.pointee.traceMode.load(ordering: .relaxed))
         self.function = function
         self.module = ModuleTable.index(of: module)
@@ -429,7 +429,7 @@ struct TraceRecord {
     }
 }
 
-/// The tracer's per-function wrappers (Generated/Traced.generated.swift) and what they share.
+/// The tracer's per-function wrappers (Traced.generated.swift) and what they share.
 enum Traced {
     /// Asks the module what an object is (class, CKA_SENSITIVE), only when it decides what to
     /// show: a CKA_VALUE (or a vendor attribute) returned without its object's CKA_CLASS in the

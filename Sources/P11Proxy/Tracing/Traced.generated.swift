@@ -6,7 +6,7 @@ import P11ProxyNames
 
 extension Traced {
     @inline(never)
-    static func C_Initialize(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_Initialize, _ pInitArgs: CK_VOID_PTR?) -> CK_RV {
+    static func C_Initialize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Initialize, _ pInitArgs: CK_VOID_PTR?) -> CK_RV {
         var record = TraceRecord("C_Initialize", module: module, caller: caller)
         record.initializeArguments("pInitArgs", pInitArgs)
         record.callStarts()
@@ -17,7 +17,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Finalize(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_Finalize, _ pReserved: CK_VOID_PTR?) -> CK_RV {
+    static func C_Finalize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Finalize, _ pReserved: CK_VOID_PTR?) -> CK_RV {
         var record = TraceRecord("C_Finalize", module: module, caller: caller)
         record.pointer(.in, "pReserved", pReserved)
         record.callStarts()
@@ -28,7 +28,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetInfo(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetInfo, _ pInfo: CK_INFO_PTR?) -> CK_RV {
+    static func C_GetInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetInfo, _ pInfo: CK_INFO_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetInfo", module: module, caller: caller)
         record.callStarts()
         let rv = function(pInfo)
@@ -39,7 +39,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetFunctionList(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetFunctionList, _ ppFunctionList: CK_FUNCTION_LIST_PTR_PTR?) -> CK_RV {
+    static func C_GetFunctionList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetFunctionList, _ ppFunctionList: CK_FUNCTION_LIST_PTR_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetFunctionList", module: module, caller: caller)
         record.callStarts()
         let rv = function(ppFunctionList)
@@ -50,7 +50,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetSlotList(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetSlotList, _ tokenPresent: CK_BBOOL, _ pSlotList: CK_SLOT_ID_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetSlotList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetSlotList, _ tokenPresent: CK_BBOOL, _ pSlotList: CK_SLOT_ID_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetSlotList", module: module, caller: caller)
         record.bool(.in, "tokenPresent", tokenPresent)
         let pSlotListCapacity = TraceRecord.capacity(of: pSlotList, pulCount)
@@ -64,7 +64,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetSlotInfo(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetSlotInfo, _ slotID: CK_SLOT_ID, _ pInfo: CK_SLOT_INFO_PTR?) -> CK_RV {
+    static func C_GetSlotInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetSlotInfo, _ slotID: CK_SLOT_ID, _ pInfo: CK_SLOT_INFO_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetSlotInfo", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         record.callStarts()
@@ -76,7 +76,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetTokenInfo(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetTokenInfo, _ slotID: CK_SLOT_ID, _ pInfo: CK_TOKEN_INFO_PTR?) -> CK_RV {
+    static func C_GetTokenInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetTokenInfo, _ slotID: CK_SLOT_ID, _ pInfo: CK_TOKEN_INFO_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetTokenInfo", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         record.callStarts()
@@ -88,7 +88,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetMechanismList(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetMechanismList, _ slotID: CK_SLOT_ID, _ pMechanismList: CK_MECHANISM_TYPE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetMechanismList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetMechanismList, _ slotID: CK_SLOT_ID, _ pMechanismList: CK_MECHANISM_TYPE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetMechanismList", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         let pMechanismListCapacity = TraceRecord.capacity(of: pMechanismList, pulCount)
@@ -102,7 +102,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetMechanismInfo(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetMechanismInfo, _ slotID: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE, _ pInfo: CK_MECHANISM_INFO_PTR?) -> CK_RV {
+    static func C_GetMechanismInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetMechanismInfo, _ slotID: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE, _ pInfo: CK_MECHANISM_INFO_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetMechanismInfo", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         record.named(.in, "type", type, PKCS11Name.mechanism)
@@ -115,7 +115,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_InitToken(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_InitToken, _ slotID: CK_SLOT_ID, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pLabel: CK_UTF8CHAR_PTR?) -> CK_RV {
+    static func C_InitToken(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_InitToken, _ slotID: CK_SLOT_ID, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pLabel: CK_UTF8CHAR_PTR?) -> CK_RV {
         var record = TraceRecord("C_InitToken", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         record.bytes(.in, "pPin", pPin, ulPinLen, .pin)
@@ -128,7 +128,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_InitPIN(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_InitPIN, _ hSession: CK_SESSION_HANDLE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
+    static func C_InitPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_InitPIN, _ hSession: CK_SESSION_HANDLE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_InitPIN", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPin", pPin, ulPinLen, .pin)
@@ -140,7 +140,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SetPIN(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SetPIN, _ hSession: CK_SESSION_HANDLE, _ pOldPin: CK_UTF8CHAR_PTR?, _ ulOldLen: CK_ULONG, _ pNewPin: CK_UTF8CHAR_PTR?, _ ulNewLen: CK_ULONG) -> CK_RV {
+    static func C_SetPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SetPIN, _ hSession: CK_SESSION_HANDLE, _ pOldPin: CK_UTF8CHAR_PTR?, _ ulOldLen: CK_ULONG, _ pNewPin: CK_UTF8CHAR_PTR?, _ ulNewLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_SetPIN", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pOldPin", pOldPin, ulOldLen, .pin)
@@ -153,7 +153,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_OpenSession(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_OpenSession, _ slotID: CK_SLOT_ID, _ flags: CK_FLAGS, _ pApplication: CK_VOID_PTR?, _ Notify: CK_NOTIFY?, _ phSession: CK_SESSION_HANDLE_PTR?) -> CK_RV {
+    static func C_OpenSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_OpenSession, _ slotID: CK_SLOT_ID, _ flags: CK_FLAGS, _ pApplication: CK_VOID_PTR?, _ Notify: CK_NOTIFY?, _ phSession: CK_SESSION_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_OpenSession", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         record.flags(.in, "flags", flags, .session)
@@ -168,7 +168,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_CloseSession(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_CloseSession, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_CloseSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_CloseSession, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_CloseSession", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -179,7 +179,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_CloseAllSessions(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_CloseAllSessions, _ slotID: CK_SLOT_ID) -> CK_RV {
+    static func C_CloseAllSessions(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_CloseAllSessions, _ slotID: CK_SLOT_ID) -> CK_RV {
         var record = TraceRecord("C_CloseAllSessions", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         record.callStarts()
@@ -190,7 +190,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetSessionInfo(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetSessionInfo, _ hSession: CK_SESSION_HANDLE, _ pInfo: CK_SESSION_INFO_PTR?) -> CK_RV {
+    static func C_GetSessionInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetSessionInfo, _ hSession: CK_SESSION_HANDLE, _ pInfo: CK_SESSION_INFO_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetSessionInfo", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -202,7 +202,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetOperationState(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetOperationState, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ pulOperationStateLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetOperationState, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ pulOperationStateLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetOperationState", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulOperationStateLen", pulOperationStateLen)
@@ -216,7 +216,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SetOperationState(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SetOperationState, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ ulOperationStateLen: CK_ULONG, _ hEncryptionKey: CK_OBJECT_HANDLE, _ hAuthenticationKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_SetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SetOperationState, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ ulOperationStateLen: CK_ULONG, _ hEncryptionKey: CK_OBJECT_HANDLE, _ hAuthenticationKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_SetOperationState", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pOperationState", pOperationState, ulOperationStateLen, .secret)
@@ -230,7 +230,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Login(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_Login, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
+    static func C_Login(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Login, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_Login", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.named(.in, "userType", userType, PKCS11Name.userType)
@@ -243,7 +243,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Logout(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_Logout, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_Logout(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Logout, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_Logout", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -254,7 +254,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_CreateObject(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_CreateObject, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_CreateObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_CreateObject, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_CreateObject", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.template(.in, "pTemplate", pTemplate, ulCount, .unknown)
@@ -267,7 +267,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_CopyObject(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_CopyObject, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phNewObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_CopyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_CopyObject, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phNewObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_CopyObject", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.handle(.in, "hObject", hObject, .object)
@@ -281,7 +281,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DestroyObject(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DestroyObject, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_DestroyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DestroyObject, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_DestroyObject", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.handle(.in, "hObject", hObject, .object)
@@ -293,7 +293,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetObjectSize(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetObjectSize, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pulSize: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetObjectSize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetObjectSize, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pulSize: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetObjectSize", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.handle(.in, "hObject", hObject, .object)
@@ -306,7 +306,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetAttributeValue(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetAttributeValue, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
+    static func C_GetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetAttributeValue, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_GetAttributeValue", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.handle(.in, "hObject", hObject, .object)
@@ -321,7 +321,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SetAttributeValue(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SetAttributeValue, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
+    static func C_SetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SetAttributeValue, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_SetAttributeValue", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.handle(.in, "hObject", hObject, .object)
@@ -334,7 +334,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_FindObjectsInit(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_FindObjectsInit, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
+    static func C_FindObjectsInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_FindObjectsInit, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_FindObjectsInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.template(.in, "pTemplate", pTemplate, ulCount, .unknown)
@@ -346,7 +346,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_FindObjects(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_FindObjects, _ hSession: CK_SESSION_HANDLE, _ phObject: CK_OBJECT_HANDLE_PTR?, _ ulMaxObjectCount: CK_ULONG, _ pulObjectCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_FindObjects(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_FindObjects, _ hSession: CK_SESSION_HANDLE, _ phObject: CK_OBJECT_HANDLE_PTR?, _ ulMaxObjectCount: CK_ULONG, _ pulObjectCount: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_FindObjects", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulong(.in, "ulMaxObjectCount", ulMaxObjectCount)
@@ -360,7 +360,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_FindObjectsFinal(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_FindObjectsFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_FindObjectsFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_FindObjectsFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_FindObjectsFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -371,7 +371,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_EncryptInit(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_EncryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_EncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_EncryptInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -384,7 +384,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Encrypt(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_Encrypt, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pEncryptedData: CK_BYTE_PTR?, _ pulEncryptedDataLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_Encrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Encrypt, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pEncryptedData: CK_BYTE_PTR?, _ pulEncryptedDataLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_Encrypt", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .secret)
@@ -399,7 +399,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_EncryptUpdate(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_EncryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_EncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_EncryptUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .secret)
@@ -414,7 +414,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_EncryptFinal(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_EncryptFinal, _ hSession: CK_SESSION_HANDLE, _ pLastEncryptedPart: CK_BYTE_PTR?, _ pulLastEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_EncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncryptFinal, _ hSession: CK_SESSION_HANDLE, _ pLastEncryptedPart: CK_BYTE_PTR?, _ pulLastEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_EncryptFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulLastEncryptedPartLen", pulLastEncryptedPartLen)
@@ -428,7 +428,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptInit(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DecryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_DecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_DecryptInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -441,7 +441,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Decrypt(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_Decrypt, _ hSession: CK_SESSION_HANDLE, _ pEncryptedData: CK_BYTE_PTR?, _ ulEncryptedDataLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_Decrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Decrypt, _ hSession: CK_SESSION_HANDLE, _ pEncryptedData: CK_BYTE_PTR?, _ ulEncryptedDataLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_Decrypt", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pEncryptedData", pEncryptedData, ulEncryptedDataLen, .plain)
@@ -456,7 +456,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptUpdate(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DecryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DecryptUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pEncryptedPart", pEncryptedPart, ulEncryptedPartLen, .plain)
@@ -471,7 +471,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptFinal(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DecryptFinal, _ hSession: CK_SESSION_HANDLE, _ pLastPart: CK_BYTE_PTR?, _ pulLastPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptFinal, _ hSession: CK_SESSION_HANDLE, _ pLastPart: CK_BYTE_PTR?, _ pulLastPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DecryptFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulLastPartLen", pulLastPartLen)
@@ -485,7 +485,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DigestInit(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DigestInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?) -> CK_RV {
+    static func C_DigestInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DigestInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?) -> CK_RV {
         var record = TraceRecord("C_DigestInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -497,7 +497,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Digest(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_Digest, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_Digest(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Digest, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_Digest", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
@@ -512,7 +512,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DigestUpdate(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DigestUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+    static func C_DigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DigestUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_DigestUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .plain)
@@ -524,7 +524,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DigestKey(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DigestKey, _ hSession: CK_SESSION_HANDLE, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_DigestKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DigestKey, _ hSession: CK_SESSION_HANDLE, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_DigestKey", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.handle(.in, "hKey", hKey, .object)
@@ -536,7 +536,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DigestFinal(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DigestFinal, _ hSession: CK_SESSION_HANDLE, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DigestFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DigestFinal, _ hSession: CK_SESSION_HANDLE, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DigestFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulDigestLen", pulDigestLen)
@@ -550,7 +550,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignInit(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SignInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_SignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_SignInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -563,7 +563,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Sign(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_Sign, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_Sign(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Sign, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_Sign", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
@@ -578,7 +578,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignUpdate(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SignUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+    static func C_SignUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_SignUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .plain)
@@ -590,7 +590,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignFinal(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SignFinal, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignFinal, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_SignFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulSignatureLen", pulSignatureLen)
@@ -604,7 +604,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignRecoverInit(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SignRecoverInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_SignRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignRecoverInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_SignRecoverInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -617,7 +617,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignRecover(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SignRecover, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignRecover, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_SignRecover", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
@@ -632,7 +632,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyInit(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_VerifyInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_VerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_VerifyInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -645,7 +645,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Verify(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_Verify, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_Verify(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Verify, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_Verify", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
@@ -658,7 +658,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyUpdate(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_VerifyUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifyUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .plain)
@@ -670,7 +670,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyFinal(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_VerifyFinal, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyFinal, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifyFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pSignature", pSignature, ulSignatureLen, .plain)
@@ -682,7 +682,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyRecoverInit(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_VerifyRecoverInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_VerifyRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyRecoverInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_VerifyRecoverInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -695,7 +695,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyRecover(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_VerifyRecover, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_VerifyRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyRecover, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_VerifyRecover", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pSignature", pSignature, ulSignatureLen, .plain)
@@ -710,7 +710,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DigestEncryptUpdate(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DigestEncryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DigestEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DigestEncryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DigestEncryptUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .secret)
@@ -725,7 +725,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptDigestUpdate(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DecryptDigestUpdate, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptDigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptDigestUpdate, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DecryptDigestUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pEncryptedPart", pEncryptedPart, ulEncryptedPartLen, .plain)
@@ -740,7 +740,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignEncryptUpdate(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SignEncryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignEncryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_SignEncryptUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .secret)
@@ -755,7 +755,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptVerifyUpdate(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DecryptVerifyUpdate, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptVerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptVerifyUpdate, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DecryptVerifyUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pEncryptedPart", pEncryptedPart, ulEncryptedPartLen, .plain)
@@ -770,7 +770,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GenerateKey(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GenerateKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_GenerateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GenerateKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_GenerateKey", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -784,7 +784,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GenerateKeyPair(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GenerateKeyPair, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pPublicKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPublicKeyAttributeCount: CK_ULONG, _ pPrivateKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPrivateKeyAttributeCount: CK_ULONG, _ phPublicKey: CK_OBJECT_HANDLE_PTR?, _ phPrivateKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_GenerateKeyPair(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GenerateKeyPair, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pPublicKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPublicKeyAttributeCount: CK_ULONG, _ pPrivateKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPrivateKeyAttributeCount: CK_ULONG, _ phPublicKey: CK_OBJECT_HANDLE_PTR?, _ phPrivateKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_GenerateKeyPair", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -800,7 +800,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_WrapKey(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_WrapKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_WrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_WrapKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_WrapKey", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -817,7 +817,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_UnwrapKey(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_UnwrapKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_UnwrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_UnwrapKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_UnwrapKey", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -833,7 +833,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DeriveKey(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DeriveKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hBaseKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_DeriveKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DeriveKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hBaseKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_DeriveKey", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -848,7 +848,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SeedRandom(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SeedRandom, _ hSession: CK_SESSION_HANDLE, _ pSeed: CK_BYTE_PTR?, _ ulSeedLen: CK_ULONG) -> CK_RV {
+    static func C_SeedRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SeedRandom, _ hSession: CK_SESSION_HANDLE, _ pSeed: CK_BYTE_PTR?, _ ulSeedLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_SeedRandom", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pSeed", pSeed, ulSeedLen, .secret)
@@ -860,7 +860,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GenerateRandom(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GenerateRandom, _ hSession: CK_SESSION_HANDLE, _ RandomData: CK_BYTE_PTR?, _ ulRandomLen: CK_ULONG) -> CK_RV {
+    static func C_GenerateRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GenerateRandom, _ hSession: CK_SESSION_HANDLE, _ RandomData: CK_BYTE_PTR?, _ ulRandomLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_GenerateRandom", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulong(.in, "ulRandomLen", ulRandomLen)
@@ -873,7 +873,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetFunctionStatus(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetFunctionStatus, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_GetFunctionStatus(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetFunctionStatus, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_GetFunctionStatus", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -884,7 +884,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_CancelFunction(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_CancelFunction, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_CancelFunction(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_CancelFunction, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_CancelFunction", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -895,7 +895,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_WaitForSlotEvent(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_WaitForSlotEvent, _ flags: CK_FLAGS, _ pSlot: CK_SLOT_ID_PTR?, _ pReserved: CK_VOID_PTR?) -> CK_RV {
+    static func C_WaitForSlotEvent(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_WaitForSlotEvent, _ flags: CK_FLAGS, _ pSlot: CK_SLOT_ID_PTR?, _ pReserved: CK_VOID_PTR?) -> CK_RV {
         var record = TraceRecord("C_WaitForSlotEvent", module: module, caller: caller)
         record.flags(.in, "flags", flags, .wait)
         record.pointer(.in, "pReserved", pReserved)
@@ -909,7 +909,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetInterfaceList(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetInterfaceList, _ pInterfacesList: CK_INTERFACE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetInterfaceList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetInterfaceList, _ pInterfacesList: CK_INTERFACE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetInterfaceList", module: module, caller: caller)
         record.ulongPointee(.in, "pulCount", pulCount)
         record.callStarts()
@@ -921,7 +921,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetInterface(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_GetInterface, _ pInterfaceName: CK_UTF8CHAR_PTR?, _ pVersion: CK_VERSION_PTR?, _ ppInterface: CK_INTERFACE_PTR_PTR?, _ flags: CK_FLAGS) -> CK_RV {
+    static func C_GetInterface(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetInterface, _ pInterfaceName: CK_UTF8CHAR_PTR?, _ pVersion: CK_VERSION_PTR?, _ ppInterface: CK_INTERFACE_PTR_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         var record = TraceRecord("C_GetInterface", module: module, caller: caller)
         record.cString(.in, "pInterfaceName", pInterfaceName)
         record.version(.in, "pVersion", pVersion)
@@ -935,7 +935,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_LoginUser(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_LoginUser, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pUsername: CK_UTF8CHAR_PTR?, _ ulUsernameLen: CK_ULONG) -> CK_RV {
+    static func C_LoginUser(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_LoginUser, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pUsername: CK_UTF8CHAR_PTR?, _ ulUsernameLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_LoginUser", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.named(.in, "userType", userType, PKCS11Name.userType)
@@ -949,7 +949,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SessionCancel(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SessionCancel, _ hSession: CK_SESSION_HANDLE, _ flags: CK_FLAGS) -> CK_RV {
+    static func C_SessionCancel(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SessionCancel, _ hSession: CK_SESSION_HANDLE, _ flags: CK_FLAGS) -> CK_RV {
         var record = TraceRecord("C_SessionCancel", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.flags(.in, "flags", flags, .mechanism)
@@ -961,7 +961,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageEncryptInit(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_MessageEncryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_MessageEncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageEncryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageEncryptInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -974,7 +974,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_EncryptMessage(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_EncryptMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ ulPlaintextLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_EncryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncryptMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ ulPlaintextLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_EncryptMessage", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -992,7 +992,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_EncryptMessageBegin(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_EncryptMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
+    static func C_EncryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncryptMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_EncryptMessageBegin", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1006,7 +1006,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_EncryptMessageNext(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_EncryptMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ ulPlaintextPartLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ pulCiphertextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
+    static func C_EncryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncryptMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ ulPlaintextPartLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ pulCiphertextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         var record = TraceRecord("C_EncryptMessageNext", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1024,7 +1024,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageEncryptFinal(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_MessageEncryptFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_MessageEncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageEncryptFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageEncryptFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -1035,7 +1035,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageDecryptInit(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_MessageDecryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_MessageDecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageDecryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageDecryptInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -1048,7 +1048,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptMessage(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DecryptMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ pulPlaintextLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ pulPlaintextLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DecryptMessage", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1066,7 +1066,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptMessageBegin(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DecryptMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
+    static func C_DecryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_DecryptMessageBegin", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1080,7 +1080,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptMessageNext(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_DecryptMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ ulCiphertextPartLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ pulPlaintextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
+    static func C_DecryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ ulCiphertextPartLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ pulPlaintextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         var record = TraceRecord("C_DecryptMessageNext", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1098,7 +1098,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageDecryptFinal(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_MessageDecryptFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_MessageDecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageDecryptFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageDecryptFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -1109,7 +1109,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageSignInit(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_MessageSignInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_MessageSignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageSignInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageSignInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -1122,7 +1122,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignMessage(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SignMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_SignMessage", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1139,7 +1139,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignMessageBegin(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SignMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
+    static func C_SignMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_SignMessageBegin", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1152,7 +1152,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignMessageNext(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_SignMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_SignMessageNext", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1169,7 +1169,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageSignFinal(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_MessageSignFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_MessageSignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageSignFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageSignFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -1180,7 +1180,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageVerifyInit(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_MessageVerifyInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_MessageVerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageVerifyInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageVerifyInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -1193,7 +1193,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyMessage(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_VerifyMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifyMessage", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1208,7 +1208,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyMessageBegin(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_VerifyMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifyMessageBegin", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1221,7 +1221,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyMessageNext(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_VerifyMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifyMessageNext", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1236,7 +1236,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageVerifyFinal(_ module: UnsafeMutablePointer<ModuleSlot>, _ caller: Int, _ function: CK_C_MessageVerifyFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_MessageVerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageVerifyFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageVerifyFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
