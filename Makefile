@@ -10,9 +10,10 @@ export BUILD_DIR PROXY_SO
 
 # Debian packages the build, the demo and the tests use.
 APT_PACKAGES := libp11-kit-dev libstdc++-12-dev pkg-config softhsm2 opensc p11-kit p11-kit-modules gnutls-bin jq openssl python3 \
-	libengine-pkcs11-openssl libnss3-tools python3-venv libssl-dev openjdk-17-jdk-headless
+	libengine-pkcs11-openssl libnss3-tools python3-venv libssl-dev openjdk-17-jdk-headless \
+	dpkg-dev lintian mandoc zsh fish
 
-# The shipped module is Embedded Swift (issue 5): no Swift runtime to start, no type metadata
+# The shipped module is Embedded Swift: no Swift runtime to start, no type metadata
 # to relocate, every generic specialised at build time. With the full Swift runtime linked in
 # statically, a C program spent ~1 ms loading and initialising the module (0.5 ms of it in dlopen:
 # 85 page faults, most of them relocating 15.7k pointers in the runtime's metadata, and the
@@ -24,7 +25,9 @@ APT_PACKAGES := libp11-kit-dev libstdc++-12-dev pkg-config softhsm2 opensc p11-k
 # The TSan and ASan builds below are this Embedded build again, instrumented. Each target is one whole-module swiftc run, in dependency order; clang links
 # them with lld, exporting only the PKCS#11 entry points (version script). -z nodelete: the
 # flusher thread and fork handlers must not outlive the code (dlclose leaves the library loaded).
-# -z pack-relative-relocs: relative relocations as DT_RELR; -z defs: nothing left unresolved.
+# -z pack-relative-relocs: relative relocations as DT_RELR; -z defs: nothing left unresolved;
+# -z now: every symbol bound at load, so the whole GOT can be read-only (full RELRO; Debian's
+# hardening, which lintian checks in the package).
 # No RUNPATH, no libstdc++ or libgcc_s: the library needs only libc and libm.
 SWIFT_BIN_DIR := $(patsubst %/,%,$(dir $(shell readlink -f "$$(command -v swiftc)")))
 EMBEDDED_TARGET := $(shell uname -m)-unknown-linux-gnu
@@ -35,7 +38,7 @@ EMBEDDED_FLAGS := -target $(EMBEDDED_TARGET) -enable-experimental-feature Embedd
 EMBEDDED_HEADERS := include/p11kit_paths.h $(wildcard include/*.h include/*.modulemap support/embedded-libc/*)
 EMBEDDED_LINK_FLAGS := -shared -fuse-ld=lld -L$(EMBEDDED_STDLIB_DIR) -lswiftUnicodeDataTables -lm \
 	-Wl,--version-script=$(CURDIR)/support/libp11proxy.map -Wl,-z,nodelete -Wl,-z,pack-relative-relocs \
-	-Wl,--gc-sections -Wl,-z,defs
+	-Wl,--gc-sections -Wl,-z,defs -Wl,-z,now
 EMBEDDED_MODULES := P11ProxyConfig P11ProxyNames P11ProxyRPC P11ProxyLoader P11Proxy
 
 SWIFT_SOURCES := $(shell find Sources include -name '*.swift' -o -name '*.h' -o -name '*.modulemap' 2>/dev/null)
@@ -43,7 +46,10 @@ SWIFT_SOURCES := $(shell find Sources include -name '*.swift' -o -name '*.h' -o 
 # The `p11proxy` command (Sources/P11ProxyCLI), runnable without a Swift toolchain: SwiftPM with
 # the full stdlib linked in statically (it uses swift-argument-parser). Installed from CLI_BIN.
 CLI_BIN := $(BUILD_DIR)/bin/p11proxy
-SWIFT_CLI_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld --disable-local-rpath --product p11proxy-cli
+# -z now: full RELRO, as for the module.
+SWIFT_BUILD_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=lld -Xlinker -z -Xlinker now \
+	--disable-local-rpath
+SWIFT_CLI_FLAGS := $(SWIFT_BUILD_FLAGS) --product p11proxy-cli
 
 # ThreadSanitizer: the shipped module's Embedded Swift build again with -sanitize=thread, and
 # the C tests and mocks built with the toolchain's clang against the same TSan runtime (the one
@@ -79,7 +85,7 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# p11-kit's own paths, from pkg-config at build time (issue 2: no hard-coded guesses).
+# p11-kit's own paths, from pkg-config at build time (no hard-coded guesses).
 include/p11kit_paths.h: | deps
 	@sysconf=$$(pkg-config --variable=sysconfdir p11-kit-1); \
 	{ echo "/* Written by make from pkg-config p11-kit-1; not committed. */"; \
@@ -107,24 +113,57 @@ $(foreach build,embedded embedded-tsan embedded-asan,\
 	$(eval $(call embedded_module,P11ProxyLoader,P11ProxyConfig P11ProxyNames P11ProxyRPC,$(build)))\
 	$(eval $(call embedded_module,P11Proxy,P11ProxyConfig P11ProxyNames P11ProxyRPC P11ProxyLoader,$(build))))
 
-$(PROXY_SO): $(EMBEDDED_MODULES:%=$(BUILD_DIR)/embedded/%.o) support/libp11proxy.map
+$(PROXY_SO): $(EMBEDDED_MODULES:%=$(BUILD_DIR)/embedded/%.o) support/libp11proxy.map Makefile
 	@mkdir -p $(@D)
 	$(SWIFT_BIN_DIR)/clang -o $@ $(filter %.o,$^) $(EMBEDDED_LINK_FLAGS)
 
 # The sanitizer runtime is a shared library of the toolchain's clang (-shared-libsan): the C
 # tests load the same one, and pkcs11-tool gets it by LD_PRELOAD (scripts/sanitizer-integration.sh).
-$(TSAN_PROXY_SO): $(EMBEDDED_MODULES:%=$(BUILD_DIR)/embedded-tsan/%.o) support/libp11proxy.map
+$(TSAN_PROXY_SO): $(EMBEDDED_MODULES:%=$(BUILD_DIR)/embedded-tsan/%.o) support/libp11proxy.map Makefile
 	@mkdir -p $(@D)
 	$(SWIFT_BIN_DIR)/clang -fsanitize=thread -shared-libsan -o $@ $(filter %.o,$^) $(EMBEDDED_LINK_FLAGS)
 
-$(ASAN_PROXY_SO): $(EMBEDDED_MODULES:%=$(BUILD_DIR)/embedded-asan/%.o) support/libp11proxy.map
+$(ASAN_PROXY_SO): $(EMBEDDED_MODULES:%=$(BUILD_DIR)/embedded-asan/%.o) support/libp11proxy.map Makefile
 	@mkdir -p $(@D)
 	$(SWIFT_BIN_DIR)/clang -fsanitize=address -shared-libsan -o $@ $(filter %.o,$^) $(EMBEDDED_LINK_FLAGS)
 
-$(CLI_BIN): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift | deps
+# The Makefile too: swift build then sees changed flags itself (a no-op when none changed).
+$(CLI_BIN): include/p11kit_paths.h $(SWIFT_SOURCES) Package.swift Makefile | deps
 	swift build $(SWIFT_CLI_FLAGS)
 	@mkdir -p $(@D)
 	cp .build/release/p11proxy-cli $@
+
+# Man pages and shell completions, built from the command itself rather than committed: they
+# are outputs of the built command, as the command is, so they cannot go stale and no check
+# is needed for it (the generated Swift sources are committed because they are its inputs).
+# p11proxy(1) comes from swift-argument-parser's generate-manual plugin over the command's
+# argument definitions (scripts/generate-manual.sh; the plugin shares the command's release
+# build, so it costs a build of the generator once); p11proxy.module(5) is written by hand
+# (man/). Completions: the parser's own scripts for bash, zsh and fish.
+MAN_DIR := $(BUILD_DIR)/man
+MAN_PAGES := $(MAN_DIR)/p11proxy.1 $(MAN_DIR)/p11proxy.module.5
+COMPLETIONS_DIR := $(BUILD_DIR)/completions
+COMPLETIONS := $(COMPLETIONS_DIR)/p11proxy.bash $(COMPLETIONS_DIR)/_p11proxy $(COMPLETIONS_DIR)/p11proxy.fish
+.PHONY: man completions
+man: $(MAN_PAGES)
+completions: $(COMPLETIONS)
+
+$(MAN_DIR)/p11proxy.1: $(CLI_BIN) scripts/generate-manual.sh
+	SWIFT_BUILD_FLAGS="$(SWIFT_BUILD_FLAGS)" bash scripts/generate-manual.sh $@
+
+$(MAN_DIR)/p11proxy.module.5: man/p11proxy.module.5
+	@mkdir -p $(@D)
+	cp $< $@
+
+$(COMPLETIONS_DIR)/p11proxy.bash: SHELL_NAME := bash
+$(COMPLETIONS_DIR)/_p11proxy: SHELL_NAME := zsh
+$(COMPLETIONS_DIR)/p11proxy.fish: SHELL_NAME := fish
+# The bash script starts with #!/bin/bash, but completions are sourced, never run (lintian:
+# bash-completion-with-hashbang): the first line goes if it is one.
+$(COMPLETIONS): $(CLI_BIN)
+	@mkdir -p $(@D)
+	$(CLI_BIN) --generate-completion-script $(SHELL_NAME) | sed '1{/^#!/d}' >$@.tmp
+	mv -f $@.tmp $@
 
 tsan-build: $(TSAN_PROXY_SO) c-tests-tsan
 
@@ -171,9 +210,10 @@ fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
 	status=0; for name in $(FUZZERS); do bash Tests/Fuzz/run.sh $$name || status=1; done; exit $$status
 
-# Issue 5's benchmark: prints one table (also build/bench/results.md); not a test.
+# The benchmark: prints its tables (also build/bench/results.md); not a test.
+# THREADS="1 2 4 8 16": the thread counts of the scaling table (default 1 2).
 bench: build deps
-	bash scripts/bench.sh
+	BENCH_THREADS="$(THREADS)" bash scripts/bench.sh
 
 # How fast `p11proxy stats` reads text and JSON traces (MB/s; build/bench-stats/results.md).
 .PHONY: bench-stats
@@ -192,10 +232,10 @@ demo: build
 	bash scripts/demo.sh
 
 # Everything, with one closing line "N passed, N failed" (scripts/run-tests.sh).
-test: build tsan-build asan-build fuzz-build deps python-venv pykcs11-tests
+test: build tsan-build asan-build fuzz-build deps python-venv pykcs11-tests deb
 	bash scripts/run-tests.sh
 
-# Install (issue 7; scripts/install.sh): libp11proxy.so into p11-kit's module directory and
+# Install (scripts/install.sh): libp11proxy.so into p11-kit's module directory and
 # p11proxy.module where p11-kit reads it, so `p11-kit list-modules` shows p11proxy. PREFIX=/usr
 # (packagers, with DESTDIR): pkg-config's p11_module_path and p11_module_configs exactly.
 # Any other PREFIX: the library under PREFIX (p11_module_path with prefix=PREFIX) and the
@@ -208,9 +248,20 @@ INSTALL_MODULE_DIR ?= $(shell pkg-config --define-variable=prefix=$(PREFIX) --va
 INSTALL_MODULE_CONF_DIR ?= $(if $(filter /usr,$(patsubst %/,%,$(PREFIX))),$(shell pkg-config --variable=p11_module_configs p11-kit-1),$(shell pkg-config --variable=sysconfdir p11-kit-1)/pkcs11/modules)
 BINDIR ?= $(PREFIX)/bin
 PROXY_CONFIG_DIR ?=
+# Man pages under PREFIX/share/man; completions where each shell looks: Debian's directories
+# for PREFIX=/usr, otherwise the same under PREFIX/share (bash-completion and fish search
+# $$XDG_DATA_DIRS, /usr/local/share by default), except zsh, whose Debian fpath has no
+# vendor-completions under /usr/local but does have /usr/local/share/zsh/site-functions.
+MANDIR ?= $(PREFIX)/share/man
+BASH_COMPLETION_DIR ?= $(PREFIX)/share/bash-completion/completions
+ZSH_COMPLETION_DIR ?= $(PREFIX)/share/zsh/$(if $(filter /usr,$(patsubst %/,%,$(PREFIX))),vendor-completions,site-functions)
+FISH_COMPLETION_DIR ?= $(PREFIX)/share/fish/vendor_completions.d
 INSTALL_ENV = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" MODULE_DIR="$(INSTALL_MODULE_DIR)" \
 	MODULE_CONF_DIR="$(INSTALL_MODULE_CONF_DIR)" P11KIT_MODULE_DIR="$(P11KIT_MODULE_DIR)" \
-	BINDIR="$(BINDIR)" CLI_BIN="$(CLI_BIN)" PROXY_SO="$(PROXY_SO)" PROXY_CONFIG_DIR="$(PROXY_CONFIG_DIR)"
+	BINDIR="$(BINDIR)" CLI_BIN="$(CLI_BIN)" PROXY_SO="$(PROXY_SO)" PROXY_CONFIG_DIR="$(PROXY_CONFIG_DIR)" \
+	MANDIR="$(MANDIR)" MAN_BUILD_DIR="$(MAN_DIR)" BASH_COMPLETION_DIR="$(BASH_COMPLETION_DIR)" \
+	ZSH_COMPLETION_DIR="$(ZSH_COMPLETION_DIR)" FISH_COMPLETION_DIR="$(FISH_COMPLETION_DIR)" \
+	COMPLETIONS_BUILD_DIR="$(COMPLETIONS_DIR)"
 
 # python-pkcs11 from PyPI for Tests/integration/test_python_pkcs11.sh (pinned versions).
 PYTHON_VENV := $(BUILD_DIR)/venv
@@ -234,11 +285,20 @@ $(BUILD_DIR)/pykcs11/.unpacked: $(PYTHON_VENV)/.installed
 	@touch $@
 
 .PHONY: install install-strip uninstall
-install install-strip: build $(CLI_BIN)
+install install-strip: build $(CLI_BIN) man completions
 	$(INSTALL_ENV) bash scripts/install.sh $@
 
 uninstall:
 	$(INSTALL_ENV) bash scripts/install.sh uninstall
+
+# A Debian package of what `make install-strip PREFIX=/usr` installs (scripts/build-deb.sh):
+# build/deb/p11proxy_VERSION_ARCH.deb; `lintian` on it is part of Tests/integration/test_deb.sh.
+DEB_DIR := $(BUILD_DIR)/deb
+.PHONY: deb
+deb: build man completions | deps
+	rm -rf $(DEB_DIR)
+	$(MAKE) --no-print-directory install-strip PREFIX=/usr DESTDIR=$(abspath $(DEB_DIR))/debian/p11proxy
+	bash scripts/build-deb.sh $(DEB_DIR)
 
 clean:
 	rm -rf .build $(BUILD_DIR) include/p11kit_paths.h

@@ -1,12 +1,14 @@
 /* p11proxy_pkcs11.h: the one header Swift imports for PKCS#11 types.
  * PKCS#11 2.40 comes from libp11-kit-dev's <p11-kit/pkcs11.h> (standard names,
- * CRYPTOKI_COMPAT); the 3.0 additions we use are in pkcs11_3_0.h. */
+ * CRYPTOKI_COMPAT); the 3.0 additions we use are in pkcs11_3_0.h, the 3.1 and 3.2 ones
+ * in pkcs11_3_2.h. */
 #ifndef P11PROXY_PKCS11_H
 #define P11PROXY_PKCS11_H
 
 #define CRYPTOKI_COMPAT 1
 #include <p11-kit/pkcs11.h>
 #include "pkcs11_3_0.h"
+#include "pkcs11_3_2.h"
 
 /* Build-time paths from `pkg-config p11-kit-1`, written by the Makefile.
  * Without it (a bare `swift build`) Debian's values are used. */

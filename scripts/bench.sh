@@ -6,6 +6,8 @@
 # not the goals are met, non-zero only when something failed to run.
 #
 #   scripts/bench.sh                          # everything (~1-2 minutes on 2 cores)
+#   BENCH_THREADS="1 2 4 8 16" scripts/bench.sh    # the same, scaling table for these thread
+#                                             # counts (make bench THREADS="1 2 4 8 16")
 #   scripts/bench.sh --callgrind CALL [--iterations N] [--traced]
 #                                             # instructions per call, direct vs p11proxy
 #
@@ -15,7 +17,9 @@
 # BENCH_TRACE_TIME_MS (50, traced loops), BENCH_PAIRED_TIME_MS (20) and BENCH_PAIRED_REPS (25):
 # the proxies' loops, each paired with the mock's own (bench --baseline), BENCH_LOAD_RUNS (40 runs, each timing pkcs11-tool -L and the
 # in-process load for every target back to back), BENCH_USER (nobody: who runs the programs when we are root, see p11-kit below),
-# BUILD_DIR (build), PROXY_SO (build/lib/libp11proxy.so).
+# BUILD_DIR (build), PROXY_SO (build/lib/libp11proxy.so), BENCH_THREADS ("1 2": thread counts
+# of the timed runs; 1 is always added), BENCH_CHECK_CALLS (20000 per thread: the traced run
+# whose file is checked for whole and missing records).
 #
 # p11-kit reads no user configuration for root, and the system configuration must not be
 # touched. So every program here runs as BENCH_USER (setpriv) with HOME and
@@ -37,6 +41,12 @@ TRACE_TIME_MS=${BENCH_TRACE_TIME_MS:-50}
 PAIRED_TIME_MS=${BENCH_PAIRED_TIME_MS:-20}
 PAIRED_REPS=${BENCH_PAIRED_REPS:-25}
 LOAD_RUNS=${BENCH_LOAD_RUNS:-40}
+read -r -a THREAD_COUNTS <<<"${BENCH_THREADS:-1 2}"
+[[ " ${THREAD_COUNTS[*]} " == *" 1 "* ]] || THREAD_COUNTS=(1 "${THREAD_COUNTS[@]}")
+for t in "${THREAD_COUNTS[@]}"; do [[ $t =~ ^[1-9][0-9]*$ ]] && ((t <= 64)) || { echo "bench.sh: BENCH_THREADS: $t is not 1-64" >&2; exit 2; }; done
+THREAD_ARG=$(IFS=,; echo "${THREAD_COUNTS[*]}")
+MAX_THREADS=$(printf '%s\n' "${THREAD_COUNTS[@]}" | sort -n | tail -n1)
+CHECK_CALLS=${BENCH_CHECK_CALLS:-20000}
 BENCH_USER=${BENCH_USER:-nobody}
 OUT_DIR=$BUILD_DIR/bench
 CALLS=(get_info get_session_info get_attribute_value find_objects digest open_close)
@@ -151,6 +161,7 @@ for home in p11kit p11kit-log; do
 done
 printf 'log-calls: yes\n' >>"$WORK/p11kit-log/.config/pkcs11/modules/fast.module"
 : >"$WORK/trace.log"
+: >"$WORK/trace-check.log"
 : >"$WORK/p11kit-log.txt"
 
 RUN_AS=()
@@ -176,6 +187,8 @@ target_env() { # TARGET -> the env command line for it
     p11proxy | p11proxy_paired) printf '%s\0' "${BASE_ENV[@]}" P11PROXY_MODULE="$WORK/libmock-fast.so" ;;
     traced) printf '%s\0' "${BASE_ENV[@]}" P11PROXY_MODULE="$WORK/libmock-fast.so" \
         P11PROXY_LOG_CALLS=yes P11PROXY_LOG_FILE="$WORK/trace.log" ;;
+    traced_check) printf '%s\0' "${BASE_ENV[@]}" P11PROXY_MODULE="$WORK/libmock-fast.so" \
+        P11PROXY_LOG_CALLS=yes P11PROXY_LOG_FILE="$WORK/trace-check.log" ;;
     p11kit_log) printf '%s\0' env -i PATH=/usr/bin:/bin LANG=C HOME="$WORK/p11kit-log" \
         XDG_CONFIG_HOME="$WORK/p11kit-log/.config" ;;
     esac
@@ -217,16 +230,53 @@ bench_target() { # TARGET ROUND EXTRA-ARGS... -> $OUT_DIR/raw.TARGET.ROUND.txt
 rm -f "$OUT_DIR"/raw.*
 # Rounds interleave the targets, so that a slow spell of the machine hits all of them.
 for ((round = 1; round <= ROUNDS; round++)); do
-    bench_target direct "$round" --threads 1,2 --time-ms "$TIME_MS" --reps "$REPS"
-    bench_target p11proxy "$round" --threads 1,2 --time-ms "$TIME_MS" --reps "$REPS"
-    bench_target p11kit "$round" --threads 1,2 --time-ms "$TIME_MS" --reps "$REPS"
+    bench_target direct "$round" --threads "$THREAD_ARG" --time-ms "$TIME_MS" --reps "$REPS"
+    bench_target p11proxy "$round" --threads "$THREAD_ARG" --time-ms "$TIME_MS" --reps "$REPS"
+    bench_target p11kit "$round" --threads "$THREAD_ARG" --time-ms "$TIME_MS" --reps "$REPS"
     # Overhead, paired (one thread; 2-thread loops this short would mostly time thread start-up).
     bench_target p11proxy_paired "$round" --threads 1 --time-ms "$PAIRED_TIME_MS" --reps "$PAIRED_REPS" --baseline "$WORK/libmock-fast-direct.so"
     bench_target p11kit_paired "$round" --threads 1 --time-ms "$PAIRED_TIME_MS" --reps "$PAIRED_REPS" --baseline "$WORK/libmock-fast-direct.so"
-    bench_target traced "$round" --threads 1 --time-ms "$TRACE_TIME_MS" --reps "$REPS" --truncate "$WORK/trace.log"
+    bench_target traced "$round" --threads "$THREAD_ARG" --time-ms "$TRACE_TIME_MS" --reps "$REPS" --truncate "$WORK/trace.log"
     bench_target p11kit_log "$round" --threads 1 --time-ms "$TRACE_TIME_MS" --reps "$REPS"
 done
 p11kit_log_bytes=$(stat -c %s "$WORK/p11kit-log.txt")
+
+# ---- Traced records whole and none lost, and what threads cost --------------------------
+# One traced run of C_GetSessionInfo with the most threads into a fresh file, not truncated:
+# every record must be whole (its header, its IN/OUT lines and their indented continuations,
+# its own footer, nothing of another record in between) and there must be one per call: the
+# warm-up's (up to 1000) and CHECK_CALLS per thread. Then bench --thread-memory (with no timed
+# loops before it, whose exited threads' memory malloc would reuse) on the mock directly,
+# through p11proxy and through p11proxy traced: what p11proxy's per-thread caches cost.
+say "traced records: $MAX_THREADS threads x $CHECK_CALLS C_GetSessionInfo into one file, checked"
+: >"$WORK/trace-check.log"
+check_iterations=$((CHECK_CALLS * MAX_THREADS))
+run_target traced_check "$WORK/bench" "${TARGET_MODULE[traced]}" --calls get_session_info --threads "$MAX_THREADS" \
+    --iterations "$check_iterations" --reps 1 >"$OUT_DIR/raw.check.txt" 2>"$OUT_DIR/raw.check.err" ||
+    { say "the traced check run failed"; cat "$OUT_DIR/raw.check.err" >&2; status=1; }
+declare -A MEMORY_ALIVE MEMORY_EXITED
+for target in direct p11proxy traced; do
+    if run_target "$target" "$WORK/bench" "${TARGET_MODULE[$target]}" --calls none --threads "$MAX_THREADS" \
+        --thread-memory >"$OUT_DIR/raw.memory.$target.txt" 2>"$OUT_DIR/raw.memory.$target.err"; then
+        read -r MEMORY_ALIVE[$target] MEMORY_EXITED[$target] < <(awk '$1 == "thread_memory" {
+            for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
+            printf "%.1f %.1f\n", kv["alive_kb"] / kv["threads"], kv["exited_kb"] / kv["threads"] }' "$OUT_DIR/raw.memory.$target.txt")
+    else
+        say "bench --thread-memory failed for $target"
+        cat "$OUT_DIR/raw.memory.$target.err" >&2
+        status=1
+    fi
+done
+warmup=$((check_iterations < 1000 ? check_iterations : 1000))
+expected_records=$((warmup + check_iterations / MAX_THREADS * MAX_THREADS))
+read -r whole_records broken_records < <(awk '
+    /^C_[A-Za-z]+ \[/ { if (open) broken++; open = 1; name = $1; next }
+    /^[ \t]/ { if (!open) broken++; next }
+    /^C_[A-Za-z]+ = / { if (!open || $1 != name) broken++; else if (name == "C_GetSessionInfo") whole++; open = 0; next }
+    { broken++ }
+    END { if (open) broken++; print whole + 0, broken + 0 }' "$WORK/trace-check.log")
+records_ok=0
+[ "$whole_records" = "$expected_records" ] && [ "$broken_records" = 0 ] && records_ok=1
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # per_round TARGET CALL THREADS [KEY] -> each round's KEY (ns_per_call: aggregate ns per call), one a line
@@ -401,13 +451,63 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
         echo "."
     done
     echo
-    echo "2T/1T direct is what the machine allows (the fast mock's shared atomic counters limit" \
-        "C_OpenSession + C_CloseSession even directly); p11-kit serialises its proxy on one process-wide" \
-        "lock. The scaling goal applies to the calls that take only a session handle."
+    echo "2T/1T direct is what the machine allows (the fast mock shares nothing between threads," \
+        "C_OpenSession + C_CloseSession included); p11-kit serialises its proxy on one process-wide" \
+        "lock. The scaling goal of this table applies to the calls that take only a session handle; the" \
+        "scaling table below has the others."
     echo "Traced: \`P11PROXY_LOG_CALLS=yes P11PROXY_LOG_FILE=<file>\` (text); p11-kit: \`log-calls: yes\`" \
         "in its .module file, records to standard error redirected to a file. Both files are truncated" \
         "between repetitions, outside the timed loops. Both trace only calls that reach the module" \
         "(each proxy answers C_GetInfo itself; in that row, overhead compares the proxy's own answer with the mock's)."
+    echo
+    echo "### Scaling: calls per second with T threads / with 1 thread"
+    echo
+    echo "Each thread its own session; ns per call = wall time / all threads' calls (median over the" \
+        "processes); xT = 1-thread ns / T-thread ns. Traced: text to one file. Thread counts:" \
+        "\`BENCH_THREADS=\"${THREAD_COUNTS[*]}\"\` (\`make bench THREADS=\"...\"\`) on $(nproc) CPUs." \
+        "Goals at 2 threads: open+close through p11proxy >= 1.6x and >= 0.9 of the mock's own ratio;" \
+        "traced C_GetSessionInfo >= 1.6x; session calls untraced >= 1.7x (table above)."
+    echo
+    echo "| call | threads | direct ns | p11proxy ns | traced ns | p11-kit ns | direct xT | p11proxy xT | p11proxy / direct scaling | traced xT | p11-kit xT |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---|---:|"
+    for call in "${CALLS[@]}"; do
+        d1=$(result direct "$call" 1); p1=$(result p11proxy "$call" 1); t1=$(result traced "$call" 1); k1=$(result p11kit "$call" 1)
+        for t in "${THREAD_COUNTS[@]}"; do
+            d=$(result direct "$call" "$t"); p=$(result p11proxy "$call" "$t"); tr=$(result traced "$call" "$t"); k=$(result p11kit "$call" "$t")
+            sd=$(scale "$d1" "$d"); sp=$(scale "$p1" "$p"); st=$(scale "$t1" "$tr"); sk=$(scale "$k1" "$k")
+            rel=n/a
+            [ "$sp" != n/a ] && [ "$sd" != n/a ] && rel=$(calc "%.2f" "$sp / $sd")
+            if [ "$t" = 2 ] && [ "$call" = open_close ] && [ "$sp" != n/a ] && [ "$rel" != n/a ]; then
+                sp="$sp $(mark "$(awk -v s="$sp" -v r="$rel" 'BEGIN { print (s >= 1.6 && r >= 0.9) ? 1 : 0 }')")"
+            fi
+            if [ "$t" = 2 ] && [ "$call" = get_session_info ] && [ "$st" != n/a ]; then
+                st="$st $(mark "$(awk -v s="$st" 'BEGIN { print (s >= 1.6) ? 1 : 0 }')")"
+            fi
+            if [ "$t" = 16 ] && { [ "$call" = open_close ] || [ "$call" = get_session_info ]; }; then
+                [ "$sp" != n/a ] && [ "$call" = open_close ] && sp="$sp (aim >= 10: $(mark "$(awk -v s="${sp%% *}" 'BEGIN { print (s >= 10) ? 1 : 0 }')"))"
+                [ "$st" != n/a ] && [ "$call" = get_session_info ] && st="$st (aim >= 10: $(mark "$(awk -v s="${st%% *}" 'BEGIN { print (s >= 10) ? 1 : 0 }')"))"
+            fi
+            echo "| ${LABEL[$call]} | $t | $(fmt_ns "$d") | $(fmt_ns "$p") | $(fmt_ns "$tr") | $(fmt_ns "$k") | $sd | $sp | $rel | $st | $sk |"
+        done
+    done
+    echo
+    echo "Traced records, $MAX_THREADS threads into one file ($CHECK_CALLS C_GetSessionInfo each, plus warm-up):" \
+        "$whole_records whole C_GetSessionInfo records of $expected_records calls, $broken_records broken lines:" \
+        "$(mark "$records_ok")."
+    echo
+    cache_indices=$(sed -n 's/.*static let cacheCapacity = \([0-9]*\).*/\1/p' Sources/P11Proxy/Routing/SessionIndexPool.swift)
+    trace_limit=$(sed -n 's/.*static let threadBufferLimit = \([0-9 *]*\).*/\1/p' Sources/P11Proxy/Tracing/TraceOutput.swift)
+    echo "| per-thread memory: $MAX_THREADS threads alive, each after 64 open+close and 64 C_GetSessionInfo | direct | p11proxy | p11proxy traced |"
+    echo "|---|---:|---:|---:|"
+    echo "| private dirty gained while they live, kB per thread | ${MEMORY_ALIVE[direct]:-n/a} | ${MEMORY_ALIVE[p11proxy]:-n/a} | ${MEMORY_ALIVE[traced]:-n/a} |"
+    echo "| still held after they exited, kB per thread | ${MEMORY_EXITED[direct]:-n/a} | ${MEMORY_EXITED[p11proxy]:-n/a} | ${MEMORY_EXITED[traced]:-n/a} |"
+    echo
+    echo "p11proxy's per-thread caches, by construction: a cache of at most $cache_indices free session" \
+        "indices ($((cache_indices * 4 + 40)) bytes, kept for the next thread after its thread exits, so" \
+        "as many as the most threads alive at once); per tracing thread, records not yet written (written" \
+        "at $((trace_limit)) bytes, so its buffer stays under twice that plus its largest record) and the" \
+        "scratch its records are built in; both freed when the thread exits. The direct column is the" \
+        "threads' own cost (stacks, libc); p11proxy's is the difference."
     echo
     echo "| loading and memory | direct | p11proxy | p11-kit-proxy.so | goal |"
     echo "|---|---:|---:|---:|---|"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make install` / `make uninstall` (issue 7): puts libp11proxy.so in p11-kit's module
+# `make install` / `make uninstall`: puts libp11proxy.so in p11-kit's module
 # directory and p11proxy.module where p11-kit reads module files, so `p11-kit list-modules`
-# shows p11proxy; the `p11proxy` command goes to BINDIR when one was built.
+# shows p11proxy; the `p11proxy` command goes to BINDIR when one was built, with its man page
+# and shell completions, and p11proxy.module(5) to MANDIR.
 #
 #   scripts/install.sh install | install-strip | uninstall | files
 #
@@ -16,6 +17,12 @@
 #   BINDIR, CLI_BIN   the `p11proxy` command and where it goes (CLI_BIN empty: none)
 #   PROXY_SO          the module to install
 #   PROXY_CONFIG_DIR  non-empty: the .module gets `x-init-reserved: config-dir=DIR`
+#   MANDIR, MAN_BUILD_DIR  p11proxy.1 (with the command) and p11proxy.module.5, built in
+#                     MAN_BUILD_DIR, go to MANDIR/man1 and MANDIR/man5
+#   BASH_COMPLETION_DIR, ZSH_COMPLETION_DIR, FISH_COMPLETION_DIR, COMPLETIONS_BUILD_DIR
+#                     the command's completions, built in COMPLETIONS_BUILD_DIR, installed as
+#                     p11proxy, _p11proxy and p11proxy.fish
+#   (CLI_BIN, MAN_BUILD_DIR or COMPLETIONS_BUILD_DIR empty: those files are not installed)
 #
 # Install records what it wrote and which directories it had to create in
 # $DESTDIR$PREFIX/share/p11proxy/install-manifest; uninstall removes exactly those files,
@@ -29,6 +36,12 @@ DESTDIR=${DESTDIR:-}
 BINDIR=${BINDIR:-$PREFIX/bin}
 CLI_BIN=${CLI_BIN:-}
 PROXY_CONFIG_DIR=${PROXY_CONFIG_DIR:-}
+MANDIR=${MANDIR:-$PREFIX/share/man}
+MAN_BUILD_DIR=${MAN_BUILD_DIR:-}
+COMPLETIONS_BUILD_DIR=${COMPLETIONS_BUILD_DIR:-}
+BASH_COMPLETION_DIR=${BASH_COMPLETION_DIR:-$PREFIX/share/bash-completion/completions}
+ZSH_COMPLETION_DIR=${ZSH_COMPLETION_DIR:-$PREFIX/share/zsh/site-functions}
+FISH_COMPLETION_DIR=${FISH_COMPLETION_DIR:-$PREFIX/share/fish/vendor_completions.d}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 MANIFEST_DIR=$PREFIX/share/p11proxy
@@ -39,6 +52,21 @@ installed_files() {
     echo "$MODULE_DIR/libp11proxy.so"
     echo "$MODULE_CONF_DIR/p11proxy.module"
     if [[ -n $CLI_BIN ]]; then echo "$BINDIR/p11proxy"; fi
+    if [[ -n $MAN_BUILD_DIR ]]; then
+        echo "$MANDIR/man5/p11proxy.module.5"
+        if [[ -n $CLI_BIN ]]; then echo "$MANDIR/man1/p11proxy.1"; fi
+    fi
+    if [[ -n $CLI_BIN && -n $COMPLETIONS_BUILD_DIR ]]; then
+        echo "$BASH_COMPLETION_DIR/p11proxy"
+        echo "$ZSH_COMPLETION_DIR/_p11proxy"
+        echo "$FISH_COMPLETION_DIR/p11proxy.fish"
+    fi
+}
+
+# install_data SOURCE TARGET: mode 0644, TARGET's directories made (and recorded) first.
+install_data() {
+    make_dir "$(dirname "$2")"
+    install -m 0644 "$1" "$DESTDIR$2"
 }
 
 # The shipped conf/p11proxy.module, with the library's path when it is not in p11-kit's
@@ -71,10 +99,14 @@ make_dir() {
 do_install() {
     local strip=$1 previous=() file
     [[ -f $PROXY_SO ]] || { echo "install.sh: $PROXY_SO not built (make build)" >&2; exit 1; }
-    if [[ -n $CLI_BIN && ! -f $CLI_BIN ]]; then
-        echo "install.sh: $CLI_BIN not built" >&2
-        exit 1
-    fi
+    for file in "$CLI_BIN" "${MAN_BUILD_DIR:+$MAN_BUILD_DIR/p11proxy.module.5}" \
+        "${CLI_BIN:+${MAN_BUILD_DIR:+$MAN_BUILD_DIR/p11proxy.1}}" \
+        "${CLI_BIN:+${COMPLETIONS_BUILD_DIR:+$COMPLETIONS_BUILD_DIR/p11proxy.bash}}"; do
+        if [[ -n $file && ! -f $file ]]; then
+            echo "install.sh: $file not built (make build man completions)" >&2
+            exit 1
+        fi
+    done
     # Directories an earlier install created stay recorded, so reinstalling is harmless.
     if [[ -f $DESTDIR$MANIFEST ]]; then
         mapfile -t previous < <(grep '^d ' "$DESTDIR$MANIFEST" || true)
@@ -84,7 +116,7 @@ do_install() {
     if [[ -n $DESTDIR ]]; then mkdir -p "$DESTDIR"; fi
     make_dir "$MODULE_DIR"
     install -m 0644 "$PROXY_SO" "$DESTDIR$MODULE_DIR/libp11proxy.so"
-    if [[ $strip == yes ]]; then strip --strip-unneeded "$DESTDIR$MODULE_DIR/libp11proxy.so"; fi
+    if [[ $strip == yes ]]; then strip --strip-unneeded --remove-section=.comment "$DESTDIR$MODULE_DIR/libp11proxy.so"; fi
     make_dir "$MODULE_CONF_DIR"
     module_file >"$DESTDIR$MODULE_CONF_DIR/p11proxy.module.tmp"
     chmod 0644 "$DESTDIR$MODULE_CONF_DIR/p11proxy.module.tmp"
@@ -92,7 +124,16 @@ do_install() {
     if [[ -n $CLI_BIN ]]; then
         make_dir "$BINDIR"
         install -m 0755 "$CLI_BIN" "$DESTDIR$BINDIR/p11proxy"
-        if [[ $strip == yes ]]; then strip --strip-unneeded "$DESTDIR$BINDIR/p11proxy"; fi
+        if [[ $strip == yes ]]; then strip --strip-unneeded --remove-section=.comment "$DESTDIR$BINDIR/p11proxy"; fi
+    fi
+    if [[ -n $MAN_BUILD_DIR ]]; then
+        install_data "$MAN_BUILD_DIR/p11proxy.module.5" "$MANDIR/man5/p11proxy.module.5"
+        if [[ -n $CLI_BIN ]]; then install_data "$MAN_BUILD_DIR/p11proxy.1" "$MANDIR/man1/p11proxy.1"; fi
+    fi
+    if [[ -n $CLI_BIN && -n $COMPLETIONS_BUILD_DIR ]]; then
+        install_data "$COMPLETIONS_BUILD_DIR/p11proxy.bash" "$BASH_COMPLETION_DIR/p11proxy"
+        install_data "$COMPLETIONS_BUILD_DIR/_p11proxy" "$ZSH_COMPLETION_DIR/_p11proxy"
+        install_data "$COMPLETIONS_BUILD_DIR/p11proxy.fish" "$FISH_COMPLETION_DIR/p11proxy.fish"
     fi
     make_dir "$MANIFEST_DIR"
     {

@@ -74,6 +74,8 @@ run_suite real-clients bash Tests/integration/test_real_clients.sh
 # Remote modules against Debian's p11-kit server / p11-kit remote / p11-kit-client.so.
 run_suite remote bash Tests/integration/test_remote.sh
 run_suite install bash Tests/integration/test_install.sh
+# `make deb`'s package: lintian, man pages, then installed with dpkg, used, removed and purged.
+run_suite deb bash Tests/integration/test_deb.sh
 run_suite trace bash Tests/integration/test_trace.sh
 run_suite cli bash Tests/integration/test_cli.sh
 # `p11proxy list`'s token URIs against p11tool's, over SoftHSM2.

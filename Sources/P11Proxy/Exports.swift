@@ -1,5 +1,5 @@
 // The three symbols libp11proxy.so exports (the linker's version script hides everything
-// else). Each call makes a new caller with its own tables (issue 3).
+// else). Each call makes a new caller with its own tables.
 import CPKCS11
 
 @_cdecl("C_GetFunctionList")

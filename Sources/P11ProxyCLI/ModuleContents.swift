@@ -42,7 +42,7 @@ struct ModuleContents: Equatable {
 
     /// Reads everything after a successful C_Initialize; nothing here changes the module's state.
     /// `filter`: the module's token filter, which marks the slots it hides as the module decides.
-    init(reading functions: CK_FUNCTION_LIST_3_0, filter: TokenFilter? = nil) {
+    init(reading functions: CK_FUNCTION_LIST_3_2, filter: TokenFilter? = nil) {
         interfaceVersion = Self.version(functions.version)
         if let getInfo = functions.C_GetInfo {
             var info = CK_INFO()
@@ -75,7 +75,7 @@ struct ModuleContents: Equatable {
         }
     }
 
-    private static func slot(_ id: CK_SLOT_ID, _ functions: CK_FUNCTION_LIST_3_0) -> Slot {
+    private static func slot(_ id: CK_SLOT_ID, _ functions: CK_FUNCTION_LIST_3_2) -> Slot {
         var slot = Slot(id: id, description: "", manufacturer: "", flags: [])
         var info = CK_SLOT_INFO()
         guard let getSlotInfo = functions.C_GetSlotInfo else { return slot }

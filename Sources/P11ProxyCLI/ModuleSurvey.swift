@@ -112,7 +112,7 @@ struct ModuleSurvey {
             skip(reason, failsInitialize: false)
             return nil
         case .load(let path, let identity):
-            let functions: CK_FUNCTION_LIST_3_0
+            let functions: CK_FUNCTION_LIST_3_2
             do throws(LoadError) {
                 functions = try ModuleLoader.load(path: path)
             } catch {
@@ -121,7 +121,7 @@ struct ModuleSurvey {
             }
             return started(config, location: path, functions, remote: nil, environment: environment) ? .library(identity) : nil
         case .connect(let address):
-            let remote: RemoteModule, functions: CK_FUNCTION_LIST_3_0
+            let remote: RemoteModule, functions: CK_FUNCTION_LIST_3_2
             do throws(LoadError) {
                 (remote, functions) = try ModuleLoader.connect(address: address, config: config)
             } catch {
@@ -133,7 +133,7 @@ struct ModuleSurvey {
     }
 
     /// A module whose functions are at hand: its trace settings, then C_Initialize and its contents.
-    private mutating func started(_ config: ModuleConfig, location: String, _ functions: CK_FUNCTION_LIST_3_0,
+    private mutating func started(_ config: ModuleConfig, location: String, _ functions: CK_FUNCTION_LIST_3_2,
                                   remote: RemoteModule?, environment: EnvironmentVariables) -> Bool {
         // Resolved before C_Initialize, as the module does, so its complaints come in its order.
         var complaints: [String] = []
@@ -161,7 +161,7 @@ struct ModuleSurvey {
     }
 
     /// C_Initialize as the module calls it, the module's contents, then C_Finalize.
-    private mutating func initializeAndRead(_ config: ModuleConfig, path: String, _ functions: CK_FUNCTION_LIST_3_0,
+    private mutating func initializeAndRead(_ config: ModuleConfig, path: String, _ functions: CK_FUNCTION_LIST_3_2,
                                             remote: RemoteModule?, filter: TokenFilter?)
         -> (ModuleContents, initializedElsewhere: Bool, remoteVersion: UInt8?)? {
         let reserved = config.initReserved.map { strdup($0) } ?? nil

@@ -1,5 +1,5 @@
 // `p11proxy trace -- COMMAND ...`: runs COMMAND with p11proxy's log-calls tracing switched on
-// through the environment variables the module reads (Tracing/TraceSettings.swift), replacing
+// through the environment variables the module reads (P11ProxyLoader/TraceSettings.swift), replacing
 // this process, so COMMAND's exit status, signals and standard streams are its own. With
 // --summary it runs COMMAND as a child instead, and summarises the trace when it exits.
 import ArgumentParser

@@ -34,13 +34,19 @@ public enum ArgumentRole: Sendable, Equatable {
     case label32
     /// A NUL-terminated string.
     case cString
+    /// C_AsyncComplete's CK_ASYNC_DATA: ulVersion in; the result's lengths and handles out.
+    case asyncData
+    /// A buffer of `length` that the module fills after the call has returned (C_AsyncJoin): it
+    /// belongs to the operation until then, so the tracer shows its address and length only.
+    case asyncBuffer(length: String)
 
     public enum Secrecy: Sendable, Equatable { case plain, secret, pin }
 
     /// The arguments this role names as its length or count.
     public var parameters: [String] {
         switch self {
-        case .bytes(let length, _), .bytesOut(let length, _), .utf8(let length), .messageParameter(let length):
+        case .bytes(let length, _), .bytesOut(let length, _), .utf8(let length), .messageParameter(let length),
+             .asyncBuffer(let length):
             [length]
         case .attributes(let count), .attributesOut(let count): [count]
         case .handlesOut(let maximum, let count): [maximum, count]
@@ -51,7 +57,7 @@ public enum ArgumentRole: Sendable, Equatable {
     /// The flag families the tracer names (TraceEmitter maps each to a PKCS11Name family).
     public static let flagFamilies = ["CKF_SESSION", "CKF_WAIT", "CKF_MESSAGE", "CKF_INTERFACE", "CKF_MECH"]
     /// The constant families the tracer names values from; others are shown as numbers.
-    public static let namedFamilies = ["CKU", "CKM"]
+    public static let namedFamilies = ["CKU", "CKM", "CKS.validation"]
 
     /// Parses `bytes(ulDataLen)`, `in`, `handles-out(pulCount,pulCount)`...; the caller adds the
     /// file and line to a failure.
@@ -93,10 +99,16 @@ public enum ArgumentRole: Sendable, Equatable {
                 return .failure(RoleError("unknown flag family '\(parameters[0])' (known: \(flagFamilies.joined(separator: ", ")))"))
             }
             return taking(1) { .flags(family: $0[0]) }
-        case "enum": return taking(1) { .enumerated(family: $0[0]) }
+        case "enum":
+            guard parameters.count != 1 || namedFamilies.contains(parameters[0]) else {
+                return .failure(RoleError("unknown constant family '\(parameters[0])' (known: \(namedFamilies.joined(separator: ", ")))"))
+            }
+            return taking(1) { .enumerated(family: $0[0]) }
         case "struct-out": return taking(0) { _ in .structOut }
         case "label32": return taking(0) { _ in .label32 }
         case "cstring": return taking(0) { _ in .cString }
+        case "async-data": return taking(0) { _ in .asyncData }
+        case "async-buffer": return taking(1) { .asyncBuffer(length: $0[0]) }
         default: return .failure(RoleError("unknown role '\(name)'"))
         }
     }

@@ -1,4 +1,4 @@
-// The parsed form of codegen/pkcs11-constants.txt: one entry per named PKCS#11 3.0 constant.
+// The parsed form of codegen/pkcs11-constants.txt: one entry per named PKCS#11 3.0-3.2 constant.
 
 /// The C type a constant is a value of. Values collide across families (CKF_RNG and CKF_HW are
 /// both 1, CKA_CLASS and CKO_DATA both 0) but never within one, so every lookup is per family.
@@ -15,6 +15,14 @@ public enum ConstantFamily: String, CaseIterable, Sendable {
     case mgf = "CKG"
     case kdf = "CKD"
     case profile = "CKP"
+    case mlDSAParameterSet = "CKP.ml-dsa"
+    case slhDSAParameterSet = "CKP.slh-dsa"
+    case mlKEMParameterSet = "CKP.ml-kem"
+    case sessionValidation = "CKS.validation"
+    case hedge = "CKH.hedge"
+    case trust = "CKT"
+    case validationAuthority = "CKV.authority"
+    case validationType = "CKV.type"
     case oaepSource = "CKZ.oaep"
     case saltSource = "CKZ.salt"
     case slotFlags = "CKF.slot"
@@ -38,6 +46,9 @@ public enum AttributeValueType: String, CaseIterable, Sendable {
     case bool, ulong
     case objectClass = "object-class", keyType = "key-type", certificateType = "cert-type"
     case mechanismType = "mechanism-type", hardwareFeature = "hw-feature", profile
+    case trust, validationType = "validation-type", validationAuthority = "validation-authority"
+    /// CKA_PARAMETER_SET: named by the key type (ML-DSA, SLH-DSA, ML-KEM) of its object.
+    case parameterSet = "parameter-set"
     case utf8, date, bytes, bigint
     /// A nested CK_ATTRIBUTE template (CKA_WRAP_TEMPLATE and co.).
     case attributes

@@ -25,6 +25,14 @@ public enum ConstantsEmitter {
         (.mgf, "mgf", "CK_RSA_PKCS_MGF_TYPE"),
         (.kdf, "kdf", "CK_EC_KDF_TYPE and CK_X9_42_DH_KDF_TYPE"),
         (.profile, "profile", "CK_PROFILE_ID"),
+        (.mlDSAParameterSet, "mlDSAParameterSet", "CK_ML_DSA_PARAMETER_SET_TYPE"),
+        (.slhDSAParameterSet, "slhDSAParameterSet", "CK_SLH_DSA_PARAMETER_SET_TYPE"),
+        (.mlKEMParameterSet, "mlKEMParameterSet", "CK_ML_KEM_PARAMETER_SET_TYPE"),
+        (.sessionValidation, "sessionValidation", "CK_SESSION_VALIDATION_FLAGS_TYPE"),
+        (.hedge, "hedge", "CK_HEDGE_TYPE"),
+        (.trust, "trust", "CK_TRUST"),
+        (.validationAuthority, "validationAuthority", "CK_VALIDATION_AUTHORITY_TYPE"),
+        (.validationType, "validationType", "CK_VALIDATION_TYPE"),
         (.oaepSource, "oaepSource", "CK_RSA_PKCS_OAEP_SOURCE_TYPE"),
         (.saltSource, "saltSource", "CK_PKCS5_PBKDF2_SALT_SOURCE_TYPE"),
     ]
@@ -52,6 +60,10 @@ public enum ConstantsEmitter {
         case .mechanismType: "mechanismType"
         case .hardwareFeature: "hardwareFeature"
         case .profile: "profile"
+        case .trust: "trust"
+        case .validationType: "validationType"
+        case .validationAuthority: "validationAuthority"
+        case .parameterSet: "parameterSet"
         case .utf8: "utf8"
         case .date: "date"
         case .bytes: "bytes"
@@ -73,7 +85,7 @@ public enum ConstantsEmitter {
 
     public static func namesFile(_ constants: [ConstantDescription]) -> String {
         var out = SwiftEmitter.header + "\n"
-        out += "// Source: \(descriptionPath), the names of the PKCS#11 3.0 constants.\n\n"
+        out += "// Source: \(descriptionPath), the names of the PKCS#11 3.0, 3.1 and 3.2 constants.\n\n"
         out += "import CPKCS11\n\n"
 
         out += "/// The CK_FLAGS fields whose bits have names; the same bit has other names in other fields.\n"

@@ -14,12 +14,15 @@ public struct ArgumentDescription: Sendable, Equatable {
 
 public struct FunctionDescription: Sendable, Equatable {
     public var name: String
-    /// "2.40" or "3.0".
+    /// "2.40", "3.0" or "3.2" (PKCS#11 3.1 added no function).
     public var version: String
     public var route: Route
     public var arguments: [ArgumentDescription]
 
-    public var isPKCS11v3: Bool { version == "3.0" }
+    /// A 3.0 or 3.2 function: not in the 2.40 list.
+    public var isPKCS11v3: Bool { version != "2.40" }
+    /// A 3.2 function: not in the 3.0 list.
+    public var isPKCS11v32: Bool { version == "3.2" }
 }
 
 public struct DescriptionError: Error, CustomStringConvertible, Sendable {
@@ -54,8 +57,8 @@ public enum FunctionDescriptionParser {
         guard head.count == 3 else {
             throw DescriptionError(line: lineNumber, message: "expected NAME VERSION ROUTE before '('")
         }
-        guard head[1] == "2.40" || head[1] == "3.0" else {
-            throw DescriptionError(line: lineNumber, message: "version must be 2.40 or 3.0, not \(head[1])")
+        guard ["2.40", "3.0", "3.2"].contains(head[1]) else {
+            throw DescriptionError(line: lineNumber, message: "version must be 2.40, 3.0 or 3.2, not \(head[1])")
         }
         guard let route = Route(rawValue: String(head[2])) else {
             throw DescriptionError(line: lineNumber, message: "route must be manual, slot or session, not \(head[2])")

@@ -27,9 +27,11 @@ public enum SwiftEmitter {
     /// The functions p11-kit's RPC protocol carries, as RemoteModule implements them: every 2.40
     /// function but C_GetFunctionList, and of 3.0 only C_LoginUser and C_SessionCancel (the
     /// protocol's other 3.0 calls need servers newer than Debian 12's; RemoteModule answers
-    /// CKR_FUNCTION_NOT_SUPPORTED for what the server lacks). The rest stay nil in the list.
+    /// CKR_FUNCTION_NOT_SUPPORTED for what the server lacks). The rest stay nil in the list; the
+    /// 3.2 functions too, since the protocol has no calls for them (p11-kit 0.26 neither).
     static func isRemote(_ function: FunctionDescription) -> Bool {
         if function.name == "C_GetFunctionList" { return false }
+        if function.isPKCS11v32 { return false }
         return !function.isPKCS11v3 || ["C_LoginUser", "C_SessionCancel"].contains(function.name)
     }
 
@@ -73,19 +75,38 @@ public enum SwiftEmitter {
     /// adds its caller number and jumps to the shared `Entry` function (kept out of line). The
     /// caller number is the last argument: the C arguments stay in their registers, so a closure
     /// is one move and a jump, and an entry point that forwards them moves nothing.
+    /// A caller's three lists (3.2, 3.0, 2.40) share these entries but for the functions whose
+    /// answer depends on the list the caller holds (`perInterface`): C_GetInfo's cryptokiVersion
+    /// is that list's version (as p11-kit's proxy answers 2.40 through its 2.40 list).
     static func callerTables(_ functions: [FunctionDescription]) -> String {
         var out = header + "\n\nimport CPKCS11\n\nextension CallerTables {\n"
         out += "    /// Number of distinct per-caller function tables compiled in.\n"
         out += "    static let poolSize = \(callerPoolSize)\n\n"
         out += "    /// Points every entry of `list` at caller `caller`'s entry points.\n"
-        out += "    static func fill(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>, caller: Int) {\n"
+        out += "    static func fill(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>, caller: Int) {\n"
         out += "        switch caller {\n"
         for caller in 0..<callerPoolSize {
             out += "        case \(caller): fill\(caller)(list)\n"
         }
+        out += "        default: break\n        }\n    }\n\n"
+        out += "    /// Points the entries in `perInterface` of the caller's 3.0 and 2.40 lists (copies of its\n"
+        out += "    /// 3.2 list) at entry points that know which list they were called through.\n"
+        out += "    static func fillOlderInterfaces(_ list30: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>,\n"
+        out += "                                    _ list240: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>, caller: Int) {\n"
+        out += "        switch caller {\n"
+        for caller in 0..<callerPoolSize {
+            let assignments = functions.filter { perInterface.contains($0.name) }.flatMap { function in
+                let arguments = function.arguments.indices.map { "$\($0)" }.joined(separator: ", ")
+                return [("list30", "v3_0"), ("list240", "v2_40")].map { list, version in
+                    "\(list).pointee.\(function.name) = { Entry.\(function.name)(\(arguments), \(caller), .\(version)) }"
+                }
+            }
+            out += "        case \(caller):\n"
+            for assignment in assignments { out += "            \(assignment)\n" }
+        }
         out += "        default: break\n        }\n    }\n"
         for caller in 0..<callerPoolSize {
-            out += "\n    private static func fill\(caller)(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {\n"
+            out += "\n    private static func fill\(caller)(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {\n"
             for function in functions {
                 let arguments = (function.arguments.indices.map { "$\($0)" } + ["\(caller)"]).joined(separator: ", ")
                 out += "        list.pointee.\(function.name) = { Entry.\(function.name)(\(arguments)) }\n"
@@ -96,9 +117,13 @@ public enum SwiftEmitter {
         return out
     }
 
+    /// The functions whose answer depends on which of a caller's lists it was called through.
+    static let perInterface: Set<String> = ["C_GetInfo"]
+
     /// The slot- and session-routed functions: resolve the route, then call the module.
-    /// A 3.0 function on a 2.x module finds a nil entry (ModuleTable copies only the 2.40 prefix
-    /// of such a module's list) and answers CKR_FUNCTION_NOT_SUPPORTED.
+    /// A function newer than a module's list finds a nil entry (ModuleLoader copies only the
+    /// prefix of the list the module offers: 2.40, 3.0 or 3.2) and answers
+    /// CKR_FUNCTION_NOT_SUPPORTED.
     static func forwarding(_ functions: [FunctionDescription]) -> String {
         var out = header + "\n\nimport CPKCS11\n\n"
         out += "// Written by hand in Sources/P11Proxy/Entry/ (the route is `manual` in the description):\n"
@@ -130,7 +155,7 @@ public enum SwiftEmitter {
     /// log-calls is on for that module. Every module call p11proxy makes goes through here.
     /// The hot path asks one table, the module's `dispatch`: its own functions, or none at all
     /// when it is traced; a nil there (traced, or a function the module lacks) takes the out of
-    /// line path. One load, test and branch instead of two (issue 5).
+    /// line path. One load, test and branch instead of two.
     static func moduleCalls(_ functions: [FunctionDescription]) -> String {
         var out = header + "\n\nimport CPKCS11\n// Atomic loads inlined from ModuleEntry.dispatch: Embedded Swift wants the import where they land.\nimport Synchronization\n\nenum ModuleCall {\n"
         for function in functions {

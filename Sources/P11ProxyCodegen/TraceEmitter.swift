@@ -1,8 +1,11 @@
-// Writes the tracer's per-function wrappers (issue 4) from the arguments' roles in the
+// Writes the tracer's per-function wrappers from the arguments' roles in the
 // description: IN lines are rendered before the module is called, OUT lines after, and the
 // record is written in one piece once the call has returned. What each output buffer holds is
 // taken before the call too: the OUT lines never read more than that, whatever length or count
-// the module reports (issue 6).
+// the module reports.
+// A call that answers CKR_PENDING (an asynchronous session, PKCS#11 3.2 section 5.20) has not
+// finished: its output buffers belong to the operation until C_AsyncComplete says otherwise, so
+// no OUT line reads them.
 
 enum TraceEmitter {
     static func traced(_ functions: [FunctionDescription]) -> String {
@@ -21,7 +24,7 @@ enum TraceEmitter {
         var names = Set<String>()
         for argument in function.arguments {
             switch argument.role {
-            case .bytes, .bytesOut, .utf8, .attributes, .attributesOut, .messageParameter:
+            case .bytes, .bytesOut, .utf8, .attributes, .attributesOut, .messageParameter, .asyncBuffer:
                 names.formUnion(argument.role.parameters)
             default: break
             }
@@ -50,7 +53,8 @@ enum TraceEmitter {
             case .output:
                 outputs.append(scalarOutput(name: name, type: type))
             case .enumerated(let family):
-                let namer = ["CKU": "PKCS11Name.userType", "CKM": "PKCS11Name.mechanism"][family] ?? "{ _ -> StaticString? in nil }"
+                let namer = ["CKU": "PKCS11Name.userType", "CKM": "PKCS11Name.mechanism",
+                             "CKS.validation": "PKCS11Name.sessionValidation"][family] ?? "{ _ -> StaticString? in nil }"
                 inputs.append("record.named(.in, \(quoted), \(name), \(namer))")
             case .flags(let family):
                 let names = ["CKF_SESSION": ".session", "CKF_WAIT": ".wait", "CKF_MESSAGE": ".message",
@@ -98,6 +102,11 @@ enum TraceEmitter {
                 inputs.append("record.paddedText(.in, \(quoted), \(name), 32)")
             case .cString:
                 inputs.append("record.cString(.in, \(quoted), \(name))")
+            case .asyncData:
+                inputs.append("record.asyncData(.in, \(quoted), \(name))")
+                outputs.append("record.asyncDataOut(\(quoted), \(name), rv)")
+            case .asyncBuffer(let length):
+                inputs.append("record.asyncBuffer(\(quoted), \(name), \(length))")
             }
         }
         let names = function.arguments.map(\.name).joined(separator: ", ")
@@ -111,7 +120,11 @@ enum TraceEmitter {
         out += "        record.callStarts()\n"
         out += "        let rv = function(\(names))\n"
         out += "        record.callEnded()\n"
-        for line in outputs { out += "        \(line)\n" }
+        if !outputs.isEmpty {
+            out += "        if rv != CKR_PENDING {\n"
+            for line in outputs { out += "            \(line)\n" }
+            out += "        }\n"
+        }
         out += "        record.finish(rv)\n"
         out += "        return rv\n    }\n\n"
         return out
@@ -137,7 +150,7 @@ enum TraceEmitter {
         case "CK_SESSION_HANDLE_PTR": return "record.handlePointee(\(quoted), \(name), rv, .session)"
         case "CK_OBJECT_HANDLE_PTR": return "record.handlePointee(\(quoted), \(name), rv, .object)"
         case "CK_SLOT_ID_PTR": return "record.handlePointee(\(quoted), \(name), rv, .slot)"
-        case "CK_ULONG_PTR": return "record.ulongPointee(.out, \(quoted), \(name), rv)"
+        case "CK_ULONG_PTR", "CK_FLAGS_PTR": return "record.ulongPointee(.out, \(quoted), \(name), rv)"
         default: return "record.pointerPointee(\(quoted), \(name), rv)"
         }
     }
@@ -146,7 +159,8 @@ enum TraceEmitter {
     /// values are redacted even if the template itself carries no CKA_CLASS.
     static func objectHint(_ function: String, _ argument: String) -> String {
         switch (function, argument) {
-        case ("C_GenerateKey", _), ("C_UnwrapKey", _), ("C_DeriveKey", _): return ".key"
+        case ("C_GenerateKey", _), ("C_UnwrapKey", _), ("C_DeriveKey", _), ("C_EncapsulateKey", _),
+             ("C_DecapsulateKey", _), ("C_UnwrapKeyAuthenticated", _): return ".key"
         case ("C_GenerateKeyPair", "pPrivateKeyTemplate"): return ".key"
         case ("C_GenerateKeyPair", "pPublicKeyTemplate"): return ".publicObject"
         default: return ".unknown"

@@ -2,7 +2,7 @@
 // Not a Dictionary: the first Dictionary<String, String> a process builds makes the Swift
 // runtime instantiate its storage type from a mangled name, with a scan of every protocol
 // conformance in the library for String: Hashable: ~90k instructions, a tenth of the module's
-// C_Initialize (issue 5, callgrind). A linear search over a handful of names costs less.
+// C_Initialize (callgrind). A linear search over a handful of names costs less.
 
 public struct EnvironmentVariables: Sendable, Equatable, ExpressibleByDictionaryLiteral {
     /// Parallel arrays, in the order the names were first set.

@@ -6,6 +6,7 @@
  *
  *   bench MODULE [--threads 1,2] [--iterations N] [--reps 5] [--time-ms 200]
  *         [--calls get_info,digest,...] [--truncate FILE] [--baseline MODULE2] [--json]
+ *         [--thread-memory]
  *
  * Output, one record a line (key=value, or one JSON object a line with --json):
  *   module  path, how the list was obtained, its version
@@ -19,6 +20,11 @@
  * Under valgrind --tool=callgrind --collect-atstart=no only the timed loops are collected
  * (client requests around them), so Ir / (reps x iterations) is the cost of one iteration.
  * --calls none: load, slots and rss only (scripts/bench.sh times loading with it).
+ * --thread-memory: after the timed loops, what threads cost while they live and after they
+ *   exit: as many threads as the largest --threads each open and close 64 sessions and make
+ *   64 C_GetSessionInfo calls, then wait while Private_Dirty is read; one record
+ *   thread_memory threads=N alive_kb=... exited_kb=... (growth over the reading before they
+ *   started). The same run on the module directly is the baseline (thread stacks, libc).
  * --baseline MODULE2: MODULE2 (a copy of the module behind a proxy, under its own name so it
  *   is a separate instance) is loaded too, and each repetition times MODULE's loop and
  *   MODULE2's back to back, in alternating order. The result record then also has
@@ -61,6 +67,7 @@ static struct {
     const char *truncate_path;
     const char *baseline;
     int json;
+    int thread_memory;
 } opt = {.reps = 5, .time_ms = 200};
 
 /* One output record: "kind k=v k=v" or {"kind":"...","k":v,...}. Values given as
@@ -505,7 +512,8 @@ static CK_SLOT_ID first_slot(CK_FUNCTION_LIST_PTR f, int print)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench MODULE [--threads 1,2] [--iterations N] [--reps N] [--time-ms MS]\n"
-                    "             [--calls KEY,...] [--truncate FILE] [--baseline MODULE2] [--json]\ncalls:");
+                    "             [--calls KEY,...] [--truncate FILE] [--baseline MODULE2] [--json]\n"
+                    "             [--thread-memory]\ncalls:");
     for (size_t i = 0; i < N_CALLS; i++)
         fprintf(stderr, " %s", calls[i].key);
     fputc('\n', stderr);
@@ -522,6 +530,10 @@ static void parse_args(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) {
             opt.json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--thread-memory")) {
+            opt.thread_memory = 1;
             continue;
         }
         if (a[0] != '-') {
@@ -586,6 +598,58 @@ static long iterations_for(const struct call *call, struct ctx *ctx)
     return n;
 }
 
+/* ==== What threads cost ============================================================== */
+
+struct resident {
+    pthread_t thread;
+    struct ctx *ctx;
+    pthread_barrier_t *ready, *done;
+    unsigned long bad;
+};
+
+static void *resident_main(void *arg)
+{
+    struct resident *r = arg;
+    r->bad = loop_open_close(r->ctx, 64) + loop_get_session_info(r->ctx, 64);
+    pthread_barrier_wait(r->ready);
+    pthread_barrier_wait(r->done);
+    return NULL;
+}
+
+/* Private_Dirty growth with `threads` threads alive that have each used the module, and after
+ * they exited: per-thread caches a module keeps show in the first, leaks in the second. */
+static void measure_thread_memory(struct ctx *ctxs, int threads)
+{
+    struct resident r[MAX_THREADS];
+    pthread_barrier_t ready, done;
+    pthread_barrier_init(&ready, NULL, (unsigned)threads + 1);
+    pthread_barrier_init(&done, NULL, (unsigned)threads + 1);
+    long before = private_dirty_kb();
+    for (int i = 0; i < threads; i++) {
+        r[i] = (struct resident){.ctx = &ctxs[i], .ready = &ready, .done = &done};
+        if (pthread_create(&r[i].thread, NULL, resident_main, &r[i]))
+            die("pthread_create failed");
+    }
+    pthread_barrier_wait(&ready);
+    long alive = private_dirty_kb();
+    pthread_barrier_wait(&done);
+    unsigned long bad = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(r[i].thread, NULL);
+        bad += r[i].bad;
+    }
+    long exited = private_dirty_kb();
+    pthread_barrier_destroy(&ready);
+    pthread_barrier_destroy(&done);
+    struct record rec;
+    rec_begin(&rec, "thread_memory");
+    rec_add(&rec, "threads", 0, "%d", threads);
+    rec_add(&rec, "alive_kb", 0, "%ld", alive - before);
+    rec_add(&rec, "exited_kb", 0, "%ld", exited - before);
+    rec_add(&rec, "errors", 0, "%lu", bad);
+    rec_end(&rec);
+}
+
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
@@ -625,6 +689,9 @@ int main(int argc, char **argv)
         for (int t = 0; t < opt.n_threads; t++)
             measure(&calls[c], ctxs, opt.threads[t], n, base_f ? base_ctxs : NULL, base_n);
     }
+
+    if (opt.thread_memory)
+        measure_thread_memory(ctxs, max_threads);
 
     for (int i = 0; i < max_threads; i++)
         f->C_CloseSession(ctxs[i].session);

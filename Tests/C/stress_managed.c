@@ -1,4 +1,4 @@
-/* stress_managed.c (issue 3): 8 threads x 6 callers (4 private to the thread, 2 shared
+/* stress_managed.c: 8 threads x 6 callers (4 private to the thread, 2 shared
  * with neighbours) interleave C_Initialize, C_OpenSession, C_Digest/C_GetSessionInfo,
  * C_CloseSession, C_CloseAllSessions and C_Finalize for a fixed number of rounds
  * (P11TEST_STRESS_ROUNDS, default 2000 per thread and phase).

@@ -1,5 +1,5 @@
 /* test_async_jobs.c: p11proxy inside OpenSSL ASYNC jobs, and how much stack one call through
- * p11proxy takes (issue 6). Run by Tests/integration/test_openssl_async.sh, which makes a
+ * p11proxy takes. Run by Tests/integration/test_openssl_async.sh, which makes a
  * SoftHSM2 token "async" (user PIN 1234) and a config dir for it (P11PROXY_CONFIG_DIR):
  *   test_async_jobs PROXY_SO MOCK_DIR
  *

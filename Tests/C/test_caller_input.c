@@ -1,6 +1,6 @@
-/* test_caller_input.c (issue 6): every function p11proxy exports, called the way a careless
- * or hostile caller calls it, through the 2.40 table of C_GetFunctionList and the 3.0 table
- * of C_GetInterface:
+/* test_caller_input.c: every function p11proxy exports, called the way a careless
+ * or hostile caller calls it, through the 2.40 table of C_GetFunctionList and the 3.2 table
+ * of C_GetInterface (the default), over a 3.2 module (mock-v32) and a 2.40 one (mock-b):
  *   - before C_Initialize and after C_Finalize: CKR_CRYPTOKI_NOT_INITIALIZED;
  *   - invalid slot IDs: CKR_SLOT_ID_INVALID; invalid, closed, stale or another caller's
  *     session handles: CKR_SESSION_HANDLE_INVALID;
@@ -12,7 +12,7 @@
  *     proxy builds itself (slots, interfaces) against the spec;
  *   - the proxy's own argument rules (C_Initialize, C_Finalize, C_GetInfo, C_GetSlotList,
  *     C_WaitForSlotEvent, C_GetInterface*, C_OpenSession);
- *   - 3.0 functions on a 2.40 module: CKR_FUNCTION_NOT_SUPPORTED.
+ *   - 3.0 and 3.2 functions on a 2.40 module: CKR_FUNCTION_NOT_SUPPORTED.
  * The whole sweep runs three times: tracing off, tracing on (text), tracing on (JSON, with
  * x-log-secrets, the mode that reads the most caller memory).
  * The functions swept are a table in this file, checked against codegen/pkcs11-functions.txt
@@ -32,7 +32,7 @@
 #define N_HANDLES 64
 #define BAD_OBJECT ((CK_OBJECT_HANDLE)0xDEAD)
 
-typedef CK_FUNCTION_LIST_3_0_PTR F;
+typedef CK_FUNCTION_LIST_3_2_PTR F;
 
 /* ---- Arguments: one struct covers every parameter of every function ------------------ */
 
@@ -46,6 +46,7 @@ struct bufs {
     unsigned char attr[64];
     CK_MECHANISM mech;
     CK_GCM_MESSAGE_PARAMS gcm;
+    CK_ASYNC_DATA async;
     union {
         CK_INFO info;
         CK_SLOT_INFO slot;
@@ -82,6 +83,7 @@ struct args {
     void *pp;             /* CK_FUNCTION_LIST_PTR_PTR, CK_INTERFACE_PTR_PTR */
     CK_VERSION_PTR version;
     CK_INTERFACE_PTR interfaces;
+    CK_ASYNC_DATA_PTR async;
 };
 
 /* ZERO: NULL pointers, zero lengths. NULL_HUGE: NULL pointers, huge lengths and counts.
@@ -147,9 +149,10 @@ static void make_args(struct args *a, struct bufs *b, enum shape shape)
     a->pp = &b->pp;
     a->version = &b->version;
     a->interfaces = b->interfaces;
+    a->async = &b->async;
 }
 
-/* ---- The functions: one line each, in CK_FUNCTION_LIST_3_0 order ---------------------- */
+/* ---- The functions: one line each, in CK_FUNCTION_LIST_3_2 order ---------------------- */
 
 #define CALL(name, ...) static CK_RV call_##name(F f, struct args *a) { return f->name(__VA_ARGS__); }
 CALL(C_Initialize, a->reserved)
@@ -245,6 +248,20 @@ CALL(C_VerifyMessage, a->session, a->param, a->param_len, a->in, a->in_len, a->i
 CALL(C_VerifyMessageBegin, a->session, a->param, a->param_len)
 CALL(C_VerifyMessageNext, a->session, a->param, a->param_len, a->in, a->in_len, a->in2, a->in2_len)
 CALL(C_MessageVerifyFinal, a->session)
+/* The 3.2 functions; pin2 ("user", NUL-terminated) stands for a function name. */
+CALL(C_EncapsulateKey, a->session, a->mech, a->obj, a->tmpl, a->tmpl_count, a->out, a->out_len, a->handles)
+CALL(C_DecapsulateKey, a->session, a->mech, a->obj, a->tmpl, a->tmpl_count, a->in, a->in_len, a->handles)
+CALL(C_VerifySignatureInit, a->session, a->mech, a->obj, a->in2, a->in2_len)
+CALL(C_VerifySignature, a->session, a->in, a->in_len)
+CALL(C_VerifySignatureUpdate, a->session, a->in, a->in_len)
+CALL(C_VerifySignatureFinal, a->session)
+CALL(C_GetSessionValidationFlags, a->session, a->ul, a->count)
+CALL(C_AsyncComplete, a->session, a->pin2, a->async)
+CALL(C_AsyncGetID, a->session, a->pin2, a->count)
+CALL(C_AsyncJoin, a->session, a->pin2, a->ul, a->out, a->in_len)
+CALL(C_WrapKeyAuthenticated, a->session, a->mech, a->obj, a->obj2, a->in2, a->in2_len, a->out, a->out_len)
+CALL(C_UnwrapKeyAuthenticated, a->session, a->mech, a->obj, a->in, a->in_len, a->tmpl, a->tmpl_count, a->in2,
+     a->in2_len, a->handles)
 #undef CALL
 
 enum route { NONE, SLOT, SESSION };
@@ -256,12 +273,12 @@ enum { ALWAYS = 1, NO_PASS = 2 };
 enum phase { PH_UNINIT, PH_FINAL, PH_BAD_SLOT, PH_BAD_SESSION, PH_PASS, PH_V2_MODULE, PH_OWN_RULES, N_PHASES };
 static const char *const phase_names[] = {
     "before C_Initialize", "after C_Finalize", "invalid slot IDs", "invalid session handles",
-    "passed through to the module", "3.0 call on a 2.40 module", "own argument rules",
+    "passed through to the module", "3.x call on a 2.40 module", "own argument rules",
 };
 
 struct fn {
     const char *name;
-    int v3;
+    int v3; /* 0: 2.40, 1: 3.0, 2: 3.2 */
     enum route route;
     int flags;
     CK_RV (*call)(F, struct args *);
@@ -362,6 +379,18 @@ static struct fn fns[] = {
     E(C_VerifyMessageBegin, 1, SESSION, 0),
     E(C_VerifyMessageNext, 1, SESSION, 0),
     E(C_MessageVerifyFinal, 1, SESSION, 0),
+    E(C_EncapsulateKey, 2, SESSION, 0),
+    E(C_DecapsulateKey, 2, SESSION, 0),
+    E(C_VerifySignatureInit, 2, SESSION, 0),
+    E(C_VerifySignature, 2, SESSION, 0),
+    E(C_VerifySignatureUpdate, 2, SESSION, 0),
+    E(C_VerifySignatureFinal, 2, SESSION, 0),
+    E(C_GetSessionValidationFlags, 2, SESSION, 0),
+    E(C_AsyncComplete, 2, SESSION, 0),
+    E(C_AsyncGetID, 2, SESSION, 0),
+    E(C_AsyncJoin, 2, SESSION, 0),
+    E(C_WrapKeyAuthenticated, 2, SESSION, 0),
+    E(C_UnwrapKeyAuthenticated, 2, SESSION, 0),
 };
 #undef E
 #define N_FNS (sizeof fns / sizeof fns[0])
@@ -396,7 +425,7 @@ static unsigned required_phases(const struct fn *e, int table)
 /* ---- One table under test: a caller's function list ---------------------------------- */
 
 struct table {
-    const char *label; /* "2.40 list" / "3.0 list" */
+    const char *label; /* "2.40 list" / "3.2 list" */
     int index;         /* 0 or 1, for fn.swept */
     F f;
 };
@@ -586,6 +615,7 @@ static void length_pair(struct transcript *tr, const char *name, struct pair_cal
     record(tr, what, rv, CKR_OK, len, need, deterministic ? out : NULL, len <= sizeof out / unit ? len * unit : 0);
 }
 
+static CK_MECHANISM mech_kem = {CKM_ML_KEM, NULL, 0};
 static CK_MECHANISM mech_sha256 = {CKM_SHA256, NULL, 0}, mech_gcm = {CKM_AES_GCM, NULL, 0},
                     mech_ecdsa = {CKM_ECDSA, NULL, 0}, mech_rsa = {CKM_RSA_PKCS, NULL, 0},
                     mech_wrap = {CKM_AES_KEY_WRAP, NULL, 0};
@@ -619,6 +649,9 @@ PAIR(op_wrap, c->f->C_WrapKey(c->h, &mech_wrap, c->key, c->key, out, len))
 PAIR(op_encrypt_message,
      c->f->C_EncryptMessage(c->h, msg_param, sizeof msg_param, NULL, 0, data16, sizeof data16, out, len))
 PAIR(op_sign_message, c->f->C_SignMessage(c->h, msg_param, sizeof msg_param, data16, sizeof data16, out, len))
+PAIR(op_encapsulate, c->f->C_EncapsulateKey(c->h, &mech_kem, c->key, NULL, 0, out, len, &(CK_OBJECT_HANDLE){0}))
+PAIR(op_wrap_authenticated,
+     c->f->C_WrapKeyAuthenticated(c->h, &mech_gcm, c->key, c->key, data16, sizeof data16, out, len))
 #undef INIT
 #undef PAIR
 
@@ -688,6 +721,9 @@ static void conventions(struct transcript *tr, struct side *sd, int v3)
         record(tr, "C_MessageEncryptFinal", c.f->C_MessageEncryptFinal(c.h), CKR_OK, 0, 0, NULL, 0);
         length_pair(tr, "C_SignMessage", &c, init_msg_sign, op_sign_message, MOCK_DIGEST_LEN, 1, 1);
         record(tr, "C_MessageSignFinal", c.f->C_MessageSignFinal(c.h), CKR_OK, 0, 0, NULL, 0);
+        /* 3.2: the ciphertext changes with every call (a fresh shared secret), the wrapped key not. */
+        length_pair(tr, "C_EncapsulateKey", &c, NULL, op_encapsulate, 32, 1, 0);
+        length_pair(tr, "C_WrapKeyAuthenticated", &c, NULL, op_wrap_authenticated, 16, 1, 1);
     }
     record(tr, "C_DestroyObject of the key", c.f->C_DestroyObject(c.h, c.key), CKR_OK, 0, 0, NULL, 0);
 }
@@ -761,16 +797,16 @@ static void interface_rules(struct table *t, const char *via, CK_RV (*list)(CK_I
     t_rv(list(NULL, NULL), CKR_ARGUMENTS_BAD, "%s: %s C_GetInterfaceList(NULL, NULL)", t->label, via);
     count = HUGE_LEN;
     t_rv(list(NULL, &count), CKR_OK, "%s: %s C_GetInterfaceList size query", t->label, via);
-    t_ul(count, 2, "%s: %s C_GetInterfaceList size query gives 2", t->label, via);
+    t_ul(count, 3, "%s: %s C_GetInterfaceList size query gives 3", t->label, via);
     count = 1;
     t_rv(list(ifs, &count), CKR_BUFFER_TOO_SMALL, "%s: %s C_GetInterfaceList one short", t->label, via);
-    t_ul(count, 2, "%s: %s C_GetInterfaceList one short: the count needed", t->label, via);
+    t_ul(count, 3, "%s: %s C_GetInterfaceList one short: the count needed", t->label, via);
     memset(ifs, 0x77, sizeof ifs);
     count = HUGE_LEN;
     t_rv(list(ifs, &count), CKR_OK, "%s: %s C_GetInterfaceList with a huge count", t->label, via);
     unsigned char canary[sizeof ifs[0]];
     memset(canary, 0x77, sizeof canary);
-    t_ok(count == 2 && !memcmp(&ifs[2], canary, sizeof canary), "%s: %s C_GetInterfaceList: count 2, nothing past",
+    t_ok(count == 3 && !memcmp(&ifs[3], canary, sizeof canary), "%s: %s C_GetInterfaceList: count 3, nothing past",
          t->label, via);
     CK_VERSION v99 = {9, 9}, v30 = {3, 0};
     t_rv(get(NULL, NULL, NULL, 0), CKR_ARGUMENTS_BAD, "%s: %s C_GetInterface(..., NULL)", t->label, via);
@@ -800,7 +836,9 @@ static void own_rules(struct table *t, CK_ULONG n_slots, CK_SLOT_ID slot, CK_SES
     CK_FUNCTION_LIST_PTR again = NULL;
     t_rv(t->f->C_GetFunctionList(NULL), CKR_ARGUMENTS_BAD, "%s: its C_GetFunctionList(NULL)", t->label);
     t_rv(t->f->C_GetFunctionList(&again), CKR_OK, "%s: its C_GetFunctionList", t->label);
-    t_ok(again && again->C_GetInfo == ((CK_FUNCTION_LIST_PTR)t->f)->C_GetInfo,
+    /* The same entry points (C_GetInfo aside: it answers with its own list's version). */
+    t_ok(again && again->C_GetSlotList == ((CK_FUNCTION_LIST_PTR)t->f)->C_GetSlotList &&
+             again->C_Sign == ((CK_FUNCTION_LIST_PTR)t->f)->C_Sign,
          "%s: its C_GetFunctionList gives this caller's functions", t->label);
     mark(t, "C_GetFunctionList", PH_OWN_RULES);
     if (t->index == 1) {
@@ -948,7 +986,7 @@ static void check_description(void)
             continue;
         }
         seen[e - fns] = 1;
-        int v3 = !strcmp(version, "3.0");
+        int v3 = !strcmp(version, "2.40") ? 0 : !strcmp(version, "3.0") ? 1 : 2;
         int route_ok = (!strcmp(route, "slot") && e->route == SLOT) || (!strcmp(route, "session") && e->route == SESSION) ||
                        !strcmp(route, "manual");
         if (!t_ok(v3 == e->v3 && route_ok, "%s: version %s and route %s as in the description", name, version, route))
@@ -959,7 +997,7 @@ static void check_description(void)
             for (int ph = 0; ph < N_PHASES; ph++)
                 if (lacking & (1u << ph))
                     snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%s list: %s",
-                             missing[0] ? "; " : "", table ? "3.0" : "2.40", phase_names[ph]);
+                             missing[0] ? "; " : "", table ? "3.2" : "2.40", phase_names[ph]);
         }
         if (missing[0])
             t_fail("%s swept in every phase that applies (missing: %s)", name, missing);
@@ -994,12 +1032,12 @@ static CK_SESSION_HANDLE open_ro(F f, CK_SLOT_ID slot, const char *what)
 /* The valid-handle phases of one initialised table. */
 static void sweep_initialised(struct table *t, F direct_f, CK_SESSION_HANDLE other_callers_session, CK_ULONG n_slots)
 {
-    CK_SLOT_ID slot_a = t_slot_by_label((CK_FUNCTION_LIST_PTR)t->f, "mock-a-1");
+    CK_SLOT_ID slot_a = t_slot_by_label((CK_FUNCTION_LIST_PTR)t->f, "mock-v32-1");
     CK_SLOT_ID slot_b = t_slot_by_label((CK_FUNCTION_LIST_PTR)t->f, "mock-b-1");
-    if (!t_ok(slot_a != T_NO_SLOT && slot_b != T_NO_SLOT, "%s: mock-a-1 and mock-b-1 listed", t->label))
+    if (!t_ok(slot_a != T_NO_SLOT && slot_b != T_NO_SLOT, "%s: mock-v32-1 and mock-b-1 listed", t->label))
         return;
     char what[80];
-    snprintf(what, sizeof what, "%s: session on mock-a-1", t->label);
+    snprintf(what, sizeof what, "%s: session on mock-v32-1", t->label);
     CK_SESSION_HANDLE live = open_ro(t->f, slot_a, what), closed = open_ro(t->f, slot_a, what);
     t->f->C_CloseSession(closed);
 
@@ -1019,13 +1057,13 @@ static void sweep_initialised(struct table *t, F direct_f, CK_SESSION_HANDLE oth
     struct side proxy = {t->f, slot_a, 0}, direct = {direct_f, 1, 0};
     snprintf(what, sizeof what, "%s: session for the pass-through sweep", t->label);
     proxy.session = open_ro(t->f, slot_a, what);
-    direct.session = open_ro(direct_f, 1, "direct session on mock-a's slot 1");
+    direct.session = open_ro(direct_f, 1, "direct session on mock-v32's slot 1");
     sweep_pass_through(t, &proxy, &direct);
     t->f->C_CloseSession(proxy.session);
     direct_f->C_CloseSession(direct.session);
     snprintf(what, sizeof what, "%s: session for the length pairs", t->label);
     proxy.session = open_ro(t->f, slot_a, what);
-    direct.session = open_ro(direct_f, 1, "direct session on mock-a's slot 1");
+    direct.session = open_ro(direct_f, 1, "direct session on mock-v32's slot 1");
     check_conventions(t, &proxy, &direct);
     direct_f->C_CloseSession(direct.session);
 
@@ -1046,7 +1084,7 @@ static void sweep(void *arg)
 {
     const struct mode *mode = arg;
     char *dir = t_config_new("caller-input");
-    t_config_module(dir, "mock-a", "module: %s\npriority: 2\n", ma.path);
+    t_config_module(dir, "mock-v32", "module: %s\npriority: 2\n", ma.path);
     t_config_module(dir, "mock-b", "module: %s\npriority: 1\n", mb.path);
     t_config_use(dir);
     char *trace = t_temp_path(mode->name);
@@ -1064,14 +1102,14 @@ static void sweep(void *arg)
     CK_RV rv = px.get_interface ? px.get_interface(NULL, NULL, &iface, 0) : CKR_GENERAL_ERROR;
     if (!list240 || !other || !t_rv(rv, CKR_OK, "exported C_GetInterface gives a caller") || !iface)
         return;
-    struct table t240 = {"2.40 list", 0, (F)list240}, t30 = {"3.0 list", 1, (F)iface->pFunctionList};
+    struct table t240 = {"2.40 list", 0, (F)list240}, t30 = {"3.2 list", 1, (F)iface->pFunctionList};
     t_ul(list240->version.major, 2, "C_GetFunctionList's table is version 2.x");
-    t_ul(t30.f->version.major, 3, "C_GetInterface's default table is version 3.0");
+    t_ok(t30.f->version.major == 3 && t30.f->version.minor == 2, "C_GetInterface's default table is version 3.2");
 
     F direct_f = NULL;
     CK_C_GetFunctionList mock_gfl = (CK_C_GetFunctionList)dlsym(ma.dl, "C_GetFunctionList");
     if (!mock_gfl || mock_gfl((CK_FUNCTION_LIST_PTR_PTR)&direct_f) != CKR_OK || !direct_f) {
-        t_fail("mock-a's own function list");
+        t_fail("mock-v32's own function list");
         return;
     }
 
@@ -1085,8 +1123,8 @@ static void sweep(void *arg)
     /* Another caller initialised, with a live session: still nothing for an uninitialised one. */
     if (!t_rv(other->C_Initialize(NULL), CKR_OK, "other caller: C_Initialize"))
         return;
-    CK_SLOT_ID other_slot = t_slot_by_label(other, "mock-a-5");
-    CK_SESSION_HANDLE other_session = open_ro((F)other, other_slot, "other caller: session on mock-a-5");
+    CK_SLOT_ID other_slot = t_slot_by_label(other, "mock-v32-5");
+    CK_SESSION_HANDLE other_session = open_ro((F)other, other_slot, "other caller: session on mock-v32-5");
     const CK_ULONG uninit_handles[] = {0, 1, other_slot, other_session, (CK_ULONG)-1};
     sweep_not_initialized(&t30, PH_UNINIT, uninit_handles, 5);
     always_callable(&t30, PH_UNINIT);
@@ -1096,13 +1134,13 @@ static void sweep(void *arg)
     CK_ULONG n_slots = 0;
     if (t_rv(t_slot_list(list240, &slots, &n_slots), CKR_OK, "C_GetSlotList"))
         free(slots);
-    t_ul(n_slots, 3, "three slots: mock-a-1, mock-a-5, mock-b-1");
+    t_ul(n_slots, 3, "three slots: mock-v32-1, mock-v32-5, mock-b-1");
 
     sweep_initialised(&t240, direct_f, other_session, n_slots);
     sweep_initialised(&t30, direct_f, other_session, n_slots);
 
     /* Finalised while another caller still runs: the old handles mean nothing to it. */
-    CK_SESSION_HANDLE stale = open_ro(t240.f, t_slot_by_label(list240, "mock-a-1"),
+    CK_SESSION_HANDLE stale = open_ro(t240.f, t_slot_by_label(list240, "mock-v32-1"),
                                       "2.40 list: a session left open at C_Finalize");
     t_rv(t240.f->C_Finalize(NULL), CKR_OK, "2.40 list: C_Finalize");
     const CK_ULONG final_handles[] = {0, 1, stale, other_session, other_slot, (CK_ULONG)-1};
@@ -1110,16 +1148,16 @@ static void sweep(void *arg)
     always_callable(&t240, PH_FINAL);
     t_rv(other->C_GetSessionInfo(other_session, &(CK_SESSION_INFO){0}), CKR_OK,
          "other caller's session unaffected by the sweeps");
-    t_rv(t30.f->C_Finalize(NULL), CKR_OK, "3.0 list: C_Finalize");
+    t_rv(t30.f->C_Finalize(NULL), CKR_OK, "3.2 list: C_Finalize");
     t_rv(other->C_Finalize(NULL), CKR_OK, "other caller: C_Finalize (the last)");
     /* Everything finalised in the process. */
     sweep_not_initialized(&t30, PH_FINAL, final_handles, 6);
     always_callable(&t30, PH_FINAL);
-    t_rv(t30.f->C_Finalize(NULL), CKR_CRYPTOKI_NOT_INITIALIZED, "3.0 list: a second C_Finalize");
+    t_rv(t30.f->C_Finalize(NULL), CKR_CRYPTOKI_NOT_INITIALIZED, "3.2 list: a second C_Finalize");
 
     struct mock_stats sa = t_mock_stats(&ma), sb = t_mock_stats(&mb);
     t_ok(!sa.initialized && !sb.initialized && sa.open_sessions == 0 && sb.open_sessions == 0,
-         "the modules are finalised with no session left (mock-a %lu, mock-b %lu open)", sa.open_sessions,
+         "the modules are finalised with no session left (mock-v32 %lu, mock-b %lu open)", sa.open_sessions,
          sb.open_sessions);
     if (mode->log_calls) {
         FILE *in = fopen(trace, "r");
@@ -1140,7 +1178,7 @@ static void sweep(void *arg)
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
-    if (!t_mock_open(&ma, "mock-a") || !t_mock_open(&mb, "mock-b"))
+    if (!t_mock_open(&ma, "mock-v32") || !t_mock_open(&mb, "mock-b"))
         return t_done();
     static const struct mode modes[] = {
         {"tracing off", NULL, NULL, NULL},

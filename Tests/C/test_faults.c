@@ -1,9 +1,9 @@
-/* test_faults.c (issue 2): configurations with broken modules, each in a fresh process
+/* test_faults.c: configurations with broken modules, each in a fresh process
  * (the proxy reads its configuration when the first caller initialises): a module whose
  * C_Initialize fails (skipped, or fatal when `critical: yes`), files naming a library
  * without C_GetFunctionList, a missing path, the proxy itself (directly and through a
  * symlink), a malformed file, a `remote:` module, and a module with a garbage slot list.
- * Issue 6 adds: critical modules that are missing or not a library (C_Initialize fails with a
+ * Also: critical modules that are missing or not a library (C_Initialize fails with a
  * message naming them), the messages for skipped modules, a module whose C_Initialize fails
  * once (it is back at the next initialisation), a critical one that fails only when
  * initialised again, and a module whose C_GetSlotList fails (its slots are left out). */

@@ -1,4 +1,4 @@
-/* test_fork_calls.c (issue 6): fork while other threads are inside p11proxy must deadlock
+/* test_fork_calls.c: fork while other threads are inside p11proxy must deadlock
  * neither the parent's fork nor the child. Worker threads loop on calls (some on a module
  * made slow, so they sit inside the module; one in a blocking C_WaitForSlotEvent, which polls
  * inside p11proxy; one cycling C_Initialize/C_Finalize of its own caller and of a `managed: no`

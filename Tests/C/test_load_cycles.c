@@ -1,4 +1,4 @@
-/* test_load_cycles.c (issue 6): 1,000 cycles of dlopen, C_GetFunctionList, C_Initialize, calls,
+/* test_load_cycles.c: 1,000 cycles of dlopen, C_GetFunctionList, C_Initialize, calls,
  * C_Finalize, dlclose neither crash nor grow memory without bound. Some cycles trace to a
  * file; some finalise while a thread of the same caller is blocked in C_WaitForSlotEvent; the
  * second half runs while another caller (its own dlopen handle) has threads making calls and

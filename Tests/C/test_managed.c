@@ -1,4 +1,4 @@
-/* test_managed.c (issue 3): managed callers. Every C_GetFunctionList (and C_GetInterface /
+/* test_managed.c: managed callers. Every C_GetFunctionList (and C_GetInterface /
  * C_GetInterfaceList) call gives a new caller with its own init count and sessions,
  * while each real module is initialised once for all of them (p11-kit's "managed"
  * layer). Each scenario runs in a fresh process so real init counts start from zero. */

@@ -1,4 +1,4 @@
-/* test_module_hang.c (issue 6): a module whose C_WaitForSlotEvent blocks and never returns
+/* test_module_hang.c: a module whose C_WaitForSlotEvent blocks and never returns
  * by itself (mock-hang: events and C_Finalize do not wake it; only mock_control does, or
  * nothing). While threads are stuck inside it, through p11proxy:
  *   - other threads of the same caller, other callers and new callers keep working, with

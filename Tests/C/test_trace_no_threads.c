@@ -1,4 +1,4 @@
-/* test_trace_no_threads.c (issue 6): a caller that initialises with
+/* test_trace_no_threads.c: a caller that initialises with
  * CKF_LIBRARY_CANT_CREATE_OS_THREADS (PKCS#11 3.0 section 5.4: its threads may not create
  * threads) gets no thread from p11proxy, and its trace file is still complete: with tracing to
  * a file, p11proxy would otherwise start its one thread (the trace flusher, which writes

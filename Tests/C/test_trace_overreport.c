@@ -1,4 +1,4 @@
-/* test_trace_overreport.c (issue 6): tracing a module that reports more than the caller's
+/* test_trace_overreport.c: tracing a module that reports more than the caller's
  * buffer holds. mock-overreport (MOCK_OVERREPORT=1000, switched on with MOCK_SET_OVERREPORT)
  * answers C_GetAttributeValue, C_Digest, C_Sign, C_Encrypt, C_Decrypt, C_FindObjects,
  * C_GetMechanismList and C_GetSlotList with CKR_OK and a length or count 1000 more than the

@@ -1,5 +1,5 @@
 /* test_trace_secrets.c: with x-log-secrets a trace shows PINs and key bytes (as hex); once the
- * traced call has returned, no copy of that hex may be left anywhere in the process (issue 6:
+ * traced call has returned, no copy of that hex may be left anywhere in the process (the rule:
  * "nothing p11proxy allocates to hold a PIN or key bytes for tracing outlives the call").
  * After C_Login, C_SeedRandom and C_CreateObject with a secret key's CKA_VALUE, made through
  * the proxy over mock-fast with tracing to a file (buffered), the test reads its own writable

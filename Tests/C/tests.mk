@@ -19,7 +19,7 @@ P11T_STANDALONE := $(if $(filter 1,$(words $(MAKEFILE_LIST))),yes,)
 
 P11T_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
 P11T_MOCK_SRC := $(P11T_ROOT)/Tests/Mock/mock_module.c
-P11T_MOCK_HDRS := $(wildcard $(P11T_ROOT)/Tests/Mock/*.h) $(P11T_ROOT)/include/pkcs11_3_0.h
+P11T_MOCK_HDRS := $(wildcard $(P11T_ROOT)/Tests/Mock/*.h) $(P11T_ROOT)/include/pkcs11_3_0.h $(P11T_ROOT)/include/pkcs11_3_2.h
 P11T_COMMON_SRC := $(P11T_ROOT)/Tests/C/p11test.c
 P11T_COMMON_HDRS := $(P11T_ROOT)/Tests/C/p11test.h $(P11T_MOCK_HDRS)
 
@@ -35,10 +35,11 @@ P11T_ASAN_CFLAGS := -std=c11 -fsanitize=address -fno-omit-frame-pointer -g -O1 -
 P11T_MOCK_LDFLAGS := -fPIC -shared -fvisibility=hidden -Wl,-z,defs
 P11T_LDLIBS := -ldl -lpthread
 
-P11T_MOCKS := mock-a mock-b mock-c mock-failinit mock-garbage mock-fast mock-hang mock-overreport mock-preinit
-P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed test_shared_modules \
+P11T_MOCKS := mock-a mock-b mock-c mock-failinit mock-garbage mock-fast mock-hang mock-overreport mock-preinit \
+	mock-v32 mock-v32-null
+P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed test_shared_modules test_remote_faults \
 	test_caller_input test_module_hang test_fork_calls test_load_cycles test_trace_secrets \
-	test_trace_overreport test_trace_no_threads test_token_filter
+	test_trace_overreport test_trace_no_threads test_v32 test_token_filter
 # Run by Tests/integration/test_trace.sh (they write traces for it to check), not by run.sh.
 P11T_TRACE_PROGRAMS := trace_calls trace_concurrency
 
@@ -55,6 +56,8 @@ P11T_MOCK_FLAGS_mock-hang := -DMOCK_NAME='"mock-hang"' -DMOCK_TAG=0x4 -DMOCK_SLO
 P11T_MOCK_FLAGS_mock-overreport := -DMOCK_NAME='"mock-overreport"' -DMOCK_TAG=0x6 -DMOCK_SLOTS='{3}' -DMOCK_V3=1 \
 	-DMOCK_OVERREPORT=1000
 P11T_MOCK_FLAGS_mock-preinit := -DMOCK_NAME='"mock-preinit"' -DMOCK_TAG=0x7 -DMOCK_SLOTS='{4}' -DMOCK_V3=1 -DMOCK_PREINIT=1
+P11T_MOCK_FLAGS_mock-v32 := -DMOCK_NAME='"mock-v32"' -DMOCK_TAG=0x32 -DMOCK_SLOTS='{1,5}' -DMOCK_V3=1 -DMOCK_V32=1
+P11T_MOCK_FLAGS_mock-v32-null := -DMOCK_NAME='"mock-v32-null"' -DMOCK_TAG=0x26 -DMOCK_SLOTS='{2}' -DMOCK_V3=1 -DMOCK_V32=2
 
 .PHONY: mock-modules c-tests c-tests-tsan c-tests-asan trace-tests bench-programs run-c-tests run-c-tests-tsan clean-c-tests
 
@@ -64,7 +67,7 @@ c-tests: mock-modules $(P11T_PROGRAMS:%=$(BUILD_DIR)/tests/%)
 
 trace-tests: mock-modules $(P11T_TRACE_PROGRAMS:%=$(BUILD_DIR)/tests/%)
 
-# OpenSSL ASYNC jobs over SoftHSM2 and stack depth per call (issue 6), run by
+# OpenSSL ASYNC jobs over SoftHSM2 and stack depth per call, run by
 # Tests/integration/test_openssl_async.sh; links libcrypto (libssl-dev).
 .PHONY: async-tests
 async-tests: mock-modules $(BUILD_DIR)/tests/test_async_jobs

@@ -1,4 +1,4 @@
-/* trace_calls.c (issue 4): one fixed, deterministic sequence of calls per family, made
+/* trace_calls.c: one fixed, deterministic sequence of calls per family, made
  * through the proxy into mock-a, so the trace p11proxy writes for it can be compared with
  * Tests/golden/trace/<family>.txt / .jsonl by Tests/integration/test_trace.sh. Every call's
  * result is checked as well, so a golden file never freezes a call that went wrong.
@@ -17,6 +17,10 @@
  *   crypto   digest, EC key pair + sign/verify, AES key generation, mechanism parameters
  *            (AES-CBC IV, AES-GCM, RSA-PSS, RSA-OAEP), encrypt/decrypt, C_GenerateRandom
  *   v3       C_LoginUser, C_SessionCancel, message-based encrypt/decrypt (3.0 interface)
+ *   v32      the twelve 3.2 functions over mock-v32 (3.2 interface): ML-KEM keys with their
+ *            parameter sets and redacted CKA_VALUE/CKA_SEED, encapsulate/decapsulate,
+ *            ML-DSA/SLH-DSA mechanism parameters, signature verification, authenticated
+ *            wrapping, and an asynchronous session (CKR_PENDING, then C_AsyncComplete)
  *   secrets  the redaction scenario: C_SetPIN/C_Login with a distinctive PIN, a secret key
  *            imported with 16 bytes of 0x5A, C_Encrypt/C_Decrypt of a distinctive
  *            plaintext, C_GetAttributeValue of the key's CKA_VALUE, C_GenerateRandom
@@ -25,7 +29,7 @@
  *
  * Tracing is configured by the environment (P11PROXY_LOG_FILE, P11PROXY_LOG_FORMAT, ...).
  * Without P11PROXY_CONFIG_DIR or P11PROXY_MODULE the program writes a config dir holding
- * only mock-a with `log-calls: yes`. Output: TAP-like lines, "# N passed, N failed". */
+ * only mock-a (mock-v32 for v32) with `log-calls: yes`. Output: TAP-like lines, "# N passed, N failed". */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -40,23 +44,25 @@
 static struct t_proxy px;
 static CK_FUNCTION_LIST_PTR f;
 static CK_FUNCTION_LIST_3_0_PTR f3;
+static CK_FUNCTION_LIST_3_2_PTR f32;
 
 /* What each call must answer; the name is the check's description. */
 #define CALL(want, call) t_rv((call), (want), "%s", #call)
 
-static void config_default(void)
+static void config_default(const char *module)
 {
     if (getenv("P11PROXY_CONFIG_DIR") || getenv("P11PROXY_MODULE"))
         return;
     char *dir = t_config_new("trace");
-    char *mock = t_mock_path("mock-a");
-    t_config_module(dir, "mock-a", "module: %s\nlog-calls: yes\n", mock);
+    char *mock = t_mock_path(module);
+    t_config_module(dir, module, "module: %s\nlog-calls: yes\n", mock);
     t_config_use(dir);
     free(mock);
     free(dir);
 }
 
-/* The caller: a 2.40 list from C_GetFunctionList, or the 3.0 one from C_GetInterface. */
+/* The caller: a 2.40 list from C_GetFunctionList, or the 3.0 (v3 1) or 3.2 (v3 2) one from
+ * C_GetInterface. */
 static int open_caller(int v3)
 {
     if (!t_proxy_open(&px))
@@ -64,11 +70,12 @@ static int open_caller(int v3)
     if (!v3)
         return (f = t_caller(&px)) != NULL;
     CK_INTERFACE_PTR iface = NULL;
-    CK_VERSION v30 = {3, 0};
-    if (!px.get_interface || !t_rv(px.get_interface((CK_UTF8CHAR_PTR) "PKCS 11", &v30, &iface, 0), CKR_OK,
-                                   "C_GetInterface(\"PKCS 11\", 3.0)"))
+    CK_VERSION version = {3, v3 == 2 ? 2 : 0};
+    if (!px.get_interface || !t_rv(px.get_interface((CK_UTF8CHAR_PTR) "PKCS 11", &version, &iface, 0), CKR_OK,
+                                   "C_GetInterface(\"PKCS 11\", 3.%d)", version.minor))
         return 0;
     f3 = iface->pFunctionList;
+    f32 = iface->pFunctionList;
     f = (CK_FUNCTION_LIST_PTR)f3;
     return 1;
 }
@@ -79,7 +86,7 @@ static CK_SLOT_ID first_slot(void)
 {
     CK_SLOT_ID slots[16];
     CK_ULONG n = 16;
-    if (!CALL(CKR_OK, f->C_GetSlotList(CK_TRUE, slots, &n)) || !t_ok(n == 2, "mock-a shows 2 slots (got %lu)", n))
+    if (!CALL(CKR_OK, f->C_GetSlotList(CK_TRUE, slots, &n)) || !t_ok(n == 2, "the mock shows 2 slots (got %lu)", n))
         return T_NO_SLOT;
     return slots[0];
 }
@@ -340,6 +347,108 @@ static void family_v3(void)
     CALL(CKR_OK, f3->C_Finalize(NULL));
 }
 
+/* ---- 3.2 ---- */
+
+static CK_OBJECT_HANDLE create(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n)
+{
+    CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
+    CALL(CKR_OK, f32->C_CreateObject(h, tmpl, n, &o));
+    return o;
+}
+
+static void family_v32(void)
+{
+    CALL(CKR_OK, f32->C_Initialize(NULL));
+    CK_SLOT_ID slot = first_slot();
+    CK_SESSION_HANDLE h = open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION);
+    CK_BBOOL yes = CK_TRUE;
+    CK_OBJECT_CLASS pub_class = CKO_PUBLIC_KEY, priv_class = CKO_PRIVATE_KEY;
+    CK_KEY_TYPE ml_kem = CKK_ML_KEM;
+    CK_ULONG ml_kem_768 = CKP_ML_KEM_768;
+    unsigned char pub_value[8] = "pub-kem", priv_value[8] = "prv-kem", seed[8] = "seed-kem";
+    CK_ATTRIBUTE pub_tmpl[] = {{CKA_CLASS, &pub_class, sizeof pub_class}, {CKA_KEY_TYPE, &ml_kem, sizeof ml_kem},
+                               {CKA_PARAMETER_SET, &ml_kem_768, sizeof ml_kem_768},
+                               {CKA_ENCAPSULATE, &yes, sizeof yes}, {CKA_VALUE, pub_value, sizeof pub_value}};
+    CK_ATTRIBUTE priv_tmpl[] = {{CKA_CLASS, &priv_class, sizeof priv_class}, {CKA_KEY_TYPE, &ml_kem, sizeof ml_kem},
+                                {CKA_PARAMETER_SET, &ml_kem_768, sizeof ml_kem_768},
+                                {CKA_DECAPSULATE, &yes, sizeof yes}, {CKA_VALUE, priv_value, sizeof priv_value},
+                                {CKA_SEED, seed, sizeof seed}};
+    CK_OBJECT_HANDLE pub = create(h, pub_tmpl, 5), priv = create(h, priv_tmpl, 6);
+
+    CK_MECHANISM kem = {CKM_ML_KEM, NULL, 0};
+    unsigned char ct[32];
+    CK_ULONG ct_len = 0;
+    CK_OBJECT_HANDLE shared = 0, shared2 = 0;
+    CALL(CKR_OK, f32->C_EncapsulateKey(h, &kem, pub, NULL, 0, NULL, &ct_len, &shared));
+    ct_len = sizeof ct;
+    CK_OBJECT_CLASS secret_class = CKO_SECRET_KEY;
+    CK_ATTRIBUTE secret_tmpl[] = {{CKA_CLASS, &secret_class, sizeof secret_class}};
+    CALL(CKR_OK, f32->C_EncapsulateKey(h, &kem, pub, secret_tmpl, 1, ct, &ct_len, &shared));
+    CALL(CKR_OK, f32->C_DecapsulateKey(h, &kem, priv, secret_tmpl, 1, ct, ct_len, &shared2));
+
+    /* The post-quantum key pairs and signing contexts: the mock knows none of these
+     * mechanisms, but the trace decodes what the caller sent. */
+    CK_MECHANISM ml_dsa_gen = {CKM_ML_DSA_KEY_PAIR_GEN, NULL, 0};
+    CK_ULONG ml_dsa_65 = CKP_ML_DSA_65;
+    CK_ATTRIBUTE dsa_pub[] = {{CKA_PARAMETER_SET, &ml_dsa_65, sizeof ml_dsa_65}, {CKA_VERIFY, &yes, sizeof yes}};
+    CK_ATTRIBUTE dsa_priv[] = {{CKA_SIGN, &yes, sizeof yes}};
+    CK_OBJECT_HANDLE dsa_pub_key = 0, dsa_priv_key = 0;
+    CALL(CKR_MECHANISM_INVALID,
+         f32->C_GenerateKeyPair(h, &ml_dsa_gen, dsa_pub, 2, dsa_priv, 1, &dsa_pub_key, &dsa_priv_key));
+    CK_SIGN_ADDITIONAL_CONTEXT context = {CKH_DETERMINISTIC_REQUIRED, (CK_BYTE_PTR) "ctx", 3};
+    CK_MECHANISM ml_dsa = {CKM_ML_DSA, &context, sizeof context};
+    CALL(CKR_MECHANISM_INVALID, f32->C_SignInit(h, &ml_dsa, priv));
+    CK_HASH_SIGN_ADDITIONAL_CONTEXT hash_context = {CKH_HEDGE_REQUIRED, (CK_BYTE_PTR) "app", 3, CKM_SHA512};
+    CK_MECHANISM hash_slh_dsa = {CKM_HASH_SLH_DSA, &hash_context, sizeof hash_context};
+    unsigned char sig[MOCK_DIGEST_LEN];
+    memset(sig, 0x51, sizeof sig);
+    CALL(CKR_MECHANISM_INVALID, f32->C_VerifySignatureInit(h, &hash_slh_dsa, pub, sig, sizeof sig));
+
+    /* C_VerifySignature with a signature the mock made (ECDSA over its MAC). */
+    CK_OBJECT_CLASS key_class = CKO_SECRET_KEY;
+    CK_KEY_TYPE generic = CKK_GENERIC_SECRET;
+    unsigned char mac_value[8] = "mac-key";
+    CK_ATTRIBUTE mac_tmpl[] = {{CKA_CLASS, &key_class, sizeof key_class}, {CKA_KEY_TYPE, &generic, sizeof generic},
+                               {CKA_VALUE, mac_value, sizeof mac_value}};
+    CK_OBJECT_HANDLE mac_key = create(h, mac_tmpl, 3);
+    CK_MECHANISM ecdsa = {CKM_ECDSA, NULL, 0};
+    unsigned char data[] = "signed";
+    CK_ULONG sig_len = sizeof sig;
+    CALL(CKR_OK, f32->C_SignInit(h, &ecdsa, mac_key));
+    CALL(CKR_OK, f32->C_Sign(h, data, sizeof data, sig, &sig_len));
+    CALL(CKR_OK, f32->C_VerifySignatureInit(h, &ecdsa, mac_key, sig, sig_len));
+    CALL(CKR_OK, f32->C_VerifySignatureUpdate(h, data, 3));
+    CALL(CKR_OK, f32->C_VerifySignatureUpdate(h, data + 3, sizeof data - 3));
+    CALL(CKR_OK, f32->C_VerifySignatureFinal(h));
+    CALL(CKR_OK, f32->C_VerifySignatureInit(h, &ecdsa, mac_key, sig, sig_len));
+    CALL(CKR_OK, f32->C_VerifySignature(h, data, sizeof data));
+    CK_FLAGS validation = 0;
+    CALL(CKR_OK, f32->C_GetSessionValidationFlags(h, CKS_LAST_VALIDATION_OK, &validation));
+
+    CK_MECHANISM gcm = {CKM_AES_GCM, NULL, 0};
+    unsigned char wrapped[16];
+    CK_ULONG wrapped_len = 0;
+    CK_OBJECT_HANDLE unwrapped = 0;
+    CALL(CKR_OK, f32->C_WrapKeyAuthenticated(h, &gcm, mac_key, shared, (CK_BYTE_PTR) "aad", 3, NULL, &wrapped_len));
+    CALL(CKR_OK, f32->C_WrapKeyAuthenticated(h, &gcm, mac_key, shared, (CK_BYTE_PTR) "aad", 3, wrapped, &wrapped_len));
+    CALL(CKR_OK, f32->C_UnwrapKeyAuthenticated(h, &gcm, mac_key, wrapped, wrapped_len, secret_tmpl, 1,
+                                                (CK_BYTE_PTR) "aad", 3, &unwrapped));
+
+    /* An asynchronous session: the pending call's buffers are not read. */
+    CK_SESSION_HANDLE async = open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION | CKF_ASYNC_SESSION);
+    CK_OBJECT_HANDLE async_pub = create(async, pub_tmpl, 5), async_key = 0;
+    unsigned char async_ct[32], joined[32];
+    CK_ULONG async_len = sizeof async_ct, id = 0;
+    CALL(CKR_PENDING, f32->C_EncapsulateKey(async, &kem, async_pub, NULL, 0, async_ct, &async_len, &async_key));
+    CALL(CKR_OK, f32->C_AsyncGetID(async, (CK_UTF8CHAR_PTR) "C_EncapsulateKey", &id));
+    CALL(CKR_OK, f32->C_AsyncJoin(async, (CK_UTF8CHAR_PTR) "C_EncapsulateKey", id, joined, sizeof joined));
+    CK_ASYNC_DATA result = {1, NULL, 0, 0, 0};
+    CALL(CKR_OK, f32->C_AsyncComplete(async, (CK_UTF8CHAR_PTR) "C_EncapsulateKey", &result));
+    CALL(CKR_OK, f32->C_CloseSession(async));
+    CALL(CKR_OK, f32->C_CloseSession(h));
+    CALL(CKR_OK, f32->C_Finalize(NULL));
+}
+
 /* ---- secrets (redaction) ---- */
 
 /* Kept in sync with Tests/integration/test_trace.sh, which searches the trace for them. */
@@ -497,7 +606,7 @@ static const struct family {
 } families[] = {
     {"general", family_general, 0}, {"slot", family_slot, 0},       {"session", family_session, 0},
     {"object", family_object, 0},   {"crypto", family_crypto, 0},   {"v3", family_v3, 1},
-    {"secrets", family_secrets, 0}, {"flush", family_flush, 0},
+    {"v32", family_v32, 2},         {"secrets", family_secrets, 0}, {"flush", family_flush, 0},
 };
 
 int main(int argc, char **argv)
@@ -508,11 +617,11 @@ int main(int argc, char **argv)
         if (strcmp(argv[3], families[i].name) == 0)
             family = &families[i];
     if (!family) {
-        fprintf(stderr, "usage: %s PROXY_SO MOCK_DIR FAMILY (general slot session object crypto v3 secrets flush)\n",
+        fprintf(stderr, "usage: %s PROXY_SO MOCK_DIR FAMILY (general slot session object crypto v3 v32 secrets flush)\n",
                 argv[0]);
         return 2;
     }
-    config_default();
+    config_default(family->v3 == 2 ? "mock-v32" : "mock-a");
     if (open_caller(family->v3))
         family->run();
     return t_done();

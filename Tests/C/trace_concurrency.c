@@ -1,4 +1,4 @@
-/* trace_concurrency.c (issue 4): 8 threads, each with its own session on mock-a, each making
+/* trace_concurrency.c: 8 threads, each with its own session on mock-a, each making
  * a known number of C_DigestInit + C_Digest + C_GetSessionInfo rounds through one caller of
  * the proxy, all traced into one file. Tests/integration/test_trace.sh then parses that
  * file: every record whole, and the records per function exactly the calls made.

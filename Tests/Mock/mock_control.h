@@ -7,13 +7,14 @@
 
 #include "mock_functions.h"
 
-/* Index of every entry point in mock_stats.calls[] (CK_FUNCTION_LIST_3_0 order). */
+/* Index of every entry point in mock_stats.calls[] (CK_FUNCTION_LIST_3_2 order). */
 enum mock_fn {
 #define MOCK_FN_ENUM(name, kind, params, args) MOCK_FN_##name,
     MOCK_FUNCTIONS_2_40(MOCK_FN_ENUM)
     MOCK_FN_FIRST_3_0,
     MOCK_FN_RESERVED_ = MOCK_FN_FIRST_3_0 - 1,
     MOCK_FUNCTIONS_3_0(MOCK_FN_ENUM)
+    MOCK_FUNCTIONS_3_2(MOCK_FN_ENUM)
 #undef MOCK_FN_ENUM
     MOCK_FN_COUNT
 };
@@ -48,6 +49,9 @@ struct mock_stats {
     unsigned long waiters;                   /* threads blocked in C_WaitForSlotEvent (MOCK_WAIT_HANG) */
 
     unsigned long calls_3_0;                 /* sum of calls to 3.0 functions (not GetInterface*) */
+    unsigned long calls_3_2;                 /* sum of calls to the twelve 3.2 functions */
+    int v32;                                 /* built with MOCK_V32 */
+    unsigned long last_decapsulate_len;      /* ulCiphertextLen of the last C_DecapsulateKey */
     unsigned long calls[MOCK_FN_COUNT];      /* per entry point, by enum mock_fn */
 };
 
@@ -73,7 +77,7 @@ static inline const char *mock_fn_name(int fn)
 {
     static const char *const names[] = {
 #define MOCK_FN_NAME(name, kind, params, args) #name,
-        MOCK_FUNCTIONS_2_40(MOCK_FN_NAME) MOCK_FUNCTIONS_3_0(MOCK_FN_NAME)
+        MOCK_FUNCTIONS_2_40(MOCK_FN_NAME) MOCK_FUNCTIONS_3_0(MOCK_FN_NAME) MOCK_FUNCTIONS_3_2(MOCK_FN_NAME)
 #undef MOCK_FN_NAME
     };
     return fn >= 0 && fn < (int)(sizeof names / sizeof names[0]) ? names[fn] : "?";

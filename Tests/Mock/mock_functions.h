@@ -5,7 +5,7 @@
  *   OK    generic locked wrapper; in the MOCK_FAST variant a body that returns CKR_OK;
  *   FILL  generic locked wrapper; in the MOCK_FAST variant a hand-written body that
  *         still fills its outputs (the benchmark needs them).
- * The order is the order of CK_FUNCTION_LIST / CK_FUNCTION_LIST_3_0 (spec 3.0, 5.1);
+ * The order is the order of CK_FUNCTION_LIST / CK_FUNCTION_LIST_3_0 / CK_FUNCTION_LIST_3_2;
  * the index enum in mock_control.h is built from the same lists. */
 #ifndef P11PROXY_MOCK_FUNCTIONS_H
 #define P11PROXY_MOCK_FUNCTIONS_H
@@ -250,5 +250,32 @@
                                 CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen), \
       (hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)) \
     X(C_MessageVerifyFinal, OK, (CK_SESSION_HANDLE hSession), (hSession))
+
+/* PKCS#11 3.2 (pkcs11f.h after CK_PKCS11_3_0_ONLY), in CK_FUNCTION_LIST_3_2 order. */
+#define MOCK_FUNCTIONS_3_2(X) \
+    X(C_EncapsulateKey, OK, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPublicKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, CK_ULONG_PTR pulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey), \
+      (hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey)) \
+    X(C_DecapsulateKey, OK, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPrivateKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, CK_ULONG ulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey), \
+      (hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey)) \
+    X(C_VerifySignatureInit, OK, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen), \
+      (hSession, pMechanism, hKey, pSignature, ulSignatureLen)) \
+    X(C_VerifySignature, OK, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen), \
+      (hSession, pData, ulDataLen)) \
+    X(C_VerifySignatureUpdate, OK, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen), \
+      (hSession, pPart, ulPartLen)) \
+    X(C_VerifySignatureFinal, OK, (CK_SESSION_HANDLE hSession), \
+      (hSession)) \
+    X(C_GetSessionValidationFlags, OK, (CK_SESSION_HANDLE hSession, CK_SESSION_VALIDATION_FLAGS_TYPE type, CK_FLAGS_PTR pFlags), \
+      (hSession, type, pFlags)) \
+    X(C_AsyncComplete, OK, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ASYNC_DATA_PTR pResult), \
+      (hSession, pFunctionName, pResult)) \
+    X(C_AsyncGetID, OK, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG_PTR pulID), \
+      (hSession, pFunctionName, pulID)) \
+    X(C_AsyncJoin, OK, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG ulID, CK_BYTE_PTR pData, CK_ULONG ulData), \
+      (hSession, pFunctionName, ulID, pData, ulData)) \
+    X(C_WrapKeyAuthenticated, OK, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen), \
+      (hSession, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen)) \
+    X(C_UnwrapKeyAuthenticated, OK, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_OBJECT_HANDLE_PTR phKey), \
+      (hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey))
 
 #endif

@@ -8,6 +8,9 @@
  *   length-pair outputs claim N more bytes or elements than the caller's buffer holds)
  *   MOCK_PREINIT 0|1 (the library initialises itself when loaded, as a module that another
  *   part of the process initialised first looks: C_Initialize answers ALREADY_INITIALIZED)
+ *   MOCK_V32 0|1|2 (with MOCK_V3: 1 offers "PKCS 11" 3.2 first and implements the twelve 3.2
+ *   functions, checking their arguments; 2 offers a 3.2 list whose twelve entries are NULL,
+ *   as p11-kit 0.26 builds its lists)
  * Only C_GetFunctionList, C_GetInterfaceList/C_GetInterface (MOCK_V3) and mock_* are
  * exported; build with -fvisibility=hidden. Behaviour follows PKCS#11 2.40/3.0 base
  * spec section numbers cited below; the test hooks are described in mock_control.h. */
@@ -53,6 +56,11 @@
 #ifndef MOCK_PREINIT
 #define MOCK_PREINIT 0
 #endif
+#ifndef MOCK_V32
+#define MOCK_V32 0
+#endif
+/* The twelve 3.2 functions are implemented (MOCK_V32 1), not only listed as NULL (2). */
+#define MOCK_V32_FUNCTIONS (MOCK_V32 == 1)
 
 #define MOCK_EXPORT __attribute__((visibility("default")))
 
@@ -110,7 +118,7 @@ static void fill_info(CK_INFO_PTR info)
 {
     memset(info, 0, sizeof *info);
     info->cryptokiVersion.major = MOCK_V3 ? 3 : 2;
-    info->cryptokiVersion.minor = MOCK_V3 ? 0 : 40;
+    info->cryptokiVersion.minor = MOCK_V32 ? 2 : MOCK_V3 ? 0 : 40;
     pad(info->manufacturerID, sizeof info->manufacturerID, MANUFACTURER);
     pad(info->libraryDescription, sizeof info->libraryDescription, MOCK_NAME);
     info->libraryVersion.major = 1;
@@ -271,20 +279,68 @@ static CK_RV fast_C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pM
     return CKR_OK;
 }
 
-static CK_SESSION_HANDLE fast_next_session = 1;
+/* Each thread's session counters, so that opening and closing sessions on one thread writes
+ * nothing another thread touches: the benchmark's open+close then scales as the machine does,
+ * and what it shows of a proxy is the proxy's own sharing. mock_stats sums them. Written by
+ * their thread only (relaxed atomic stores, no locked instruction), read by mock_stats. One
+ * per thread that ever opened a session, a cache line each, kept for the process's life (the
+ * list makes the sums outlive the threads). */
+struct fast_thread_sessions {
+    unsigned long number; /* 1, 2, ...: the high bits of this thread's session handles */
+    unsigned long next_handle;
+    unsigned long opened;
+    unsigned long closed;
+    struct fast_thread_sessions *next;
+} __attribute__((aligned(64)));
+
+static __thread struct fast_thread_sessions *fast_own;
+static struct fast_thread_sessions *fast_all;
+static unsigned long fast_threads;
+/* sessions_opened_total at the last MOCK_RESET_STATS. */
+static unsigned long fast_opened_base;
+
+static __attribute__((noinline)) struct fast_thread_sessions *fast_attach(void)
+{
+    struct fast_thread_sessions *own = aligned_alloc(64, sizeof *own);
+    if (!own)
+        abort();
+    memset(own, 0, sizeof *own);
+    own->number = __atomic_add_fetch(&fast_threads, 1, __ATOMIC_RELAXED);
+    own->next = __atomic_load_n(&fast_all, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(&fast_all, &own->next, own, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        ;
+    fast_own = own;
+    return own;
+}
+
+static inline struct fast_thread_sessions *fast_thread(void)
+{
+    return fast_own ? fast_own : fast_attach();
+}
+
+static void fast_session_totals(unsigned long *opened, unsigned long *closed)
+{
+    *opened = *closed = 0;
+    for (struct fast_thread_sessions *t = __atomic_load_n(&fast_all, __ATOMIC_ACQUIRE); t; t = t->next) {
+        *opened += __atomic_load_n(&t->opened, __ATOMIC_RELAXED);
+        *closed += __atomic_load_n(&t->closed, __ATOMIC_RELAXED);
+    }
+}
 
 static CK_RV fast_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
                                 CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession)
 {
-    *phSession = __atomic_fetch_add(&fast_next_session, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&fast_stats.sessions_opened_total, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&fast_stats.open_sessions, 1, __ATOMIC_RELAXED);
+    struct fast_thread_sessions *own = fast_thread();
+    own->next_handle++;
+    *phSession = own->number << 32 | (own->next_handle & 0xFFFFFFFF);
+    __atomic_store_n(&own->opened, own->opened + 1, __ATOMIC_RELAXED);
     return CKR_OK;
 }
 
 static CK_RV fast_C_CloseSession(CK_SESSION_HANDLE hSession)
 {
-    __atomic_sub_fetch(&fast_stats.open_sessions, 1, __ATOMIC_RELAXED);
+    struct fast_thread_sessions *own = fast_thread();
+    __atomic_store_n(&own->closed, own->closed + 1, __ATOMIC_RELAXED);
     return CKR_OK;
 }
 
@@ -357,8 +413,10 @@ MOCK_EXPORT void mock_stats(struct mock_stats *out)
     out->initialize_ok = __atomic_load_n(&fast_stats.initialize_ok, __ATOMIC_RELAXED);
     out->finalize_calls = __atomic_load_n(&fast_stats.finalize_calls, __ATOMIC_RELAXED);
     out->finalize_ok = __atomic_load_n(&fast_stats.finalize_ok, __ATOMIC_RELAXED);
-    out->sessions_opened_total = __atomic_load_n(&fast_stats.sessions_opened_total, __ATOMIC_RELAXED);
-    out->open_sessions = __atomic_load_n(&fast_stats.open_sessions, __ATOMIC_RELAXED);
+    unsigned long opened, closed;
+    fast_session_totals(&opened, &closed);
+    out->sessions_opened_total = opened - __atomic_load_n(&fast_opened_base, __ATOMIC_RELAXED);
+    out->open_sessions = opened - closed;
 }
 
 MOCK_EXPORT CK_RV mock_control(int op, CK_ULONG arg)
@@ -370,7 +428,9 @@ MOCK_EXPORT CK_RV mock_control(int op, CK_ULONG arg)
     __atomic_store_n(&fast_stats.initialize_ok, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&fast_stats.finalize_calls, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&fast_stats.finalize_ok, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&fast_stats.sessions_opened_total, 0, __ATOMIC_RELAXED);
+    unsigned long opened, closed;
+    fast_session_totals(&opened, &closed);
+    __atomic_store_n(&fast_opened_base, opened, __ATOMIC_RELAXED);
     return CKR_OK;
 }
 
@@ -412,6 +472,7 @@ enum op_kind {
     OP_MSG_DECRYPT,
     OP_MSG_SIGN,
     OP_MSG_VERIFY,
+    OP_VERIFY_SIGNATURE, /* 3.2: the signature is given to the Init call */
     OP_COUNT
 };
 
@@ -422,6 +483,18 @@ struct op {
     uint64_t secret;       /* the key's secret (0 for digest) */
     uint64_t msg_secret;   /* secret mixed with the current message's parameter */
     struct mock_digest d;  /* running MAC for digest/sign/verify */
+    unsigned char signature[MOCK_DIGEST_LEN]; /* C_VerifySignatureInit's */
+};
+
+/* An asynchronous session's pending C_EncapsulateKey (3.2 section 5.20): the caller's
+ * buffers, written only when C_AsyncComplete finishes it. */
+struct pending {
+    int active;
+    CK_ULONG id;
+    CK_BYTE_PTR ciphertext;
+    CK_ULONG_PTR ciphertext_len;
+    CK_OBJECT_HANDLE_PTR key;
+    uint64_t secret;
 };
 
 struct session {
@@ -432,6 +505,7 @@ struct session {
     struct op ops[OP_COUNT];
     CK_OBJECT_HANDLE *found; /* C_FindObjectsInit snapshot */
     CK_ULONG n_found, found_pos;
+    struct pending pending;
 };
 
 struct attr {
@@ -485,7 +559,7 @@ static struct {
  * read outside the lock. */
 static unsigned long delay_us;
 
-/* MOCK_OVERREPORT: a misbehaving module (issue 6). While a test has switched it on
+/* MOCK_OVERREPORT: a misbehaving module. While a test has switched it on
  * (MOCK_SET_OVERREPORT), C_GetSlotList, C_GetMechanismList, C_GetAttributeValue, C_FindObjects,
  * digest/sign (single-part and final) and encrypt/decrypt answer CKR_OK with a length or count
  * MOCK_OVERREPORT more than the caller's buffer holds, and write only within that buffer. A size
@@ -848,6 +922,7 @@ static int mechanism_allowed(int kind, CK_MECHANISM_TYPE m)
         return m == CKM_SHA256;
     case OP_SIGN:
     case OP_VERIFY:
+    case OP_VERIFY_SIGNATURE:
         return m == CKM_ECDSA || m == CKM_RSA_PKCS;
     case OP_ENCRYPT:
     case OP_DECRYPT:
@@ -1026,8 +1101,10 @@ static CK_RV xor_final(CK_SESSION_HANDLE h, int kind, CK_BYTE_PTR out, CK_ULONG_
 static CK_RV call_begin(enum mock_fn fn, int v3)
 {
     st.stats.calls[fn]++;
-    if (v3)
+    if (v3 == 1)
         st.stats.calls_3_0++;
+    if (v3 == 2)
+        st.stats.calls_3_2++;
     if (!st.initialized) {
         st.stats.calls_while_uninitialised++;
         st.stats.last_call_while_uninitialised = fn;
@@ -1043,6 +1120,7 @@ static CK_RV call_begin(enum mock_fn fn, int v3)
 
 #define WRAP_DEFINE_2_40(name, kind, params, args) WRAP_DEFINE_##kind(name, params, args, 0)
 #define WRAP_DEFINE_3_0(name, kind, params, args) WRAP_DEFINE_##kind(name, params, args, 1)
+#define WRAP_DEFINE_3_2(name, kind, params, args) WRAP_DEFINE_##kind(name, params, args, 2)
 #define WRAP_DEFINE_HAND(name, params, args, v3)
 #define WRAP_DEFINE_OK(name, params, args, v3) WRAP_DEFINE_GENERIC(name, params, args, v3)
 #define WRAP_DEFINE_FILL(name, params, args, v3) WRAP_DEFINE_GENERIC(name, params, args, v3)
@@ -1061,6 +1139,9 @@ static CK_RV call_begin(enum mock_fn fn, int v3)
 MOCK_FUNCTIONS_2_40(WRAP_DEFINE_2_40)
 #if MOCK_V3
 MOCK_FUNCTIONS_3_0(WRAP_DEFINE_3_0)
+#endif
+#if MOCK_V32_FUNCTIONS
+MOCK_FUNCTIONS_3_2(WRAP_DEFINE_3_2)
 #endif
 
 static void state_drop_sessions(void)
@@ -1354,7 +1435,7 @@ static CK_RV impl_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR p
         if (st.next_session == 0)
             st.next_session = 1;
         s->slot = slotID;
-        s->flags = flags & (CKF_SERIAL_SESSION | CKF_RW_SESSION);
+        s->flags = flags & (CKF_SERIAL_SESSION | CKF_RW_SESSION | (MOCK_V32_FUNCTIONS ? CKF_ASYNC_SESSION : 0));
         st.stats.open_sessions++;
         st.stats.sessions_opened_total++;
         *phSession = s->handle;
@@ -2016,6 +2097,33 @@ static void wrap_mac(uint64_t wrapping_secret, const unsigned char secret_bytes[
     memcpy(mac8, mac, 8);
 }
 
+/* The blob of a wrapped key `k`, its MAC keyed with `mac_secret` (the wrapping key's secret, or
+ * that mixed with associated data), XOR the wrapping key's byte. */
+static void wrap_blob(uint64_t wrapping_secret, uint64_t mac_secret, const struct object *k, CK_BYTE_PTR out)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (unsigned char)(k->secret >> (8 * i));
+    wrap_mac(mac_secret, out, out + 8);
+    unsigned char b = mock_xor_byte(wrapping_secret);
+    for (int i = 0; i < WRAPPED_LEN; i++)
+        out[i] ^= b;
+}
+
+/* The key secret inside a blob, or CKR_WRAPPED_KEY_INVALID when its MAC does not match. */
+static CK_RV unwrap_blob(uint64_t unwrapping_secret, uint64_t mac_secret, const unsigned char *in, uint64_t *secret)
+{
+    unsigned char blob[WRAPPED_LEN], mac8[8], b = mock_xor_byte(unwrapping_secret);
+    for (int i = 0; i < WRAPPED_LEN; i++)
+        blob[i] = in[i] ^ b;
+    wrap_mac(mac_secret, blob, mac8);
+    if (memcmp(mac8, blob + 8, 8) != 0)
+        return CKR_WRAPPED_KEY_INVALID;
+    *secret = 0;
+    for (int i = 0; i < 8; i++)
+        *secret |= (uint64_t)blob[i] << (8 * i);
+    return CKR_OK;
+}
+
 static CK_RV impl_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                             CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pWrappedKey,
                             CK_ULONG_PTR pulWrappedKeyLen)
@@ -2034,14 +2142,8 @@ static CK_RV impl_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechan
         return CKR_KEY_UNEXTRACTABLE;
     int done;
     CK_RV rv = output_length(WRAPPED_LEN, pWrappedKey, pulWrappedKeyLen, &done);
-    if (done) {
-        for (int i = 0; i < 8; i++)
-            pWrappedKey[i] = (unsigned char)(k->secret >> (8 * i));
-        wrap_mac(wk->secret, pWrappedKey, pWrappedKey + 8);
-        unsigned char b = mock_xor_byte(wk->secret);
-        for (int i = 0; i < WRAPPED_LEN; i++)
-            pWrappedKey[i] ^= b;
-    }
+    if (done)
+        wrap_blob(wk->secret, wk->secret, k, pWrappedKey);
     return rv;
 }
 
@@ -2059,17 +2161,12 @@ static CK_RV impl_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMech
         return CKR_UNWRAPPING_KEY_HANDLE_INVALID;
     if (ulWrappedKeyLen != WRAPPED_LEN)
         return CKR_WRAPPED_KEY_LEN_RANGE;
-    unsigned char blob[WRAPPED_LEN], mac8[8], b = mock_xor_byte(uk->secret);
-    for (int i = 0; i < WRAPPED_LEN; i++)
-        blob[i] = pWrappedKey[i] ^ b;
-    wrap_mac(uk->secret, blob, mac8);
-    if (memcmp(mac8, blob + 8, 8) != 0)
-        return CKR_WRAPPED_KEY_INVALID;
-    uint64_t secret = 0;
-    for (int i = 0; i < 8; i++)
-        secret |= (uint64_t)blob[i] << (8 * i);
+    uint64_t secret;
+    CK_RV rv = unwrap_blob(uk->secret, uk->secret, pWrappedKey, &secret);
+    if (rv != CKR_OK)
+        return rv;
     struct object *o;
-    CK_RV rv = object_new(s, NULL, 0, pTemplate, ulAttributeCount, secret, &o);
+    rv = object_new(s, NULL, 0, pTemplate, ulAttributeCount, secret, &o);
     if (rv == CKR_OK)
         *phKey = o->handle;
     return rv;
@@ -2466,6 +2563,277 @@ static CK_RV impl_C_MessageVerifyFinal(CK_SESSION_HANDLE hSession)
 }
 #endif /* MOCK_V3 */
 
+#if MOCK_V32_FUNCTIONS
+/* ---- PKCS#11 3.2 ---- */
+
+#define KEM_CIPHERTEXT_LEN 32
+
+/* The mock's KEM: the ciphertext is a MAC of the public key's secret (both halves of a key pair
+ * share it) and a per-module counter; the shared secret is read back from the ciphertext, so
+ * C_EncapsulateKey and C_DecapsulateKey of one key pair make keys with the same CKA_VALUE. */
+static void kem_ciphertext(uint64_t key_secret, unsigned char out[KEM_CIPHERTEXT_LEN])
+{
+    static uint64_t counter;
+    struct mock_digest d;
+    unsigned char mac[MOCK_DIGEST_LEN];
+    counter++;
+    mock_digest_init(&d, MOCK_TAG, key_secret);
+    mock_digest_update(&d, (const unsigned char *)&counter, sizeof counter);
+    mock_digest_final(&d, mac);
+    for (int i = 0; i < KEM_CIPHERTEXT_LEN; i++)
+        out[i] = mac[i % MOCK_DIGEST_LEN] ^ (unsigned char)i;
+}
+
+static CK_RV kem_key(struct session *s, const unsigned char *ciphertext, CK_ATTRIBUTE_PTR pTemplate,
+                     CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
+{
+    static CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    static CK_KEY_TYPE type = CKK_GENERIC_SECRET;
+    unsigned char value[16];
+    memcpy(value, ciphertext, sizeof value);
+    CK_ATTRIBUTE base[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &type, sizeof type},
+                           {CKA_VALUE, value, sizeof value}};
+    struct object *o;
+    CK_RV rv = object_new(s, base, 3, pTemplate, ulAttributeCount, 0, &o);
+    if (rv == CKR_OK)
+        *phKey = o->handle;
+    return rv;
+}
+
+static CK_RV kem_mechanism(CK_MECHANISM_PTR m)
+{
+    return m->mechanism == CKM_ML_KEM ? CKR_OK : CKR_MECHANISM_INVALID;
+}
+
+/* Size query and short buffer as for any length pair (no key made); in an asynchronous
+ * session a call with a buffer answers CKR_PENDING and writes nothing until C_AsyncComplete. */
+static CK_RV impl_C_EncapsulateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPublicKey,
+                                   CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext,
+                                   CK_ULONG_PTR pulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey)
+{
+    SESSION(s, hSession);
+    if (!pMechanism || !pulCiphertextLen || !phKey || (ulAttributeCount && !pTemplate))
+        return CKR_ARGUMENTS_BAD;
+    CK_RV rv = kem_mechanism(pMechanism);
+    if (rv != CKR_OK)
+        return rv;
+    struct object *k = object_get(s, hPublicKey);
+    if (!k)
+        return CKR_KEY_HANDLE_INVALID;
+    if (pCiphertext && *pulCiphertextLen >= KEM_CIPHERTEXT_LEN && (s->flags & CKF_ASYNC_SESSION)) {
+        if (s->pending.active)
+            return CKR_OPERATION_ACTIVE;
+        s->pending = (struct pending){1, 0x4000 + hSession, pCiphertext, pulCiphertextLen, phKey, k->secret};
+        return CKR_PENDING;
+    }
+    int done;
+    rv = output_length(KEM_CIPHERTEXT_LEN, pCiphertext, pulCiphertextLen, &done);
+    if (!done)
+        return rv;
+    kem_ciphertext(k->secret, pCiphertext);
+    return kem_key(s, pCiphertext, pTemplate, ulAttributeCount, phKey);
+}
+
+static CK_RV impl_C_DecapsulateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPrivateKey,
+                                   CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext,
+                                   CK_ULONG ulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey)
+{
+    SESSION(s, hSession);
+    /* By value (OASIS): a caller that passed a pointer here, as p11-kit 0.26's header
+     * declares it, shows up as a huge length. */
+    st.stats.last_decapsulate_len = ulCiphertextLen;
+    if (!pMechanism || !pCiphertext || !phKey || (ulAttributeCount && !pTemplate))
+        return CKR_ARGUMENTS_BAD;
+    CK_RV rv = kem_mechanism(pMechanism);
+    if (rv != CKR_OK)
+        return rv;
+    if (!object_get(s, hPrivateKey))
+        return CKR_KEY_HANDLE_INVALID;
+    if (ulCiphertextLen != KEM_CIPHERTEXT_LEN)
+        return CKR_ENCRYPTED_DATA_LEN_RANGE;
+    return kem_key(s, pCiphertext, pTemplate, ulAttributeCount, phKey);
+}
+
+/* 3.2 section 5.15: the signature comes first, the data after; the operation ends with the
+ * single-part call or the Final call, whatever the outcome. */
+static CK_RV impl_C_VerifySignatureInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey,
+                                        CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
+{
+    SESSION(s, hSession);
+    if (pMechanism && !pSignature)
+        return CKR_ARGUMENTS_BAD;
+    if (pMechanism && ulSignatureLen != MOCK_DIGEST_LEN)
+        return CKR_SIGNATURE_LEN_RANGE;
+    CK_RV rv = op_init(hSession, OP_VERIFY_SIGNATURE, pMechanism, hKey);
+    if (rv == CKR_OK && pMechanism)
+        memcpy(s->ops[OP_VERIFY_SIGNATURE].signature, pSignature, MOCK_DIGEST_LEN);
+    return rv;
+}
+
+static CK_RV verify_signature_end(struct session *s, struct op *op)
+{
+    unsigned char mac[MOCK_DIGEST_LEN];
+    mock_digest_final(&op->d, mac);
+    CK_RV rv = memcmp(mac, op->signature, MOCK_DIGEST_LEN) == 0 ? CKR_OK : CKR_SIGNATURE_INVALID;
+    op_end(s, OP_VERIFY_SIGNATURE);
+    return rv;
+}
+
+static CK_RV impl_C_VerifySignature(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen)
+{
+    SESSION(s, hSession);
+    OPERATION(op, s, OP_VERIFY_SIGNATURE);
+    if (!pData && ulDataLen) {
+        op_end(s, OP_VERIFY_SIGNATURE);
+        return CKR_ARGUMENTS_BAD;
+    }
+    mock_digest_update(&op->d, pData, ulDataLen);
+    return verify_signature_end(s, op);
+}
+
+static CK_RV impl_C_VerifySignatureUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+    return mac_update(hSession, OP_VERIFY_SIGNATURE, pPart, ulPartLen);
+}
+
+static CK_RV impl_C_VerifySignatureFinal(CK_SESSION_HANDLE hSession)
+{
+    SESSION(s, hSession);
+    OPERATION(op, s, OP_VERIFY_SIGNATURE);
+    return verify_signature_end(s, op);
+}
+
+/* The flags are the module's tag, so a test sees which module answered. */
+static CK_RV impl_C_GetSessionValidationFlags(CK_SESSION_HANDLE hSession, CK_SESSION_VALIDATION_FLAGS_TYPE type,
+                                              CK_FLAGS_PTR pFlags)
+{
+    SESSION(s, hSession);
+    (void)s;
+    if (!pFlags || type != CKS_LAST_VALIDATION_OK)
+        return CKR_ARGUMENTS_BAD;
+    *pFlags = MOCK_TAG;
+    return CKR_OK;
+}
+
+static struct pending *pending_named(struct session *s, CK_UTF8CHAR_PTR name)
+{
+    if (!s->pending.active || strcmp((const char *)name, "C_EncapsulateKey") != 0)
+        return NULL;
+    return &s->pending;
+}
+
+/* Finishes the pending C_EncapsulateKey into the buffers it was given (or C_AsyncJoin's). */
+static CK_RV impl_C_AsyncComplete(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ASYNC_DATA_PTR pResult)
+{
+    SESSION(s, hSession);
+    if (!pFunctionName || !pResult)
+        return CKR_ARGUMENTS_BAD;
+    if (!(s->flags & CKF_ASYNC_SESSION))
+        return CKR_SESSION_ASYNC_NOT_SUPPORTED;
+    struct pending *p = pending_named(s, pFunctionName);
+    if (!p)
+        return CKR_OPERATION_NOT_INITIALIZED;
+    kem_ciphertext(p->secret, p->ciphertext);
+    *p->ciphertext_len = KEM_CIPHERTEXT_LEN;
+    CK_RV rv = kem_key(s, p->ciphertext, NULL, 0, p->key);
+    pResult->pValue = p->ciphertext;
+    pResult->ulValue = KEM_CIPHERTEXT_LEN;
+    pResult->hObject = rv == CKR_OK ? *p->key : CK_INVALID_HANDLE;
+    pResult->hAdditionalObject = CK_INVALID_HANDLE;
+    memset(p, 0, sizeof *p);
+    return rv;
+}
+
+static CK_RV impl_C_AsyncGetID(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG_PTR pulID)
+{
+    SESSION(s, hSession);
+    if (!pFunctionName || !pulID)
+        return CKR_ARGUMENTS_BAD;
+    if (!(s->flags & CKF_ASYNC_SESSION))
+        return CKR_SESSION_ASYNC_NOT_SUPPORTED;
+    struct pending *p = pending_named(s, pFunctionName);
+    if (!p)
+        return CKR_OPERATION_NOT_INITIALIZED;
+    *pulID = p->id;
+    return CKR_OK;
+}
+
+/* Takes the pending operation over into another buffer (the mock's reading of 3.2 5.20). */
+static CK_RV impl_C_AsyncJoin(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG ulID,
+                              CK_BYTE_PTR pData, CK_ULONG ulData)
+{
+    SESSION(s, hSession);
+    if (!pFunctionName || !pData)
+        return CKR_ARGUMENTS_BAD;
+    if (!(s->flags & CKF_ASYNC_SESSION))
+        return CKR_SESSION_ASYNC_NOT_SUPPORTED;
+    struct pending *p = pending_named(s, pFunctionName);
+    if (!p || p->id != ulID)
+        return CKR_OPERATION_NOT_INITIALIZED;
+    if (ulData < KEM_CIPHERTEXT_LEN)
+        return CKR_BUFFER_TOO_SMALL;
+    p->ciphertext = pData;
+    return CKR_OK;
+}
+
+/* C_WrapKey's blob with the associated data mixed into its MAC key. */
+static uint64_t ad_secret(uint64_t wrapping_secret, CK_BYTE_PTR ad, CK_ULONG len)
+{
+    return wrapping_secret ^ mock_param_mix(ad, len);
+}
+
+static CK_RV impl_C_WrapKeyAuthenticated(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                                         CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey,
+                                         CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen,
+                                         CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
+{
+    SESSION(s, hSession);
+    if (!pMechanism || !pulWrappedKeyLen || (!pAssociatedData && ulAssociatedDataLen))
+        return CKR_ARGUMENTS_BAD;
+    if (pMechanism->mechanism != CKM_AES_GCM)
+        return CKR_MECHANISM_INVALID;
+    struct object *wk = object_get(s, hWrappingKey), *k = object_get(s, hKey);
+    if (!wk)
+        return CKR_WRAPPING_KEY_HANDLE_INVALID;
+    if (!k)
+        return CKR_KEY_HANDLE_INVALID;
+    if (!attr_bool(k, CKA_EXTRACTABLE, CK_TRUE))
+        return CKR_KEY_UNEXTRACTABLE;
+    int done;
+    CK_RV rv = output_length(WRAPPED_LEN, pWrappedKey, pulWrappedKeyLen, &done);
+    if (done)
+        wrap_blob(wk->secret, ad_secret(wk->secret, pAssociatedData, ulAssociatedDataLen), k, pWrappedKey);
+    return rv;
+}
+
+static CK_RV impl_C_UnwrapKeyAuthenticated(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                                           CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey,
+                                           CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate,
+                                           CK_ULONG ulAttributeCount, CK_BYTE_PTR pAssociatedData,
+                                           CK_ULONG ulAssociatedDataLen, CK_OBJECT_HANDLE_PTR phKey)
+{
+    SESSION(s, hSession);
+    if (!pMechanism || !pWrappedKey || !phKey || (!pAssociatedData && ulAssociatedDataLen))
+        return CKR_ARGUMENTS_BAD;
+    if (pMechanism->mechanism != CKM_AES_GCM)
+        return CKR_MECHANISM_INVALID;
+    struct object *uk = object_get(s, hUnwrappingKey);
+    if (!uk)
+        return CKR_UNWRAPPING_KEY_HANDLE_INVALID;
+    if (ulWrappedKeyLen != WRAPPED_LEN)
+        return CKR_WRAPPED_KEY_LEN_RANGE;
+    uint64_t secret;
+    CK_RV rv = unwrap_blob(uk->secret, ad_secret(uk->secret, pAssociatedData, ulAssociatedDataLen), pWrappedKey, &secret);
+    if (rv != CKR_OK)
+        return rv;
+    struct object *o;
+    rv = object_new(s, NULL, 0, pTemplate, ulAttributeCount, secret, &o);
+    if (rv == CKR_OK)
+        *phKey = o->handle;
+    return rv;
+}
+#endif /* MOCK_V32_FUNCTIONS */
+
 /* ---- Load, fork, test hooks ---- */
 
 /* Fork (3.0 section 5.1.x / p11-kit's fork handling): the child inherits our memory but
@@ -2502,6 +2870,7 @@ __attribute__((constructor)) static void mock_load(void)
     snprintf(st.stats.name, sizeof st.stats.name, "%s", MOCK_NAME);
     st.stats.tag = MOCK_TAG;
     st.stats.v3 = MOCK_V3;
+    st.stats.v32 = MOCK_V32;
     st.stats.last_call_while_uninitialised = -1;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
@@ -2607,8 +2976,23 @@ static CK_FUNCTION_LIST_3_0 list_3_0 = {
     MOCK_FUNCTIONS_3_0(TABLE_ENTRY)
 };
 
+#if MOCK_V32
+/* MOCK_V32 2: the twelve 3.2 entries stay NULL, as in p11-kit 0.26's lists. */
+static CK_FUNCTION_LIST_3_2 list_3_2 = {
+    .version = {3, 2},
+    MOCK_FUNCTIONS_2_40(TABLE_ENTRY)
+    MOCK_FUNCTIONS_3_0(TABLE_ENTRY)
+#if MOCK_V32_FUNCTIONS
+    MOCK_FUNCTIONS_3_2(TABLE_ENTRY)
+#endif
+};
+#endif
+
 /* 3.0 section 5.4: the default interface is the first one. */
 static CK_INTERFACE interfaces[] = {
+#if MOCK_V32
+    {(CK_CHAR *)"PKCS 11", &list_3_2, 0},
+#endif
     {(CK_CHAR *)"PKCS 11", &list_3_0, 0},
     {(CK_CHAR *)"PKCS 11", &list_2_40, 0},
 };
@@ -2658,13 +3042,16 @@ CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion, CK
 }
 #endif
 
-/* The 3.0 variant hands out its 3.0 list here too (version 3.0, all 3.0 entries). */
+/* The 3.0 variant hands out its 3.0 list here too (version 3.0, all 3.0 entries), the 3.2
+ * variant its 3.2 list. */
 static CK_RV hand_C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList)
 {
     count_hand_call(MOCK_FN_C_GetFunctionList);
     if (!ppFunctionList)
         return CKR_ARGUMENTS_BAD;
-#if MOCK_V3
+#if MOCK_V32
+    *ppFunctionList = (CK_FUNCTION_LIST_PTR)&list_3_2;
+#elif MOCK_V3
     *ppFunctionList = (CK_FUNCTION_LIST_PTR)&list_3_0;
 #else
     *ppFunctionList = &list_2_40;

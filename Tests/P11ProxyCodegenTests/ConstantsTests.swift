@@ -99,12 +99,15 @@ private enum HeaderExpression {
             #expect(constants.contains { $0.family == family }, "no \(family.rawValue) constant")
         }
         let counts = Dictionary(grouping: constants.filter(\.isPreferred), by: \.family).mapValues(\.count)
-        // The 3.0 header's counts of distinct values; a lost or doubled block of lines changes them.
-        #expect(counts[.returnValue] == 98)
-        #expect(counts[.attribute] == 125)
-        #expect(counts[.mechanism] == 420)
-        #expect(counts[.keyType] == 61)
-        #expect(counts[.objectClass] == 11)
+        // The 3.2 header's counts of distinct values; a lost or doubled block of lines changes them.
+        #expect(counts[.returnValue] == 105)
+        #expect(counts[.attribute] == 158)
+        #expect(counts[.mechanism] == 464)
+        #expect(counts[.keyType] == 67)
+        #expect(counts[.objectClass] == 13)
+        #expect(counts[.mlDSAParameterSet] == 3)
+        #expect(counts[.slhDSAParameterSet] == 12)
+        #expect(counts[.mlKEMParameterSet] == 3)
         for attribute in constants where attribute.family == .attribute && attribute.isPreferred {
             #expect(attribute.valueType != nil, "\(attribute.name) has no type")
         }
@@ -185,6 +188,51 @@ private enum HeaderExpression {
         #expect(value("CKF_DONT_BLOCK", .waitFlags) == 1)
         #expect(value("CKF_EC_CURVENAME", .mechanismFlags) == 0x0400_0000)
         #expect(value("CKF_ERROR_STATE", .tokenFlags) == 0x0100_0000)
+    }
+
+    /// Every name our 3.2 header (written from OASIS's published 3.2 pkcs11t.h) defines is
+    /// described with the header's value, and the other way round for the 3.1/3.2 families.
+    @Test func valuesMatchOurThreeTwoHeader() throws {
+        let header = try String(contentsOf: repositoryRoot.appendingPathComponent("include/pkcs11_3_2.h"), encoding: .utf8)
+        let defines = headerDefines(header).filter { $0.key.hasPrefix("CK") && $0.key.dropFirst(3).hasPrefix("_") }
+        #expect(defines.count > 120, "only \(defines.count) names read from include/pkcs11_3_2.h")
+        let constants = try describedConstants()
+        let byName = Dictionary(uniqueKeysWithValues: constants.map { ($0.name, $0) })
+        for (name, value) in defines where !name.hasPrefix("CKG_") {
+            #expect(byName[name].map { UInt64($0.value) } == value, "\(name): header 0x\(String(value, radix: 16))")
+        }
+        let threeTwoFamilies: Set<ConstantFamily> = [.mlDSAParameterSet, .slhDSAParameterSet, .mlKEMParameterSet,
+                                                     .sessionValidation, .hedge, .trust, .validationAuthority,
+                                                     .validationType]
+        for constant in constants where threeTwoFamilies.contains(constant.family) {
+            #expect(defines[constant.name] != nil, "\(constant.name) is not in include/pkcs11_3_2.h")
+        }
+    }
+
+    @Test func threeTwoValuesAreThoseOfTheSpecification() throws {
+        let constants = try describedConstants()
+        func value(_ name: String, _ family: ConstantFamily) -> UInt32? {
+            constants.first { $0.name == name && $0.family == family }?.value
+        }
+        #expect(value("CKR_PENDING", .returnValue) == 0x204)
+        #expect(value("CKR_PARAMETER_SET_NOT_SUPPORTED", .returnValue) == 0x209)
+        #expect(value("CKM_ML_KEM", .mechanism) == 0x17)
+        #expect(value("CKM_ML_DSA", .mechanism) == 0x1D)
+        #expect(value("CKM_HASH_SLH_DSA_SHAKE256", .mechanism) == 0x3F)
+        #expect(value("CKK_ML_KEM", .keyType) == 0x49)
+        #expect(value("CKK_SLH_DSA", .keyType) == 0x4B)
+        #expect(value("CKA_PARAMETER_SET", .attribute) == 0x61D)
+        #expect(value("CKA_ENCAPSULATE", .attribute) == 0x633)
+        #expect(value("CKA_SEED", .attribute) == 0x637)
+        #expect(value("CKP_ML_DSA_87", .mlDSAParameterSet) == 3)
+        #expect(value("CKP_SLH_DSA_SHAKE_256F", .slhDSAParameterSet) == 0xC)
+        #expect(value("CKP_ML_KEM_1024", .mlKEMParameterSet) == 3)
+        #expect(value("CKH_DETERMINISTIC_REQUIRED", .hedge) == 2)
+        #expect(value("CKF_ASYNC_SESSION", .sessionFlags) == 8)
+        #expect(value("CKF_ENCAPSULATE", .mechanismFlags) == 0x1000_0000)
+        let byName = Dictionary(uniqueKeysWithValues: constants.map { ($0.name, $0) })
+        #expect(byName["CKA_SEED"]?.sensitivity == .always)
+        #expect(byName["CKA_PARAMETER_SET"]?.valueType == .parameterSet)
     }
 
     @Test func attributesCarryTheirTypeAndSensitivity() throws {

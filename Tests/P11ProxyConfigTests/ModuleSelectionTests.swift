@@ -150,7 +150,7 @@ import P11ProxyConfig
         #expect(ok.string("trust-policy") == "yes")
         #expect(ok.values["trust-policy"]?.line == 3)
         #expect(!ok.isRemote)
-        #expect(config.skipped.contains { $0.name == "remote" })
+        #expect(config.module("remote")?.isRemote == true)
     }
 
     // MARK: duplicates

@@ -9,10 +9,10 @@ import Testing
     @Test func callsReachTheLoadedFunctionsAndTracingSwitchesTheTable() {
         _ = ModuleTable.publishEntries()
         let slot = ModuleTable.entry(ModuleTable.capacity - 1)
-        var functions = CK_FUNCTION_LIST_3_0()
+        var functions = CK_FUNCTION_LIST_3_2()
         functions.C_GetSessionInfo = { _, _ in CK_RV(0x8000_1234) }
         slot.load(functions)
-        #expect(slot.pointee.dispatch == UnsafeRawPointer(slot).assumingMemoryBound(to: CK_FUNCTION_LIST_3_0.self))
+        #expect(slot.pointee.dispatch == UnsafeRawPointer(slot).assumingMemoryBound(to: CK_FUNCTION_LIST_3_2.self))
         #expect(ModuleCall.C_GetSessionInfo(slot, 0, 1, nil) == 0x8000_1234)
         #expect(ModuleCall.C_CloseSession(slot, 0, 1) == CKR_FUNCTION_NOT_SUPPORTED)
 
@@ -21,6 +21,6 @@ import Testing
         #expect(slot.pointee.dispatch.pointee.C_GetSessionInfo == nil)
         slot.setTraceMode([])
         #expect(ModuleCall.C_GetSessionInfo(slot, 0, 1, nil) == 0x8000_1234)
-        slot.load(CK_FUNCTION_LIST_3_0())
+        slot.load(CK_FUNCTION_LIST_3_2())
     }
 }

@@ -94,6 +94,36 @@ import Testing
         #expect(collisions == 0)
     }
 
+    @Test func aThreadThatOpensAndClosesInALoopCyclesThroughABatchOfEntries() throws {
+        // With the per-thread cache, a just-closed entry waits behind at least a batch of others,
+        // so a stale handle needs batch x 4096 opens on that thread to alias again.
+        var lastUse: [Int: Int] = [:]
+        var shortestReuse = Int.max
+        for round in 0..<200 {
+            let handle = try #require(SessionTable.open(caller: 9, module: 1, proxySlot: 1, realHandle: CK_ULONG(round)))
+            let index = Int(handle & SessionTable.indexMask)
+            if let last = lastUse[index] { shortestReuse = min(shortestReuse, round - last) }
+            lastUse[index] = round
+            SessionTable.release(try #require(SessionTable.resolve(handle, caller: 9)))
+        }
+        #expect(shortestReuse >= SessionIndexPool.batch)
+    }
+
+    @Test func sessionsOpenedOnOneThreadAndClosedOnAnotherAreAllFreedAndFound() async throws {
+        let opened = try (0..<100).map { round in
+            try #require(SessionTable.open(caller: 30, module: 2, proxySlot: 3, realHandle: CK_ULONG(round)))
+        }
+        #expect(SessionTable.liveSessions { caller, _, _ in caller == 30 }.count == 100)
+        let released = await Task.detached {
+            opened.filter { handle in
+                SessionTable.resolve(handle, caller: 30).map { SessionTable.release($0) } ?? false
+            }.count
+        }.value
+        #expect(released == 100)
+        #expect(SessionTable.liveSessions { caller, _, _ in caller == 30 }.isEmpty)
+        for handle in opened { #expect(SessionTable.resolve(handle, caller: 30) == nil) }
+    }
+
     @Test func freeIndexQueueIsFirstInFirstOut() {
         var queue = FreeIndexQueue()
         for index in 0..<3000 { queue.push(index) }

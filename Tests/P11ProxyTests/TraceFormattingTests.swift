@@ -86,7 +86,7 @@ import P11ProxyNames
         #expect(!TraceTemplate.shouldRedact(0x8000_0042) { ObjectTraits(isKey: true, isSensitive: false) })
     }
 
-    // Issue 6: a module that reports more than the caller's buffer holds. Tests/C/test_trace_overreport.c
+    // A module that reports more than the caller's buffer holds. Tests/C/test_trace_overreport.c
     // checks the calls through the proxy with guard pages; these pin down the formats and the nested case.
     @Test func outputsNeverShowMoreThanTheBufferHolds() throws {
         let bytes: [UInt8] = [0xDE, 0xAD, 0xBE, 0xEF]

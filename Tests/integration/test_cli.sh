@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The `p11proxy` command (issue 7), built by `make cli` as build/bin/p11proxy, against fixture
+# The `p11proxy` command, built by `make cli` as build/bin/p11proxy, against fixture
 # config dirs written here over the mock modules (build/mock, Tests/Mock) and a SoftHSM2 token:
 #   1. --help on the command and each subcommand;
 #   2. list: modules in p11proxy's order with the file each came from, slots numbered as the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make install` / `make uninstall` (issue 7), and p11-kit with p11proxy installed.
+# `make install` / `make uninstall`, and p11-kit with p11proxy installed.
 #
 # 1. DESTDIR installs into temp dirs (PREFIX=/usr/local and PREFIX=/usr): the exact file
 #    list, the .module written, and an uninstall that leaves the DESTDIR empty.
@@ -53,7 +53,16 @@ expected_files() { # PREFIX
         echo "$module_dir/libp11proxy.so"
         echo "$conf_dir/p11proxy.module"
         echo "$prefix/share/p11proxy/install-manifest"
-        if [[ -n $CLI_BIN ]]; then echo "$prefix/bin/p11proxy"; fi
+        echo "$prefix/share/man/man5/p11proxy.module.5"
+        if [[ -n $CLI_BIN ]]; then
+            echo "$prefix/bin/p11proxy"
+            echo "$prefix/share/man/man1/p11proxy.1"
+            echo "$prefix/share/bash-completion/completions/p11proxy"
+            # Debian's zsh looks in vendor-completions under /usr, site-functions elsewhere.
+            if [[ $prefix == /usr ]]; then echo "$prefix/share/zsh/vendor-completions/_p11proxy"
+            else echo "$prefix/share/zsh/site-functions/_p11proxy"; fi
+            echo "$prefix/share/fish/vendor_completions.d/p11proxy.fish"
+        fi
     } | sort
 }
 files_under() { (cd "$1" && find . -type f -printf '/%P\n' | sort); }
@@ -200,6 +209,9 @@ section_system() {
     if [[ -n $CLI_BIN ]]; then
         check_run "the installed p11proxy command runs: $PREFIX_BIN/p11proxy list" cli-list as_root "$PREFIX_BIN/p11proxy" list
         check_contains "p11proxy list shows the SoftHSM2 token" "token: installed" "$RUN_OUT"
+        # Debian's /usr/local/man is a link to share/man, which man may name instead.
+        check_eq "man finds the installed p11proxy(1) under PREFIX" /usr/local/share/man/man1/p11proxy.1 \
+            "$(readlink -f "$(as_root man -w p11proxy 2>&1)")"
     fi
 
     # GnuTLS loads every module p11-kit lists: with p11proxy presenting SoftHSM2 too, a

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# p11proxy inside OpenSSL ASYNC jobs over SoftHSM2, and its stack depth per call (issue 6):
+# p11proxy inside OpenSSL ASYNC jobs over SoftHSM2, and its stack depth per call:
 # makes a SoftHSM2 token "async" (user PIN 1234) in a temporary store and a config dir for it,
 # then runs build/tests/test_async_jobs (Tests/C/test_async_jobs.c, linked with libcrypto),
 # which prints the stack figures as "# ..." lines.

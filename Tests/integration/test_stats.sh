@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `p11proxy stats` and `p11proxy trace --summary` (issue 19), with the command built by
+# `p11proxy stats` and `p11proxy trace --summary`, with the command built by
 # `make cli` (build/bin/p11proxy):
 #   1. the golden traces of Tests/golden/stats (tables computed by hand, README.md there) in
 #      both formats, grouped and not, several files, standard input; the damaged ones with their

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The call tracer (issue 4: log-calls) end to end, as a user switches it on:
+# The call tracer (log-calls) end to end, as a user switches it on:
 #   1. golden traces, one small pair (text + JSON) per family of calls, made by
 #      build/tests/trace_calls over the mock module mock-a;
 #   2. redaction: PINs, imported key bytes, plaintext and random bytes stay out of a trace
@@ -61,11 +61,12 @@ fi
 
 # mock_config DIR MODULE_LINES [PKCS11_CONF_LINES]: DIR/modules/mock-a.module (module: line
 # plus MODULE_LINES) and, when given, DIR/pkcs11.conf. Lines are separated by '\n'.
+# MOCK (default mock-a) names the mock module.
 mock_config() {
-    local dir=$1 module_lines=$2 conf_lines=${3:-}
+    local dir=$1 module_lines=$2 conf_lines=${3:-} mock=${MOCK:-mock-a}
     rm -rf "$dir"
     mkdir -p "$dir/modules"
-    printf 'module: %s\n%b' "$MOCKS/libmock-a.so" "$module_lines" >"$dir/modules/mock-a.module"
+    printf 'module: %s\n%b' "$MOCKS/lib$mock.so" "$module_lines" >"$dir/modules/$mock.module"
     if [[ -n $conf_lines ]]; then printf '%b' "$conf_lines" >"$dir/pkcs11.conf"; fi
 }
 
@@ -171,7 +172,9 @@ hex_of() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n' | tr 'a-f' 'A-F'; }
 # Text through the .module key and P11PROXY_LOG_FILE; JSON through pkcs11.conf only
 # (log-calls, x-log-file, x-log-format), so both ways of switching tracing on are used.
 
-for family in general slot session object crypto v3; do
+for family in general slot session object crypto v3 v32; do
+    MOCK=mock-a
+    [[ $family == v32 ]] && MOCK=mock-v32
     text=$WORK/$family.txt
     json=$WORK/$family.jsonl
     mock_config "$WORK/conf-$family-text" 'log-calls: yes\n'
@@ -187,6 +190,7 @@ for family in general slot session object crypto v3; do
     normalise_json "$json" >"$json.norm"
     check_golden "golden $family.jsonl" "$json.norm" "$GOLDEN_DIR/$family.jsonl"
 done
+unset MOCK
 
 # The header fields a golden file normalises away are still well-formed.
 check "text headers: tid, UTC time with microseconds, duration" \

@@ -23,17 +23,19 @@ enum CallerState: UInt8 {
 /// The storage one caller's tables live in; allocated on first use and never freed, because a
 /// caller may keep using its pointers after C_Finalize.
 struct CallerTablesStorage {
-    var list30: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>
-    var list240: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>
-    /// [0] "PKCS 11" 3.0, [1] "PKCS 11" 2.40.
+    var list32: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>
+    var list30: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>
+    var list240: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>
+    /// "PKCS 11" 3.2, 3.0 and 2.40, in InterfaceQuery's order (the newest first).
     var interfaces: UnsafeMutablePointer<CK_INTERFACE>
 }
 
 enum CallerPool {
     static var size: Int { CallerTables.poolSize }
 
-    // Who may touch them: `states` is read anywhere; changed under `lock` (hand-out/recycle) or
-    // under ProxyRuntime's lock (initialise/finalise). `storage` and `finalizeOrder` only under `lock`.
+    // Who may touch them: `states` is read anywhere; changed by a compare-and-exchange from
+    // `free` (hand-out), under `lock` (recycle) or under ProxyRuntime's lock (initialise/finalise).
+    // `storage[caller]`: see tables(for:). `finalizeOrder` only under `lock`.
     nonisolated(unsafe) private static let statesStorage: UnsafeMutablePointer<Atomic<UInt8>> = {
         let states = UnsafeMutablePointer<Atomic<UInt8>>.allocate(capacity: CallerTables.poolSize)
         for index in 0..<CallerTables.poolSize { (states + index).initialize(to: Atomic(0)) }
@@ -88,21 +90,23 @@ enum CallerPool {
         }
     }
 
-    /// A new caller's tables, or nil when the pool is exhausted.
+    /// A new caller's tables, or nil when the pool is exhausted. A never-used caller is claimed
+    /// with a compare-and-exchange on its state, so new callers on many threads take no lock
+    /// while the pool lasts; recycling a finalised caller (oldest first) takes `lock`.
     static func acquire() -> CallerTablesStorage? {
         // The session table's hot path reads its address without a nil test (SessionTable).
         guard SessionTable.publishEntries() != nil else { return nil }
+        let states = publishStates()
+        for caller in 0..<size where states[caller].load(ordering: .relaxed) == CallerState.free.rawValue {
+            if states[caller].compareExchange(expected: CallerState.free.rawValue, desired: CallerState.handedOut.rawValue,
+                                              ordering: .sequentiallyConsistent).exchanged {
+                return tables(for: caller)
+            }
+        }
         let acquired: CallerTablesStorage? = lock.withLock {
-            var chosen: Int?
-            for caller in 0..<size where state(caller) == .free {
-                chosen = caller
-                break
-            }
-            if chosen == nil, let index = finalizeOrder.firstIndex(where: { state($0) == .finalized }) {
-                chosen = finalizeOrder.remove(at: index)
-            }
-            guard let caller = chosen else { return nil }
-            publishStates()[caller].store(CallerState.handedOut.rawValue, ordering: .sequentiallyConsistent)
+            guard let index = finalizeOrder.firstIndex(where: { state($0) == .finalized }) else { return nil }
+            let caller = finalizeOrder.remove(at: index)
+            states[caller].store(CallerState.handedOut.rawValue, ordering: .sequentiallyConsistent)
             return tables(for: caller)
         }
         if acquired == nil {
@@ -112,20 +116,30 @@ enum CallerPool {
         return acquired
     }
 
-    /// The caller's tables, built the first time; only under `lock`.
+    /// The caller's tables, built the first time: by the thread that claimed it from `free` (no
+    /// other thread can reach a caller's storage before it is handed out), or under `lock`. The
+    /// three lists share the caller's entry points (a 2.40 or 3.0 caller reads only its prefix)
+    /// but for C_GetInfo, which answers with the version of the list it was called through.
     private static func tables(for caller: Int) -> CallerTablesStorage {
         if let existing = storage[caller] { return existing }
-        let list30 = UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>.allocate(capacity: 1)
-        list30.initialize(to: CK_FUNCTION_LIST_3_0())
-        CallerTables.fill(list30, caller: caller)
-        list30.pointee.version = CK_VERSION(major: 3, minor: 0)
-        let list240 = UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>.allocate(capacity: 1)
-        list240.initialize(to: list30.pointee)
-        list240.pointee.version = CK_VERSION(major: 2, minor: 40)
-        let interfaces = UnsafeMutablePointer<CK_INTERFACE>.allocate(capacity: 2)
-        interfaces.initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list30), flags: 0))
-        (interfaces + 1).initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list240), flags: 0))
-        let made = CallerTablesStorage(list30: list30, list240: list240, interfaces: interfaces)
+        func list(_ version: CK_VERSION) -> UnsafeMutablePointer<CK_FUNCTION_LIST_3_2> {
+            let list = UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>.allocate(capacity: 1)
+            list.initialize(to: CK_FUNCTION_LIST_3_2())
+            CallerTables.fill(list, caller: caller)
+            list.pointee.version = version
+            return list
+        }
+        let list32 = list(InterfaceVersion.v3_2.version)
+        let list30 = list(InterfaceVersion.v3_0.version)
+        let list240 = list(InterfaceVersion.v2_40.version)
+        CallerTables.fillOlderInterfaces(list30, list240, caller: caller)
+        let interfaces = UnsafeMutablePointer<CK_INTERFACE>.allocate(capacity: Int(InterfaceQuery.count))
+        // Our interfaces carry no flags (not CKF_INTERFACE_FORK_SAFE: a fork child must call
+        // C_Initialize again).
+        interfaces.initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list32), flags: 0))
+        (interfaces + 1).initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list30), flags: 0))
+        (interfaces + 2).initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list240), flags: 0))
+        let made = CallerTablesStorage(list32: list32, list30: list30, list240: list240, interfaces: interfaces)
         storage[caller] = made
         return made
     }

@@ -8,7 +8,7 @@ extension CallerTables {
     static let poolSize = 128
 
     /// Points every entry of `list` at caller `caller`'s entry points.
-    static func fill(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>, caller: Int) {
+    static func fill(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>, caller: Int) {
         switch caller {
         case 0: fill0(list)
         case 1: fill1(list)
@@ -142,7 +142,400 @@ extension CallerTables {
         }
     }
 
-    private static func fill0(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    /// Points the entries in `perInterface` of the caller's 3.0 and 2.40 lists (copies of its
+    /// 3.2 list) at entry points that know which list they were called through.
+    static func fillOlderInterfaces(_ list30: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>,
+                                    _ list240: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>, caller: Int) {
+        switch caller {
+        case 0:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 0, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 0, .v2_40) }
+        case 1:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 1, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 1, .v2_40) }
+        case 2:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 2, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 2, .v2_40) }
+        case 3:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 3, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 3, .v2_40) }
+        case 4:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 4, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 4, .v2_40) }
+        case 5:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 5, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 5, .v2_40) }
+        case 6:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 6, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 6, .v2_40) }
+        case 7:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 7, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 7, .v2_40) }
+        case 8:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 8, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 8, .v2_40) }
+        case 9:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 9, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 9, .v2_40) }
+        case 10:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 10, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 10, .v2_40) }
+        case 11:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 11, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 11, .v2_40) }
+        case 12:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 12, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 12, .v2_40) }
+        case 13:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 13, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 13, .v2_40) }
+        case 14:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 14, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 14, .v2_40) }
+        case 15:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 15, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 15, .v2_40) }
+        case 16:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 16, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 16, .v2_40) }
+        case 17:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 17, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 17, .v2_40) }
+        case 18:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 18, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 18, .v2_40) }
+        case 19:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 19, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 19, .v2_40) }
+        case 20:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 20, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 20, .v2_40) }
+        case 21:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 21, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 21, .v2_40) }
+        case 22:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 22, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 22, .v2_40) }
+        case 23:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 23, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 23, .v2_40) }
+        case 24:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 24, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 24, .v2_40) }
+        case 25:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 25, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 25, .v2_40) }
+        case 26:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 26, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 26, .v2_40) }
+        case 27:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 27, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 27, .v2_40) }
+        case 28:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 28, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 28, .v2_40) }
+        case 29:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 29, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 29, .v2_40) }
+        case 30:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 30, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 30, .v2_40) }
+        case 31:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 31, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 31, .v2_40) }
+        case 32:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 32, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 32, .v2_40) }
+        case 33:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 33, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 33, .v2_40) }
+        case 34:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 34, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 34, .v2_40) }
+        case 35:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 35, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 35, .v2_40) }
+        case 36:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 36, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 36, .v2_40) }
+        case 37:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 37, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 37, .v2_40) }
+        case 38:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 38, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 38, .v2_40) }
+        case 39:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 39, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 39, .v2_40) }
+        case 40:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 40, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 40, .v2_40) }
+        case 41:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 41, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 41, .v2_40) }
+        case 42:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 42, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 42, .v2_40) }
+        case 43:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 43, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 43, .v2_40) }
+        case 44:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 44, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 44, .v2_40) }
+        case 45:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 45, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 45, .v2_40) }
+        case 46:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 46, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 46, .v2_40) }
+        case 47:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 47, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 47, .v2_40) }
+        case 48:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 48, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 48, .v2_40) }
+        case 49:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 49, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 49, .v2_40) }
+        case 50:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 50, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 50, .v2_40) }
+        case 51:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 51, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 51, .v2_40) }
+        case 52:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 52, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 52, .v2_40) }
+        case 53:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 53, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 53, .v2_40) }
+        case 54:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 54, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 54, .v2_40) }
+        case 55:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 55, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 55, .v2_40) }
+        case 56:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 56, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 56, .v2_40) }
+        case 57:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 57, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 57, .v2_40) }
+        case 58:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 58, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 58, .v2_40) }
+        case 59:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 59, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 59, .v2_40) }
+        case 60:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 60, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 60, .v2_40) }
+        case 61:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 61, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 61, .v2_40) }
+        case 62:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 62, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 62, .v2_40) }
+        case 63:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 63, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 63, .v2_40) }
+        case 64:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 64, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 64, .v2_40) }
+        case 65:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 65, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 65, .v2_40) }
+        case 66:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 66, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 66, .v2_40) }
+        case 67:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 67, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 67, .v2_40) }
+        case 68:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 68, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 68, .v2_40) }
+        case 69:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 69, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 69, .v2_40) }
+        case 70:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 70, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 70, .v2_40) }
+        case 71:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 71, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 71, .v2_40) }
+        case 72:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 72, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 72, .v2_40) }
+        case 73:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 73, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 73, .v2_40) }
+        case 74:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 74, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 74, .v2_40) }
+        case 75:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 75, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 75, .v2_40) }
+        case 76:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 76, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 76, .v2_40) }
+        case 77:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 77, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 77, .v2_40) }
+        case 78:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 78, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 78, .v2_40) }
+        case 79:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 79, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 79, .v2_40) }
+        case 80:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 80, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 80, .v2_40) }
+        case 81:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 81, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 81, .v2_40) }
+        case 82:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 82, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 82, .v2_40) }
+        case 83:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 83, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 83, .v2_40) }
+        case 84:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 84, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 84, .v2_40) }
+        case 85:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 85, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 85, .v2_40) }
+        case 86:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 86, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 86, .v2_40) }
+        case 87:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 87, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 87, .v2_40) }
+        case 88:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 88, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 88, .v2_40) }
+        case 89:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 89, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 89, .v2_40) }
+        case 90:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 90, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 90, .v2_40) }
+        case 91:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 91, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 91, .v2_40) }
+        case 92:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 92, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 92, .v2_40) }
+        case 93:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 93, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 93, .v2_40) }
+        case 94:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 94, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 94, .v2_40) }
+        case 95:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 95, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 95, .v2_40) }
+        case 96:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 96, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 96, .v2_40) }
+        case 97:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 97, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 97, .v2_40) }
+        case 98:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 98, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 98, .v2_40) }
+        case 99:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 99, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 99, .v2_40) }
+        case 100:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 100, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 100, .v2_40) }
+        case 101:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 101, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 101, .v2_40) }
+        case 102:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 102, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 102, .v2_40) }
+        case 103:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 103, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 103, .v2_40) }
+        case 104:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 104, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 104, .v2_40) }
+        case 105:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 105, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 105, .v2_40) }
+        case 106:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 106, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 106, .v2_40) }
+        case 107:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 107, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 107, .v2_40) }
+        case 108:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 108, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 108, .v2_40) }
+        case 109:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 109, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 109, .v2_40) }
+        case 110:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 110, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 110, .v2_40) }
+        case 111:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 111, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 111, .v2_40) }
+        case 112:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 112, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 112, .v2_40) }
+        case 113:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 113, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 113, .v2_40) }
+        case 114:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 114, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 114, .v2_40) }
+        case 115:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 115, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 115, .v2_40) }
+        case 116:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 116, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 116, .v2_40) }
+        case 117:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 117, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 117, .v2_40) }
+        case 118:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 118, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 118, .v2_40) }
+        case 119:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 119, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 119, .v2_40) }
+        case 120:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 120, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 120, .v2_40) }
+        case 121:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 121, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 121, .v2_40) }
+        case 122:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 122, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 122, .v2_40) }
+        case 123:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 123, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 123, .v2_40) }
+        case 124:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 124, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 124, .v2_40) }
+        case 125:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 125, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 125, .v2_40) }
+        case 126:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 126, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 126, .v2_40) }
+        case 127:
+            list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 127, .v3_0) }
+            list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, 127, .v2_40) }
+        default: break
+        }
+    }
+
+    private static func fill0(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 0) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 0) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 0) }
@@ -235,9 +628,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 0) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 0) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 0) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 0) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 0) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 0) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 0) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 0) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 0) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 0) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 0) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 0) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 0) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 0) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 0) }
     }
 
-    private static func fill1(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill1(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 1) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 1) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 1) }
@@ -330,9 +735,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 1) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 1) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 1) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 1) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 1) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 1) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 1) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 1) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 1) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 1) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 1) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 1) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 1) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 1) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 1) }
     }
 
-    private static func fill2(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill2(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 2) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 2) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 2) }
@@ -425,9 +842,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 2) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 2) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 2) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 2) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 2) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 2) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 2) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 2) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 2) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 2) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 2) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 2) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 2) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 2) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 2) }
     }
 
-    private static func fill3(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill3(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 3) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 3) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 3) }
@@ -520,9 +949,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 3) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 3) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 3) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 3) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 3) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 3) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 3) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 3) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 3) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 3) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 3) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 3) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 3) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 3) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 3) }
     }
 
-    private static func fill4(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill4(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 4) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 4) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 4) }
@@ -615,9 +1056,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 4) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 4) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 4) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 4) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 4) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 4) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 4) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 4) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 4) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 4) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 4) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 4) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 4) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 4) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 4) }
     }
 
-    private static func fill5(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill5(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 5) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 5) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 5) }
@@ -710,9 +1163,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 5) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 5) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 5) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 5) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 5) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 5) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 5) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 5) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 5) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 5) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 5) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 5) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 5) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 5) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 5) }
     }
 
-    private static func fill6(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill6(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 6) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 6) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 6) }
@@ -805,9 +1270,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 6) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 6) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 6) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 6) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 6) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 6) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 6) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 6) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 6) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 6) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 6) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 6) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 6) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 6) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 6) }
     }
 
-    private static func fill7(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill7(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 7) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 7) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 7) }
@@ -900,9 +1377,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 7) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 7) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 7) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 7) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 7) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 7) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 7) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 7) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 7) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 7) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 7) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 7) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 7) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 7) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 7) }
     }
 
-    private static func fill8(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill8(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 8) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 8) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 8) }
@@ -995,9 +1484,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 8) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 8) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 8) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 8) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 8) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 8) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 8) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 8) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 8) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 8) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 8) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 8) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 8) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 8) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 8) }
     }
 
-    private static func fill9(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill9(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 9) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 9) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 9) }
@@ -1090,9 +1591,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 9) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 9) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 9) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 9) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 9) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 9) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 9) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 9) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 9) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 9) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 9) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 9) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 9) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 9) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 9) }
     }
 
-    private static func fill10(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill10(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 10) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 10) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 10) }
@@ -1185,9 +1698,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 10) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 10) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 10) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 10) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 10) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 10) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 10) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 10) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 10) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 10) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 10) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 10) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 10) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 10) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 10) }
     }
 
-    private static func fill11(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill11(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 11) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 11) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 11) }
@@ -1280,9 +1805,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 11) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 11) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 11) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 11) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 11) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 11) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 11) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 11) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 11) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 11) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 11) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 11) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 11) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 11) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 11) }
     }
 
-    private static func fill12(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill12(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 12) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 12) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 12) }
@@ -1375,9 +1912,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 12) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 12) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 12) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 12) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 12) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 12) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 12) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 12) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 12) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 12) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 12) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 12) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 12) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 12) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 12) }
     }
 
-    private static func fill13(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill13(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 13) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 13) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 13) }
@@ -1470,9 +2019,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 13) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 13) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 13) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 13) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 13) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 13) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 13) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 13) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 13) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 13) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 13) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 13) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 13) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 13) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 13) }
     }
 
-    private static func fill14(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill14(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 14) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 14) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 14) }
@@ -1565,9 +2126,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 14) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 14) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 14) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 14) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 14) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 14) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 14) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 14) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 14) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 14) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 14) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 14) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 14) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 14) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 14) }
     }
 
-    private static func fill15(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill15(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 15) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 15) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 15) }
@@ -1660,9 +2233,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 15) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 15) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 15) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 15) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 15) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 15) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 15) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 15) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 15) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 15) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 15) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 15) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 15) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 15) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 15) }
     }
 
-    private static func fill16(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill16(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 16) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 16) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 16) }
@@ -1755,9 +2340,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 16) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 16) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 16) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 16) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 16) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 16) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 16) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 16) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 16) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 16) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 16) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 16) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 16) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 16) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 16) }
     }
 
-    private static func fill17(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill17(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 17) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 17) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 17) }
@@ -1850,9 +2447,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 17) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 17) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 17) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 17) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 17) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 17) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 17) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 17) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 17) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 17) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 17) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 17) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 17) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 17) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 17) }
     }
 
-    private static func fill18(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill18(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 18) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 18) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 18) }
@@ -1945,9 +2554,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 18) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 18) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 18) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 18) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 18) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 18) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 18) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 18) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 18) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 18) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 18) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 18) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 18) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 18) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 18) }
     }
 
-    private static func fill19(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill19(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 19) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 19) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 19) }
@@ -2040,9 +2661,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 19) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 19) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 19) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 19) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 19) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 19) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 19) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 19) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 19) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 19) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 19) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 19) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 19) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 19) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 19) }
     }
 
-    private static func fill20(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill20(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 20) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 20) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 20) }
@@ -2135,9 +2768,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 20) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 20) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 20) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 20) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 20) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 20) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 20) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 20) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 20) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 20) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 20) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 20) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 20) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 20) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 20) }
     }
 
-    private static func fill21(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill21(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 21) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 21) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 21) }
@@ -2230,9 +2875,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 21) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 21) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 21) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 21) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 21) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 21) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 21) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 21) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 21) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 21) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 21) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 21) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 21) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 21) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 21) }
     }
 
-    private static func fill22(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill22(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 22) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 22) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 22) }
@@ -2325,9 +2982,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 22) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 22) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 22) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 22) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 22) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 22) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 22) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 22) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 22) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 22) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 22) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 22) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 22) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 22) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 22) }
     }
 
-    private static func fill23(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill23(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 23) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 23) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 23) }
@@ -2420,9 +3089,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 23) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 23) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 23) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 23) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 23) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 23) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 23) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 23) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 23) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 23) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 23) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 23) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 23) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 23) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 23) }
     }
 
-    private static func fill24(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill24(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 24) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 24) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 24) }
@@ -2515,9 +3196,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 24) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 24) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 24) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 24) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 24) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 24) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 24) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 24) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 24) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 24) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 24) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 24) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 24) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 24) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 24) }
     }
 
-    private static func fill25(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill25(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 25) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 25) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 25) }
@@ -2610,9 +3303,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 25) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 25) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 25) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 25) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 25) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 25) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 25) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 25) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 25) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 25) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 25) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 25) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 25) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 25) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 25) }
     }
 
-    private static func fill26(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill26(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 26) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 26) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 26) }
@@ -2705,9 +3410,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 26) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 26) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 26) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 26) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 26) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 26) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 26) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 26) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 26) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 26) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 26) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 26) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 26) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 26) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 26) }
     }
 
-    private static func fill27(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill27(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 27) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 27) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 27) }
@@ -2800,9 +3517,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 27) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 27) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 27) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 27) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 27) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 27) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 27) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 27) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 27) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 27) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 27) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 27) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 27) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 27) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 27) }
     }
 
-    private static func fill28(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill28(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 28) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 28) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 28) }
@@ -2895,9 +3624,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 28) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 28) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 28) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 28) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 28) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 28) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 28) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 28) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 28) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 28) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 28) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 28) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 28) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 28) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 28) }
     }
 
-    private static func fill29(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill29(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 29) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 29) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 29) }
@@ -2990,9 +3731,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 29) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 29) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 29) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 29) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 29) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 29) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 29) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 29) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 29) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 29) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 29) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 29) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 29) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 29) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 29) }
     }
 
-    private static func fill30(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill30(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 30) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 30) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 30) }
@@ -3085,9 +3838,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 30) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 30) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 30) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 30) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 30) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 30) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 30) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 30) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 30) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 30) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 30) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 30) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 30) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 30) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 30) }
     }
 
-    private static func fill31(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill31(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 31) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 31) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 31) }
@@ -3180,9 +3945,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 31) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 31) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 31) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 31) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 31) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 31) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 31) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 31) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 31) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 31) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 31) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 31) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 31) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 31) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 31) }
     }
 
-    private static func fill32(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill32(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 32) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 32) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 32) }
@@ -3275,9 +4052,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 32) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 32) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 32) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 32) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 32) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 32) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 32) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 32) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 32) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 32) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 32) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 32) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 32) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 32) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 32) }
     }
 
-    private static func fill33(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill33(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 33) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 33) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 33) }
@@ -3370,9 +4159,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 33) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 33) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 33) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 33) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 33) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 33) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 33) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 33) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 33) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 33) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 33) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 33) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 33) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 33) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 33) }
     }
 
-    private static func fill34(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill34(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 34) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 34) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 34) }
@@ -3465,9 +4266,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 34) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 34) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 34) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 34) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 34) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 34) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 34) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 34) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 34) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 34) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 34) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 34) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 34) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 34) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 34) }
     }
 
-    private static func fill35(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill35(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 35) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 35) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 35) }
@@ -3560,9 +4373,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 35) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 35) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 35) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 35) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 35) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 35) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 35) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 35) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 35) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 35) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 35) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 35) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 35) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 35) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 35) }
     }
 
-    private static func fill36(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill36(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 36) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 36) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 36) }
@@ -3655,9 +4480,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 36) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 36) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 36) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 36) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 36) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 36) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 36) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 36) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 36) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 36) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 36) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 36) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 36) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 36) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 36) }
     }
 
-    private static func fill37(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill37(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 37) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 37) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 37) }
@@ -3750,9 +4587,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 37) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 37) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 37) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 37) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 37) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 37) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 37) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 37) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 37) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 37) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 37) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 37) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 37) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 37) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 37) }
     }
 
-    private static func fill38(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill38(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 38) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 38) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 38) }
@@ -3845,9 +4694,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 38) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 38) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 38) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 38) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 38) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 38) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 38) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 38) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 38) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 38) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 38) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 38) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 38) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 38) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 38) }
     }
 
-    private static func fill39(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill39(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 39) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 39) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 39) }
@@ -3940,9 +4801,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 39) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 39) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 39) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 39) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 39) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 39) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 39) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 39) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 39) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 39) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 39) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 39) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 39) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 39) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 39) }
     }
 
-    private static func fill40(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill40(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 40) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 40) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 40) }
@@ -4035,9 +4908,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 40) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 40) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 40) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 40) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 40) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 40) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 40) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 40) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 40) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 40) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 40) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 40) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 40) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 40) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 40) }
     }
 
-    private static func fill41(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill41(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 41) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 41) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 41) }
@@ -4130,9 +5015,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 41) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 41) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 41) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 41) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 41) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 41) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 41) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 41) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 41) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 41) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 41) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 41) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 41) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 41) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 41) }
     }
 
-    private static func fill42(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill42(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 42) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 42) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 42) }
@@ -4225,9 +5122,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 42) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 42) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 42) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 42) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 42) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 42) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 42) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 42) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 42) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 42) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 42) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 42) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 42) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 42) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 42) }
     }
 
-    private static func fill43(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill43(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 43) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 43) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 43) }
@@ -4320,9 +5229,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 43) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 43) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 43) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 43) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 43) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 43) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 43) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 43) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 43) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 43) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 43) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 43) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 43) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 43) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 43) }
     }
 
-    private static func fill44(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill44(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 44) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 44) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 44) }
@@ -4415,9 +5336,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 44) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 44) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 44) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 44) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 44) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 44) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 44) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 44) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 44) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 44) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 44) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 44) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 44) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 44) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 44) }
     }
 
-    private static func fill45(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill45(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 45) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 45) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 45) }
@@ -4510,9 +5443,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 45) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 45) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 45) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 45) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 45) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 45) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 45) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 45) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 45) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 45) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 45) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 45) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 45) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 45) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 45) }
     }
 
-    private static func fill46(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill46(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 46) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 46) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 46) }
@@ -4605,9 +5550,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 46) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 46) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 46) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 46) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 46) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 46) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 46) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 46) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 46) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 46) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 46) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 46) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 46) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 46) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 46) }
     }
 
-    private static func fill47(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill47(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 47) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 47) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 47) }
@@ -4700,9 +5657,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 47) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 47) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 47) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 47) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 47) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 47) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 47) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 47) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 47) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 47) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 47) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 47) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 47) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 47) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 47) }
     }
 
-    private static func fill48(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill48(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 48) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 48) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 48) }
@@ -4795,9 +5764,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 48) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 48) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 48) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 48) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 48) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 48) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 48) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 48) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 48) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 48) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 48) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 48) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 48) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 48) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 48) }
     }
 
-    private static func fill49(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill49(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 49) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 49) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 49) }
@@ -4890,9 +5871,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 49) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 49) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 49) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 49) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 49) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 49) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 49) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 49) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 49) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 49) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 49) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 49) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 49) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 49) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 49) }
     }
 
-    private static func fill50(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill50(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 50) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 50) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 50) }
@@ -4985,9 +5978,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 50) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 50) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 50) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 50) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 50) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 50) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 50) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 50) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 50) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 50) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 50) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 50) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 50) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 50) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 50) }
     }
 
-    private static func fill51(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill51(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 51) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 51) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 51) }
@@ -5080,9 +6085,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 51) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 51) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 51) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 51) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 51) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 51) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 51) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 51) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 51) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 51) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 51) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 51) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 51) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 51) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 51) }
     }
 
-    private static func fill52(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill52(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 52) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 52) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 52) }
@@ -5175,9 +6192,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 52) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 52) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 52) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 52) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 52) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 52) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 52) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 52) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 52) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 52) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 52) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 52) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 52) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 52) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 52) }
     }
 
-    private static func fill53(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill53(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 53) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 53) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 53) }
@@ -5270,9 +6299,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 53) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 53) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 53) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 53) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 53) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 53) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 53) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 53) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 53) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 53) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 53) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 53) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 53) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 53) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 53) }
     }
 
-    private static func fill54(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill54(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 54) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 54) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 54) }
@@ -5365,9 +6406,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 54) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 54) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 54) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 54) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 54) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 54) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 54) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 54) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 54) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 54) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 54) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 54) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 54) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 54) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 54) }
     }
 
-    private static func fill55(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill55(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 55) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 55) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 55) }
@@ -5460,9 +6513,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 55) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 55) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 55) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 55) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 55) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 55) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 55) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 55) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 55) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 55) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 55) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 55) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 55) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 55) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 55) }
     }
 
-    private static func fill56(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill56(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 56) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 56) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 56) }
@@ -5555,9 +6620,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 56) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 56) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 56) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 56) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 56) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 56) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 56) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 56) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 56) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 56) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 56) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 56) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 56) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 56) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 56) }
     }
 
-    private static func fill57(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill57(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 57) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 57) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 57) }
@@ -5650,9 +6727,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 57) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 57) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 57) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 57) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 57) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 57) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 57) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 57) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 57) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 57) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 57) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 57) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 57) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 57) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 57) }
     }
 
-    private static func fill58(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill58(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 58) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 58) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 58) }
@@ -5745,9 +6834,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 58) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 58) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 58) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 58) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 58) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 58) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 58) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 58) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 58) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 58) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 58) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 58) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 58) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 58) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 58) }
     }
 
-    private static func fill59(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill59(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 59) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 59) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 59) }
@@ -5840,9 +6941,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 59) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 59) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 59) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 59) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 59) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 59) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 59) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 59) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 59) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 59) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 59) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 59) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 59) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 59) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 59) }
     }
 
-    private static func fill60(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill60(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 60) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 60) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 60) }
@@ -5935,9 +7048,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 60) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 60) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 60) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 60) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 60) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 60) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 60) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 60) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 60) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 60) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 60) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 60) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 60) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 60) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 60) }
     }
 
-    private static func fill61(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill61(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 61) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 61) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 61) }
@@ -6030,9 +7155,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 61) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 61) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 61) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 61) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 61) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 61) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 61) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 61) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 61) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 61) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 61) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 61) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 61) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 61) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 61) }
     }
 
-    private static func fill62(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill62(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 62) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 62) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 62) }
@@ -6125,9 +7262,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 62) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 62) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 62) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 62) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 62) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 62) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 62) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 62) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 62) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 62) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 62) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 62) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 62) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 62) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 62) }
     }
 
-    private static func fill63(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill63(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 63) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 63) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 63) }
@@ -6220,9 +7369,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 63) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 63) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 63) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 63) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 63) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 63) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 63) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 63) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 63) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 63) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 63) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 63) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 63) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 63) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 63) }
     }
 
-    private static func fill64(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill64(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 64) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 64) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 64) }
@@ -6315,9 +7476,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 64) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 64) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 64) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 64) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 64) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 64) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 64) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 64) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 64) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 64) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 64) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 64) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 64) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 64) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 64) }
     }
 
-    private static func fill65(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill65(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 65) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 65) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 65) }
@@ -6410,9 +7583,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 65) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 65) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 65) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 65) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 65) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 65) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 65) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 65) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 65) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 65) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 65) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 65) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 65) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 65) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 65) }
     }
 
-    private static func fill66(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill66(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 66) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 66) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 66) }
@@ -6505,9 +7690,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 66) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 66) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 66) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 66) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 66) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 66) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 66) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 66) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 66) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 66) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 66) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 66) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 66) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 66) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 66) }
     }
 
-    private static func fill67(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill67(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 67) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 67) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 67) }
@@ -6600,9 +7797,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 67) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 67) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 67) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 67) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 67) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 67) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 67) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 67) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 67) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 67) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 67) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 67) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 67) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 67) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 67) }
     }
 
-    private static func fill68(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill68(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 68) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 68) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 68) }
@@ -6695,9 +7904,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 68) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 68) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 68) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 68) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 68) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 68) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 68) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 68) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 68) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 68) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 68) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 68) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 68) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 68) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 68) }
     }
 
-    private static func fill69(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill69(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 69) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 69) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 69) }
@@ -6790,9 +8011,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 69) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 69) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 69) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 69) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 69) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 69) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 69) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 69) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 69) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 69) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 69) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 69) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 69) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 69) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 69) }
     }
 
-    private static func fill70(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill70(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 70) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 70) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 70) }
@@ -6885,9 +8118,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 70) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 70) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 70) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 70) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 70) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 70) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 70) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 70) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 70) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 70) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 70) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 70) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 70) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 70) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 70) }
     }
 
-    private static func fill71(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill71(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 71) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 71) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 71) }
@@ -6980,9 +8225,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 71) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 71) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 71) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 71) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 71) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 71) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 71) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 71) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 71) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 71) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 71) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 71) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 71) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 71) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 71) }
     }
 
-    private static func fill72(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill72(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 72) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 72) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 72) }
@@ -7075,9 +8332,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 72) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 72) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 72) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 72) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 72) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 72) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 72) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 72) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 72) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 72) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 72) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 72) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 72) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 72) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 72) }
     }
 
-    private static func fill73(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill73(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 73) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 73) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 73) }
@@ -7170,9 +8439,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 73) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 73) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 73) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 73) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 73) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 73) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 73) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 73) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 73) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 73) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 73) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 73) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 73) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 73) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 73) }
     }
 
-    private static func fill74(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill74(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 74) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 74) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 74) }
@@ -7265,9 +8546,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 74) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 74) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 74) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 74) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 74) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 74) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 74) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 74) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 74) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 74) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 74) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 74) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 74) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 74) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 74) }
     }
 
-    private static func fill75(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill75(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 75) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 75) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 75) }
@@ -7360,9 +8653,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 75) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 75) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 75) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 75) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 75) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 75) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 75) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 75) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 75) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 75) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 75) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 75) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 75) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 75) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 75) }
     }
 
-    private static func fill76(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill76(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 76) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 76) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 76) }
@@ -7455,9 +8760,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 76) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 76) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 76) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 76) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 76) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 76) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 76) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 76) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 76) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 76) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 76) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 76) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 76) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 76) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 76) }
     }
 
-    private static func fill77(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill77(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 77) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 77) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 77) }
@@ -7550,9 +8867,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 77) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 77) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 77) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 77) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 77) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 77) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 77) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 77) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 77) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 77) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 77) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 77) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 77) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 77) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 77) }
     }
 
-    private static func fill78(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill78(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 78) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 78) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 78) }
@@ -7645,9 +8974,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 78) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 78) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 78) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 78) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 78) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 78) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 78) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 78) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 78) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 78) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 78) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 78) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 78) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 78) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 78) }
     }
 
-    private static func fill79(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill79(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 79) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 79) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 79) }
@@ -7740,9 +9081,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 79) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 79) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 79) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 79) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 79) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 79) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 79) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 79) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 79) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 79) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 79) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 79) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 79) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 79) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 79) }
     }
 
-    private static func fill80(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill80(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 80) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 80) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 80) }
@@ -7835,9 +9188,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 80) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 80) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 80) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 80) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 80) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 80) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 80) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 80) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 80) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 80) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 80) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 80) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 80) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 80) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 80) }
     }
 
-    private static func fill81(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill81(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 81) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 81) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 81) }
@@ -7930,9 +9295,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 81) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 81) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 81) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 81) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 81) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 81) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 81) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 81) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 81) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 81) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 81) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 81) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 81) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 81) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 81) }
     }
 
-    private static func fill82(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill82(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 82) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 82) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 82) }
@@ -8025,9 +9402,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 82) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 82) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 82) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 82) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 82) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 82) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 82) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 82) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 82) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 82) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 82) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 82) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 82) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 82) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 82) }
     }
 
-    private static func fill83(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill83(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 83) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 83) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 83) }
@@ -8120,9 +9509,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 83) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 83) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 83) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 83) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 83) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 83) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 83) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 83) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 83) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 83) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 83) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 83) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 83) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 83) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 83) }
     }
 
-    private static func fill84(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill84(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 84) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 84) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 84) }
@@ -8215,9 +9616,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 84) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 84) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 84) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 84) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 84) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 84) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 84) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 84) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 84) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 84) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 84) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 84) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 84) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 84) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 84) }
     }
 
-    private static func fill85(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill85(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 85) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 85) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 85) }
@@ -8310,9 +9723,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 85) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 85) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 85) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 85) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 85) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 85) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 85) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 85) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 85) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 85) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 85) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 85) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 85) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 85) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 85) }
     }
 
-    private static func fill86(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill86(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 86) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 86) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 86) }
@@ -8405,9 +9830,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 86) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 86) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 86) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 86) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 86) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 86) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 86) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 86) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 86) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 86) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 86) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 86) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 86) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 86) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 86) }
     }
 
-    private static func fill87(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill87(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 87) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 87) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 87) }
@@ -8500,9 +9937,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 87) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 87) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 87) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 87) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 87) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 87) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 87) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 87) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 87) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 87) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 87) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 87) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 87) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 87) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 87) }
     }
 
-    private static func fill88(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill88(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 88) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 88) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 88) }
@@ -8595,9 +10044,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 88) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 88) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 88) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 88) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 88) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 88) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 88) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 88) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 88) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 88) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 88) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 88) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 88) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 88) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 88) }
     }
 
-    private static func fill89(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill89(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 89) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 89) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 89) }
@@ -8690,9 +10151,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 89) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 89) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 89) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 89) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 89) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 89) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 89) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 89) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 89) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 89) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 89) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 89) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 89) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 89) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 89) }
     }
 
-    private static func fill90(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill90(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 90) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 90) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 90) }
@@ -8785,9 +10258,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 90) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 90) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 90) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 90) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 90) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 90) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 90) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 90) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 90) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 90) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 90) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 90) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 90) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 90) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 90) }
     }
 
-    private static func fill91(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill91(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 91) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 91) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 91) }
@@ -8880,9 +10365,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 91) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 91) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 91) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 91) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 91) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 91) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 91) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 91) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 91) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 91) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 91) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 91) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 91) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 91) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 91) }
     }
 
-    private static func fill92(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill92(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 92) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 92) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 92) }
@@ -8975,9 +10472,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 92) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 92) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 92) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 92) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 92) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 92) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 92) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 92) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 92) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 92) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 92) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 92) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 92) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 92) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 92) }
     }
 
-    private static func fill93(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill93(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 93) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 93) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 93) }
@@ -9070,9 +10579,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 93) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 93) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 93) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 93) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 93) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 93) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 93) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 93) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 93) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 93) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 93) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 93) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 93) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 93) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 93) }
     }
 
-    private static func fill94(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill94(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 94) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 94) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 94) }
@@ -9165,9 +10686,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 94) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 94) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 94) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 94) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 94) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 94) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 94) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 94) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 94) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 94) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 94) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 94) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 94) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 94) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 94) }
     }
 
-    private static func fill95(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill95(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 95) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 95) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 95) }
@@ -9260,9 +10793,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 95) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 95) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 95) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 95) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 95) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 95) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 95) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 95) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 95) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 95) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 95) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 95) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 95) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 95) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 95) }
     }
 
-    private static func fill96(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill96(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 96) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 96) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 96) }
@@ -9355,9 +10900,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 96) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 96) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 96) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 96) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 96) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 96) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 96) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 96) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 96) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 96) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 96) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 96) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 96) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 96) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 96) }
     }
 
-    private static func fill97(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill97(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 97) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 97) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 97) }
@@ -9450,9 +11007,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 97) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 97) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 97) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 97) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 97) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 97) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 97) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 97) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 97) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 97) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 97) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 97) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 97) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 97) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 97) }
     }
 
-    private static func fill98(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill98(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 98) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 98) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 98) }
@@ -9545,9 +11114,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 98) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 98) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 98) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 98) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 98) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 98) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 98) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 98) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 98) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 98) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 98) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 98) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 98) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 98) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 98) }
     }
 
-    private static func fill99(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill99(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 99) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 99) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 99) }
@@ -9640,9 +11221,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 99) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 99) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 99) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 99) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 99) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 99) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 99) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 99) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 99) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 99) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 99) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 99) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 99) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 99) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 99) }
     }
 
-    private static func fill100(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill100(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 100) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 100) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 100) }
@@ -9735,9 +11328,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 100) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 100) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 100) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 100) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 100) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 100) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 100) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 100) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 100) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 100) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 100) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 100) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 100) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 100) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 100) }
     }
 
-    private static func fill101(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill101(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 101) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 101) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 101) }
@@ -9830,9 +11435,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 101) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 101) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 101) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 101) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 101) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 101) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 101) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 101) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 101) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 101) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 101) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 101) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 101) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 101) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 101) }
     }
 
-    private static func fill102(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill102(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 102) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 102) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 102) }
@@ -9925,9 +11542,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 102) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 102) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 102) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 102) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 102) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 102) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 102) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 102) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 102) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 102) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 102) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 102) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 102) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 102) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 102) }
     }
 
-    private static func fill103(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill103(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 103) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 103) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 103) }
@@ -10020,9 +11649,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 103) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 103) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 103) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 103) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 103) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 103) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 103) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 103) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 103) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 103) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 103) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 103) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 103) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 103) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 103) }
     }
 
-    private static func fill104(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill104(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 104) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 104) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 104) }
@@ -10115,9 +11756,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 104) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 104) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 104) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 104) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 104) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 104) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 104) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 104) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 104) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 104) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 104) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 104) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 104) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 104) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 104) }
     }
 
-    private static func fill105(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill105(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 105) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 105) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 105) }
@@ -10210,9 +11863,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 105) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 105) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 105) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 105) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 105) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 105) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 105) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 105) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 105) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 105) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 105) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 105) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 105) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 105) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 105) }
     }
 
-    private static func fill106(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill106(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 106) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 106) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 106) }
@@ -10305,9 +11970,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 106) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 106) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 106) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 106) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 106) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 106) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 106) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 106) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 106) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 106) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 106) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 106) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 106) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 106) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 106) }
     }
 
-    private static func fill107(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill107(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 107) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 107) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 107) }
@@ -10400,9 +12077,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 107) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 107) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 107) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 107) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 107) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 107) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 107) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 107) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 107) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 107) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 107) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 107) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 107) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 107) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 107) }
     }
 
-    private static func fill108(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill108(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 108) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 108) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 108) }
@@ -10495,9 +12184,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 108) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 108) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 108) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 108) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 108) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 108) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 108) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 108) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 108) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 108) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 108) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 108) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 108) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 108) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 108) }
     }
 
-    private static func fill109(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill109(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 109) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 109) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 109) }
@@ -10590,9 +12291,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 109) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 109) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 109) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 109) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 109) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 109) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 109) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 109) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 109) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 109) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 109) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 109) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 109) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 109) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 109) }
     }
 
-    private static func fill110(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill110(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 110) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 110) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 110) }
@@ -10685,9 +12398,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 110) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 110) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 110) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 110) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 110) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 110) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 110) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 110) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 110) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 110) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 110) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 110) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 110) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 110) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 110) }
     }
 
-    private static func fill111(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill111(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 111) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 111) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 111) }
@@ -10780,9 +12505,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 111) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 111) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 111) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 111) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 111) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 111) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 111) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 111) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 111) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 111) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 111) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 111) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 111) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 111) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 111) }
     }
 
-    private static func fill112(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill112(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 112) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 112) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 112) }
@@ -10875,9 +12612,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 112) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 112) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 112) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 112) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 112) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 112) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 112) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 112) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 112) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 112) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 112) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 112) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 112) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 112) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 112) }
     }
 
-    private static func fill113(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill113(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 113) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 113) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 113) }
@@ -10970,9 +12719,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 113) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 113) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 113) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 113) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 113) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 113) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 113) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 113) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 113) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 113) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 113) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 113) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 113) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 113) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 113) }
     }
 
-    private static func fill114(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill114(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 114) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 114) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 114) }
@@ -11065,9 +12826,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 114) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 114) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 114) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 114) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 114) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 114) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 114) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 114) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 114) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 114) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 114) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 114) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 114) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 114) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 114) }
     }
 
-    private static func fill115(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill115(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 115) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 115) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 115) }
@@ -11160,9 +12933,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 115) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 115) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 115) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 115) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 115) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 115) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 115) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 115) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 115) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 115) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 115) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 115) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 115) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 115) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 115) }
     }
 
-    private static func fill116(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill116(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 116) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 116) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 116) }
@@ -11255,9 +13040,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 116) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 116) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 116) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 116) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 116) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 116) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 116) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 116) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 116) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 116) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 116) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 116) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 116) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 116) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 116) }
     }
 
-    private static func fill117(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill117(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 117) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 117) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 117) }
@@ -11350,9 +13147,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 117) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 117) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 117) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 117) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 117) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 117) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 117) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 117) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 117) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 117) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 117) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 117) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 117) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 117) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 117) }
     }
 
-    private static func fill118(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill118(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 118) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 118) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 118) }
@@ -11445,9 +13254,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 118) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 118) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 118) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 118) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 118) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 118) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 118) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 118) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 118) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 118) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 118) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 118) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 118) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 118) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 118) }
     }
 
-    private static func fill119(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill119(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 119) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 119) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 119) }
@@ -11540,9 +13361,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 119) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 119) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 119) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 119) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 119) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 119) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 119) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 119) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 119) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 119) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 119) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 119) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 119) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 119) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 119) }
     }
 
-    private static func fill120(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill120(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 120) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 120) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 120) }
@@ -11635,9 +13468,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 120) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 120) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 120) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 120) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 120) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 120) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 120) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 120) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 120) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 120) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 120) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 120) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 120) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 120) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 120) }
     }
 
-    private static func fill121(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill121(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 121) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 121) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 121) }
@@ -11730,9 +13575,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 121) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 121) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 121) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 121) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 121) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 121) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 121) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 121) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 121) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 121) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 121) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 121) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 121) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 121) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 121) }
     }
 
-    private static func fill122(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill122(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 122) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 122) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 122) }
@@ -11825,9 +13682,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 122) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 122) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 122) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 122) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 122) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 122) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 122) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 122) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 122) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 122) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 122) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 122) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 122) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 122) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 122) }
     }
 
-    private static func fill123(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill123(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 123) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 123) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 123) }
@@ -11920,9 +13789,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 123) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 123) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 123) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 123) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 123) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 123) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 123) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 123) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 123) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 123) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 123) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 123) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 123) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 123) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 123) }
     }
 
-    private static func fill124(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill124(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 124) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 124) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 124) }
@@ -12015,9 +13896,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 124) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 124) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 124) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 124) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 124) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 124) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 124) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 124) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 124) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 124) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 124) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 124) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 124) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 124) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 124) }
     }
 
-    private static func fill125(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill125(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 125) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 125) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 125) }
@@ -12110,9 +14003,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 125) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 125) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 125) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 125) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 125) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 125) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 125) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 125) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 125) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 125) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 125) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 125) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 125) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 125) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 125) }
     }
 
-    private static func fill126(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill126(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 126) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 126) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 126) }
@@ -12205,9 +14110,21 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 126) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 126) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 126) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 126) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 126) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 126) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 126) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 126) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 126) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 126) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 126) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 126) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 126) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 126) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 126) }
     }
 
-    private static func fill127(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {
+    private static func fill127(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {
         list.pointee.C_Initialize = { Entry.C_Initialize($0, 127) }
         list.pointee.C_Finalize = { Entry.C_Finalize($0, 127) }
         list.pointee.C_GetInfo = { Entry.C_GetInfo($0, 127) }
@@ -12300,5 +14217,17 @@ extension CallerTables {
         list.pointee.C_VerifyMessageBegin = { Entry.C_VerifyMessageBegin($0, $1, $2, 127) }
         list.pointee.C_VerifyMessageNext = { Entry.C_VerifyMessageNext($0, $1, $2, $3, $4, $5, $6, 127) }
         list.pointee.C_MessageVerifyFinal = { Entry.C_MessageVerifyFinal($0, 127) }
+        list.pointee.C_EncapsulateKey = { Entry.C_EncapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 127) }
+        list.pointee.C_DecapsulateKey = { Entry.C_DecapsulateKey($0, $1, $2, $3, $4, $5, $6, $7, 127) }
+        list.pointee.C_VerifySignatureInit = { Entry.C_VerifySignatureInit($0, $1, $2, $3, $4, 127) }
+        list.pointee.C_VerifySignature = { Entry.C_VerifySignature($0, $1, $2, 127) }
+        list.pointee.C_VerifySignatureUpdate = { Entry.C_VerifySignatureUpdate($0, $1, $2, 127) }
+        list.pointee.C_VerifySignatureFinal = { Entry.C_VerifySignatureFinal($0, 127) }
+        list.pointee.C_GetSessionValidationFlags = { Entry.C_GetSessionValidationFlags($0, $1, $2, 127) }
+        list.pointee.C_AsyncComplete = { Entry.C_AsyncComplete($0, $1, $2, 127) }
+        list.pointee.C_AsyncGetID = { Entry.C_AsyncGetID($0, $1, $2, 127) }
+        list.pointee.C_AsyncJoin = { Entry.C_AsyncJoin($0, $1, $2, $3, $4, 127) }
+        list.pointee.C_WrapKeyAuthenticated = { Entry.C_WrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, 127) }
+        list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, 127) }
     }
 }

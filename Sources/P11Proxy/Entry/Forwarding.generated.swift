@@ -577,4 +577,88 @@ extension Entry {
         guard route.exists else { return route.failure }
         return ModuleCall.C_MessageVerifyFinal(route.target, caller, route.handle)
     }
+
+    @inline(never)
+    static func C_EncapsulateKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPublicKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: Int) -> CK_RV {
+        let route = Router.session(hSession, caller: caller)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_EncapsulateKey(route.target, caller, route.handle, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey)
+    }
+
+    @inline(never)
+    static func C_DecapsulateKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPrivateKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: Int) -> CK_RV {
+        let route = Router.session(hSession, caller: caller)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_DecapsulateKey(route.target, caller, route.handle, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey)
+    }
+
+    @inline(never)
+    static func C_VerifySignatureInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ caller: Int) -> CK_RV {
+        let route = Router.session(hSession, caller: caller)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_VerifySignatureInit(route.target, caller, route.handle, pMechanism, hKey, pSignature, ulSignatureLen)
+    }
+
+    @inline(never)
+    static func C_VerifySignature(_ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ caller: Int) -> CK_RV {
+        let route = Router.session(hSession, caller: caller)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_VerifySignature(route.target, caller, route.handle, pData, ulDataLen)
+    }
+
+    @inline(never)
+    static func C_VerifySignatureUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ caller: Int) -> CK_RV {
+        let route = Router.session(hSession, caller: caller)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_VerifySignatureUpdate(route.target, caller, route.handle, pPart, ulPartLen)
+    }
+
+    @inline(never)
+    static func C_VerifySignatureFinal(_ hSession: CK_SESSION_HANDLE, _ caller: Int) -> CK_RV {
+        let route = Router.session(hSession, caller: caller)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_VerifySignatureFinal(route.target, caller, route.handle)
+    }
+
+    @inline(never)
+    static func C_GetSessionValidationFlags(_ hSession: CK_SESSION_HANDLE, _ type: CK_SESSION_VALIDATION_FLAGS_TYPE, _ pFlags: CK_FLAGS_PTR?, _ caller: Int) -> CK_RV {
+        let route = Router.session(hSession, caller: caller)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_GetSessionValidationFlags(route.target, caller, route.handle, type, pFlags)
+    }
+
+    @inline(never)
+    static func C_AsyncComplete(_ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pResult: CK_ASYNC_DATA_PTR?, _ caller: Int) -> CK_RV {
+        let route = Router.session(hSession, caller: caller)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_AsyncComplete(route.target, caller, route.handle, pFunctionName, pResult)
+    }
+
+    @inline(never)
+    static func C_AsyncGetID(_ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pulID: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+        let route = Router.session(hSession, caller: caller)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_AsyncGetID(route.target, caller, route.handle, pFunctionName, pulID)
+    }
+
+    @inline(never)
+    static func C_AsyncJoin(_ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ ulID: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulData: CK_ULONG, _ caller: Int) -> CK_RV {
+        let route = Router.session(hSession, caller: caller)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_AsyncJoin(route.target, caller, route.handle, pFunctionName, ulID, pData, ulData)
+    }
+
+    @inline(never)
+    static func C_WrapKeyAuthenticated(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+        let route = Router.session(hSession, caller: caller)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_WrapKeyAuthenticated(route.target, caller, route.handle, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen)
+    }
+
+    @inline(never)
+    static func C_UnwrapKeyAuthenticated(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: Int) -> CK_RV {
+        let route = Router.session(hSession, caller: caller)
+        guard route.exists else { return route.failure }
+        return ModuleCall.C_UnwrapKeyAuthenticated(route.target, caller, route.handle, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey)
+    }
 }

@@ -1,4 +1,4 @@
-// C_Initialize and C_Finalize: the caller's own count (issue 3); the real modules' counts
+// C_Initialize and C_Finalize: the caller's own count; the real modules' counts
 // are ProxyRuntime's.
 import CPKCS11
 

@@ -557,6 +557,78 @@ enum ModuleCall {
         if let function = module.pointee.dispatch.pointee.C_MessageVerifyFinal { return function(hSession) }
         return TracedOrMissing.C_MessageVerifyFinal(module, caller, hSession)
     }
+
+    @inline(__always)
+    static func C_EncapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPublicKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        if let function = module.pointee.dispatch.pointee.C_EncapsulateKey { return function(hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey) }
+        return TracedOrMissing.C_EncapsulateKey(module, caller, hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey)
+    }
+
+    @inline(__always)
+    static func C_DecapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPrivateKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        if let function = module.pointee.dispatch.pointee.C_DecapsulateKey { return function(hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey) }
+        return TracedOrMissing.C_DecapsulateKey(module, caller, hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey)
+    }
+
+    @inline(__always)
+    static func C_VerifySignatureInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+        if let function = module.pointee.dispatch.pointee.C_VerifySignatureInit { return function(hSession, pMechanism, hKey, pSignature, ulSignatureLen) }
+        return TracedOrMissing.C_VerifySignatureInit(module, caller, hSession, pMechanism, hKey, pSignature, ulSignatureLen)
+    }
+
+    @inline(__always)
+    static func C_VerifySignature(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG) -> CK_RV {
+        if let function = module.pointee.dispatch.pointee.C_VerifySignature { return function(hSession, pData, ulDataLen) }
+        return TracedOrMissing.C_VerifySignature(module, caller, hSession, pData, ulDataLen)
+    }
+
+    @inline(__always)
+    static func C_VerifySignatureUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+        if let function = module.pointee.dispatch.pointee.C_VerifySignatureUpdate { return function(hSession, pPart, ulPartLen) }
+        return TracedOrMissing.C_VerifySignatureUpdate(module, caller, hSession, pPart, ulPartLen)
+    }
+
+    @inline(__always)
+    static func C_VerifySignatureFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+        if let function = module.pointee.dispatch.pointee.C_VerifySignatureFinal { return function(hSession) }
+        return TracedOrMissing.C_VerifySignatureFinal(module, caller, hSession)
+    }
+
+    @inline(__always)
+    static func C_GetSessionValidationFlags(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ type: CK_SESSION_VALIDATION_FLAGS_TYPE, _ pFlags: CK_FLAGS_PTR?) -> CK_RV {
+        if let function = module.pointee.dispatch.pointee.C_GetSessionValidationFlags { return function(hSession, type, pFlags) }
+        return TracedOrMissing.C_GetSessionValidationFlags(module, caller, hSession, type, pFlags)
+    }
+
+    @inline(__always)
+    static func C_AsyncComplete(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pResult: CK_ASYNC_DATA_PTR?) -> CK_RV {
+        if let function = module.pointee.dispatch.pointee.C_AsyncComplete { return function(hSession, pFunctionName, pResult) }
+        return TracedOrMissing.C_AsyncComplete(module, caller, hSession, pFunctionName, pResult)
+    }
+
+    @inline(__always)
+    static func C_AsyncGetID(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pulID: CK_ULONG_PTR?) -> CK_RV {
+        if let function = module.pointee.dispatch.pointee.C_AsyncGetID { return function(hSession, pFunctionName, pulID) }
+        return TracedOrMissing.C_AsyncGetID(module, caller, hSession, pFunctionName, pulID)
+    }
+
+    @inline(__always)
+    static func C_AsyncJoin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ ulID: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulData: CK_ULONG) -> CK_RV {
+        if let function = module.pointee.dispatch.pointee.C_AsyncJoin { return function(hSession, pFunctionName, ulID, pData, ulData) }
+        return TracedOrMissing.C_AsyncJoin(module, caller, hSession, pFunctionName, ulID, pData, ulData)
+    }
+
+    @inline(__always)
+    static func C_WrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
+        if let function = module.pointee.dispatch.pointee.C_WrapKeyAuthenticated { return function(hSession, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen) }
+        return TracedOrMissing.C_WrapKeyAuthenticated(module, caller, hSession, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen)
+    }
+
+    @inline(__always)
+    static func C_UnwrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        if let function = module.pointee.dispatch.pointee.C_UnwrapKeyAuthenticated { return function(hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey) }
+        return TracedOrMissing.C_UnwrapKeyAuthenticated(module, caller, hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey)
+    }
 }
 
 extension ModuleCall {
@@ -1388,6 +1460,114 @@ extension ModuleCall {
                 return Traced.C_MessageVerifyFinal(module, caller, function, hSession)
             }
             return function(hSession)
+        }
+
+        @inline(never)
+        static func C_EncapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPublicKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+            guard let function = module.pointee.functions.C_EncapsulateKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
+            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
+                return Traced.C_EncapsulateKey(module, caller, function, hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey)
+            }
+            return function(hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey)
+        }
+
+        @inline(never)
+        static func C_DecapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPrivateKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+            guard let function = module.pointee.functions.C_DecapsulateKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
+            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
+                return Traced.C_DecapsulateKey(module, caller, function, hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey)
+            }
+            return function(hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey)
+        }
+
+        @inline(never)
+        static func C_VerifySignatureInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+            guard let function = module.pointee.functions.C_VerifySignatureInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
+            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
+                return Traced.C_VerifySignatureInit(module, caller, function, hSession, pMechanism, hKey, pSignature, ulSignatureLen)
+            }
+            return function(hSession, pMechanism, hKey, pSignature, ulSignatureLen)
+        }
+
+        @inline(never)
+        static func C_VerifySignature(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG) -> CK_RV {
+            guard let function = module.pointee.functions.C_VerifySignature else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
+            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
+                return Traced.C_VerifySignature(module, caller, function, hSession, pData, ulDataLen)
+            }
+            return function(hSession, pData, ulDataLen)
+        }
+
+        @inline(never)
+        static func C_VerifySignatureUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+            guard let function = module.pointee.functions.C_VerifySignatureUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
+            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
+                return Traced.C_VerifySignatureUpdate(module, caller, function, hSession, pPart, ulPartLen)
+            }
+            return function(hSession, pPart, ulPartLen)
+        }
+
+        @inline(never)
+        static func C_VerifySignatureFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+            guard let function = module.pointee.functions.C_VerifySignatureFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
+            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
+                return Traced.C_VerifySignatureFinal(module, caller, function, hSession)
+            }
+            return function(hSession)
+        }
+
+        @inline(never)
+        static func C_GetSessionValidationFlags(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ type: CK_SESSION_VALIDATION_FLAGS_TYPE, _ pFlags: CK_FLAGS_PTR?) -> CK_RV {
+            guard let function = module.pointee.functions.C_GetSessionValidationFlags else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
+            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
+                return Traced.C_GetSessionValidationFlags(module, caller, function, hSession, type, pFlags)
+            }
+            return function(hSession, type, pFlags)
+        }
+
+        @inline(never)
+        static func C_AsyncComplete(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pResult: CK_ASYNC_DATA_PTR?) -> CK_RV {
+            guard let function = module.pointee.functions.C_AsyncComplete else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
+            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
+                return Traced.C_AsyncComplete(module, caller, function, hSession, pFunctionName, pResult)
+            }
+            return function(hSession, pFunctionName, pResult)
+        }
+
+        @inline(never)
+        static func C_AsyncGetID(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pulID: CK_ULONG_PTR?) -> CK_RV {
+            guard let function = module.pointee.functions.C_AsyncGetID else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
+            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
+                return Traced.C_AsyncGetID(module, caller, function, hSession, pFunctionName, pulID)
+            }
+            return function(hSession, pFunctionName, pulID)
+        }
+
+        @inline(never)
+        static func C_AsyncJoin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ ulID: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulData: CK_ULONG) -> CK_RV {
+            guard let function = module.pointee.functions.C_AsyncJoin else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
+            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
+                return Traced.C_AsyncJoin(module, caller, function, hSession, pFunctionName, ulID, pData, ulData)
+            }
+            return function(hSession, pFunctionName, ulID, pData, ulData)
+        }
+
+        @inline(never)
+        static func C_WrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
+            guard let function = module.pointee.functions.C_WrapKeyAuthenticated else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
+            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
+                return Traced.C_WrapKeyAuthenticated(module, caller, function, hSession, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen)
+            }
+            return function(hSession, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen)
+        }
+
+        @inline(never)
+        static func C_UnwrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+            guard let function = module.pointee.functions.C_UnwrapKeyAuthenticated else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
+            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
+                return Traced.C_UnwrapKeyAuthenticated(module, caller, function, hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey)
+            }
+            return function(hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey)
         }
     }
 }

@@ -8,10 +8,11 @@ import Synchronization
 
 struct ModuleEntry: ~Copyable {
     // `functions` must stay the first stored property (see setTraceMode).
-    /// A copy of the module's list. For a 2.x module only the 2.40 prefix is copied and the 3.0
-    /// entries stay nil, so a 3.0 call answers CKR_FUNCTION_NOT_SUPPORTED without reaching it.
+    /// A copy of the module's list, as a 3.2 list. Only the prefix of the list the module offers
+    /// is copied (2.40, 3.0 or 3.2) and newer entries stay nil, so a call newer than the module
+    /// answers CKR_FUNCTION_NOT_SUPPORTED without reaching it (ModuleLoader).
     /// Written once, under ProxyRuntime's lock, before any slot or session of it is published.
-    var functions: CK_FUNCTION_LIST_3_0
+    var functions: CK_FUNCTION_LIST_3_2
     /// In the current configuration and initialised (for unmanaged modules: configured).
     let isActive: Atomic<Bool>
     /// `managed: no`: C_Initialize/C_Finalize/C_CloseAllSessions pass straight through.
@@ -26,14 +27,14 @@ struct ModuleEntry: ~Copyable {
     let dispatchAddress: Atomic<UInt>
 
     @inline(__always)
-    var dispatch: UnsafePointer<CK_FUNCTION_LIST_3_0> {
+    var dispatch: UnsafePointer<CK_FUNCTION_LIST_3_2> {
         UnsafePointer(bitPattern: dispatchAddress.load(ordering: .relaxed)).unsafelyUnwrapped
     }
 }
 
 extension UnsafeMutablePointer where Pointee == ModuleEntry {
     /// The module's functions (once, under ProxyRuntime's lock, before any route names it).
-    func load(_ functions: CK_FUNCTION_LIST_3_0) {
+    func load(_ functions: CK_FUNCTION_LIST_3_2) {
         pointee.functions = functions
         setTraceMode(TraceMode(rawValue: pointee.traceMode.load(ordering: .relaxed)))
     }
@@ -68,9 +69,9 @@ enum ModuleTable {
     }()
 
     /// An all-nil function list: the dispatch table of traced modules.
-    nonisolated(unsafe) static let noFunctions: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0> = {
-        let list = UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>.allocate(capacity: 1)
-        list.initialize(to: CK_FUNCTION_LIST_3_0())
+    nonisolated(unsafe) static let noFunctions: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2> = {
+        let list = UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>.allocate(capacity: 1)
+        list.initialize(to: CK_FUNCTION_LIST_3_2())
         return list
     }()
 

@@ -1,6 +1,6 @@
 // Proxy session handles: unique across modules and callers, resolved to (module, real handle)
-// in O(1) with a few loads and no lock. Opening and closing take a small lock for the free
-// list only.
+// in O(1) with a few loads and no lock. Opening and closing take free indices from the
+// thread's own cache (SessionIndexPool), so they take no lock either on the common path.
 //
 // A handle is `generation << 20 | index`: below 2^32, so callers that keep handles in 32-bit
 // integers still work. Entry 0 is never handed out and holds a handle no index-0 input can
@@ -75,14 +75,13 @@ enum SessionTable {
     @inline(never)
     static func publishEntries() -> UnsafeMutablePointer<SessionEntry>? {
         guard let storage = entriesStorage else { return nil }
+        SessionIndexPool.createKey()
         return publish(storage, into: entriesAddress)
     }
 
+    /// Guards SessionIndexPool's shared state (not taken while a thread's cache can serve).
     static let lock = ProcessLock()
-    // Who may touch them: only code holding `lock`. Index 0 is never handed out.
-    nonisolated(unsafe) static var highWater = 1
-    nonisolated(unsafe) static var freeIndices = FreeIndexQueue()
-    /// Read without the lock by scans; only grows.
+    /// SessionIndexPool.highWater, read without the lock by scans; only grows.
     static let scanLimit = Atomic<Int>(0)
 
     @inline(__always)
@@ -112,14 +111,7 @@ enum SessionTable {
     static func open(caller: Int, module: Int, proxySlot: CK_SLOT_ID, realHandle: CK_SESSION_HANDLE) -> CK_SESSION_HANDLE? {
         guard let entries = publishEntries(), caller >= 0, caller <= maximumCaller, proxySlot <= maximumProxySlot
         else { return nil }
-        let index: Int? = lock.withLock {
-            if let reused = freeIndices.pop() { return reused }
-            guard highWater < entryCount else { return nil }
-            highWater += 1
-            scanLimit.store(highWater, ordering: .releasing)
-            return highWater - 1
-        }
-        guard let index else { return nil }
+        guard let index = SessionIndexPool.take() else { return nil }
         let entry = entries + index
         let generation = ((entry.pointee.packed.load(ordering: .relaxed) >> 48) + 1) & generationMask
         entry.pointee.realHandle.store(realHandle, ordering: .relaxed)
@@ -138,7 +130,7 @@ enum SessionTable {
         guard (entries + record.index).pointee.handle.compareExchange(
             expected: record.handle, desired: 0, ordering: .acquiringAndReleasing).exchanged
         else { return false }
-        lock.withLock { freeIndices.push(record.index) }
+        SessionIndexPool.give(record.index)
         return true
     }
 
@@ -167,29 +159,7 @@ enum SessionTable {
         lock.reinitializeInChild()
         guard let entries = entriesStorage else { return }
         let limit = scanLimit.load(ordering: .relaxed)
-        for index in 1..<max(limit, 1) where (entries + index).pointee.handle.load(ordering: .relaxed) != 0 {
-            (entries + index).pointee.handle.store(0, ordering: .relaxed)
-            freeIndices.push(index)
-        }
-    }
-}
-
-/// First-in first-out reuse of entry indices, so a just-closed handle's index is the last to
-/// come back (with a new generation), which keeps stale handles from aliasing new sessions.
-struct FreeIndexQueue {
-    private var items: [Int] = []
-    private var head = 0
-
-    mutating func push(_ index: Int) { items.append(index) }
-
-    mutating func pop() -> Int? {
-        guard head < items.count else { return nil }
-        let index = items[head]
-        head += 1
-        if head > 1024 && head * 2 > items.count {
-            items.removeFirst(head)
-            head = 0
-        }
-        return index
+        for index in 1..<max(limit, 1) { (entries + index).pointee.handle.store(0, ordering: .relaxed) }
+        SessionIndexPool.forkChild()
     }
 }

@@ -5,7 +5,8 @@
 // In spy mode (SpyModule) a slot's ID is the module's own.
 // Lookup by proxy ID is lock-free (an append-only buffer); the reverse look-up (a linear search
 // of that buffer: a process sees a handful of slots, and a [SlotKey: CK_SLOT_ID] cost ~85k
-// instructions of runtime type instantiation in the first C_GetSlotList) takes a lock.
+// instructions of runtime type instantiation in the first C_GetSlotList) takes a lock only to
+// add a slot.
 import CPKCS11
 import Synchronization
 
@@ -42,6 +43,11 @@ enum SlotMap {
     /// The proxy ID for a module's slot, assigned on first sight; nil only when the map is full.
     static func proxySlot(for key: SlotKey) -> CK_SLOT_ID? {
         if SpyModule.index == key.module { return key.realSlot }
+        // Known slots (every call after the first) are found without the lock: entries below
+        // `count` never change.
+        if let entries {
+            for index in 0..<count.load(ordering: .acquiring) where entries[index] == key { return CK_SLOT_ID(index + 1) }
+        }
         return lock.withLock {
             let next = count.load(ordering: .relaxed)
             let entries = publishEntries()

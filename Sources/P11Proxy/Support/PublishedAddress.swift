@@ -1,7 +1,7 @@
 // Hot-path access to storage allocated once. A `static let` with a computed initialiser costs
 // a swift_once call on every access; a statically initialised `Atomic<UInt>` holding the
 // storage's address costs one load, and no call (so the hot functions save no registers).
-// Every table is published by ProxyRuntime.prepare, which each exported entry point runs
+// Every table is published by ProxyRuntime.prepared, which each exported entry point runs
 // before it hands out a function list; until then the address reads as nil.
 import Synchronization
 

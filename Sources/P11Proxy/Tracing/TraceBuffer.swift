@@ -1,6 +1,6 @@
 // The bytes of trace records: raw memory that grows by doubling, so an append is a bounds
 // check and a copy (no uniqueness check, no allocation once warm). Each thread keeps its own
-// pair for building records (TraceScratch); each sink keeps one for buffered output.
+// for building records and one for its finished records not yet written (TraceScratch).
 import Glibc
 
 struct TraceBuffer {
@@ -105,20 +105,65 @@ final class TraceScratch {
     var wallOffset: Int64 = 0
     var wallOffsetValidUntil: UInt64 = 0
 
+    // Who may touch them: this thread, and whole-process flushes on other threads (TraceOutput),
+    // only while holding `pendingLock`.
+    /// Finished records not yet written, all for `pendingSink`.
+    var pending = TraceBuffer(capacity: 256)
+    var pendingSink: Unmanaged<TraceSink>?
+    /// A pending record was traced with x-log-secrets: wiped after writing.
+    var pendingHoldsSecrets = false
+    /// When this thread's pending records were last written (monotonic).
+    var lastFlush: UInt64 = 0
+    private let pendingLock: UnsafeMutablePointer<pthread_mutex_t> = {
+        let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        return mutex
+    }()
+    /// In TraceOutput.threads; set and cleared under TraceOutput.lock, read by this thread.
+    var isRegistered = false
+
     deinit {
         inputs.removeAll(wipe: true)
         outputs.removeAll(wipe: true)
+        pending.removeAll(wipe: pendingHoldsSecrets)
         inputs.deallocate()
         outputs.deallocate()
         supplied.deallocate()
         timestampPrefix.deallocate()
+        pending.deallocate()
+        pthread_mutex_destroy(pendingLock)
+        pendingLock.deallocate()
     }
+
+    @inline(__always) func lockPending() { pthread_mutex_lock(pendingLock) }
+    @inline(__always) func unlockPending() { pthread_mutex_unlock(pendingLock) }
+
+    /// Under `pendingLock`: the pending records in one write, then the buffer wiped if it held
+    /// PINs or key bytes (x-log-secrets: yes).
+    func writePending() {
+        if let sink = pendingSink, !pending.isEmpty {
+            sink._withUnsafeGuaranteedRef { $0.write(pending.bytes) }
+        }
+        pending.removeAll(wipe: pendingHoldsSecrets)
+        pendingHoldsSecrets = false
+    }
+
+    /// In a fork child: the parent's records are the parent's to write.
+    func discardPending() {
+        pending.removeAll(wipe: pendingHoldsSecrets)
+        pendingHoldsSecrets = false
+    }
+
+    func reinitializePendingLockInChild() { pthread_mutex_init(pendingLock, nil) }
 
     // Who may touch it: created once; each thread stores only its own value.
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
         pthread_key_create(&key) { pointer in
-            if let pointer { Unmanaged<TraceScratch>.fromOpaque(pointer).release() }
+            guard let pointer else { return }
+            let scratch = Unmanaged<TraceScratch>.fromOpaque(pointer)
+            TraceOutput.threadExits(scratch.takeUnretainedValue())
+            scratch.release()
         }
         return key
     }()

@@ -1,6 +1,7 @@
 // CK_MECHANISM in a trace, with the parameters people debug most decoded: RSA-OAEP, RSA-PSS,
-// AES-GCM, CBC IVs and ECDH1 derivation. A parameter whose length does not match its
-// structure is shown as bytes rather than read past its end.
+// AES-GCM, CBC IVs, ECDH1 derivation, and the ML-DSA / SLH-DSA signing contexts of PKCS#11 3.2.
+// A parameter whose length does not match its structure is shown as bytes rather than read past
+// its end.
 import CPKCS11
 import P11ProxyNames
 
@@ -66,12 +67,58 @@ enum TraceMechanism {
                 TraceValue.bytes(&out, json: json, UnsafeRawPointer(ecdh.pPublicData), ecdh.ulPublicDataLen, redact: false)
                 return object.close(&out)
             }
+        case CK_MECHANISM_TYPE(CKM_HASH_ML_DSA), CK_MECHANISM_TYPE(CKM_HASH_SLH_DSA):
+            // The pre-hash variants that name their hash in the parameter.
+            if let context = fits(CK_HASH_SIGN_ADDITIONAL_CONTEXT.self)?.pointee {
+                appendSigningContext(&out, &object, json: json, context.hedgeVariant, context.pContext, context.ulContextLen)
+                object.member(&out, "hash")
+                TraceValue.named(&out, json: json, context.hash, PKCS11Name.mechanism)
+                return object.close(&out)
+            }
+        case _ where takesSigningContext(mechanism.mechanism):
+            if let context = fits(CK_SIGN_ADDITIONAL_CONTEXT.self)?.pointee {
+                appendSigningContext(&out, &object, json: json, context.hedgeVariant, context.pContext, context.ulContextLen)
+                return object.close(&out)
+            }
         default:
             break
         }
         object.member(&out, "pParameter")
         TraceValue.bytes(&out, json: json, UnsafeRawPointer(parameter), length, redact: false)
         object.close(&out)
+    }
+
+    /// The key type a key-pair generation mechanism makes, where a template's values depend on
+    /// it (PKCS#11 3.2: CKA_PARAMETER_SET).
+    static func keyType(generatedBy mechanism: CK_MECHANISM_TYPE) -> CK_KEY_TYPE? {
+        switch mechanism {
+        case CK_MECHANISM_TYPE(CKM_ML_DSA_KEY_PAIR_GEN): CK_KEY_TYPE(CKK_ML_DSA)
+        case CK_MECHANISM_TYPE(CKM_SLH_DSA_KEY_PAIR_GEN): CK_KEY_TYPE(CKK_SLH_DSA)
+        case CK_MECHANISM_TYPE(CKM_ML_KEM_KEY_PAIR_GEN): CK_KEY_TYPE(CKK_ML_KEM)
+        default: nil
+        }
+    }
+
+    /// PKCS#11 3.2 (ML-DSA and SLH-DSA mechanisms): pure ML-DSA and SLH-DSA, and their pre-hash
+    /// variants with a fixed hash, take an optional CK_SIGN_ADDITIONAL_CONTEXT.
+    static func takesSigningContext(_ mechanism: CK_MECHANISM_TYPE) -> Bool {
+        switch mechanism {
+        case CK_MECHANISM_TYPE(CKM_ML_DSA), CK_MECHANISM_TYPE(CKM_SLH_DSA),
+             CK_MECHANISM_TYPE(CKM_HASH_ML_DSA_SHA224)...CK_MECHANISM_TYPE(CKM_HASH_ML_DSA_SHAKE256),
+             CK_MECHANISM_TYPE(CKM_HASH_SLH_DSA_SHA224)...CK_MECHANISM_TYPE(CKM_HASH_SLH_DSA_SHAKE256):
+            true
+        default: false
+        }
+    }
+
+    /// The members CK_SIGN_ADDITIONAL_CONTEXT and CK_HASH_SIGN_ADDITIONAL_CONTEXT share: the hedge
+    /// variant by name and the context string (public: it is signed along with the message).
+    static func appendSigningContext(_ out: inout TraceBuffer, _ object: inout TraceObject, json: Bool,
+                                     _ hedge: CK_HEDGE_TYPE, _ context: CK_BYTE_PTR?, _ length: CK_ULONG) {
+        object.member(&out, "hedgeVariant")
+        TraceValue.named(&out, json: json, hedge, PKCS11Name.hedge)
+        object.member(&out, "pContext")
+        TraceValue.bytes(&out, json: json, UnsafeRawPointer(context), length, redact: false)
     }
 
     /// True when a message parameter has members a module fills in (IV or nonce, tag or MAC).

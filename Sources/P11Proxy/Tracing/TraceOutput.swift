@@ -1,65 +1,100 @@
-// Where finished records go. One sink per file (or standard error); a record is appended
-// in one piece under the sink lock, so records from concurrent threads never interleave.
+// Where finished records go. One sink per file (or standard error). Each thread builds its
+// records straight into its own pending buffer (TraceScratch.pending) under that thread's own
+// lock, and writes the buffer, whole records only, with one write(2) under the sink's write
+// lock; so threads tracing into one file share no lock per record, only one per batch, which
+// the kernel's own lock on the file would serialise anyway. Records of concurrent threads never
+// interleave; a file shows each thread's records in order, batches of threads side by side.
 //
-// Files are buffered (up to 64 KiB) so tracing stays far under a microsecond per call, and
-// flushed when the buffer fills, when a call returns anything but CKR_OK, within 100 ms of a
-// record otherwise (TraceFlusher), at every C_Finalize, before fork and at exit. Standard
-// error is written record by record, and so are files once a caller has initialised with
+// Files are buffered (up to `threadBufferLimit` per thread) so tracing stays far under a
+// microsecond per call, and written when the buffer fills, when a call returns anything but
+// CKR_OK, within 100 ms of a record otherwise (TraceFlusher writes every thread's), at every
+// C_Finalize, before fork, at a thread's exit and at the process's. Standard error is written
+// record by record, and so are files once a caller has initialised with
 // CKF_LIBRARY_CANT_CREATE_OS_THREADS (no flusher thread then). A trace file is created with
 // mode 0600.
 import Glibc
 import P11ProxyConfig
 import P11ProxyLoader
+import Synchronization
 
 final class TraceSink {
     let descriptor: Int32
     let buffered: Bool
-    var buffer = TraceBuffer(capacity: TraceOutput.bufferLimit + 4096)
-    var lastFlush: UInt64 = 0
-    /// A record written since the last flush was traced with x-log-secrets: wipe after writing.
-    var holdsSecrets = false
+    /// Held around write(2) only, so that one batch lands in one piece even where the kernel
+    /// takes it in parts (a pipe, a short write).
+    let writeLock = ProcessLock()
 
     init(descriptor: Int32, buffered: Bool) {
         self.descriptor = descriptor
         self.buffered = buffered
     }
 
-    /// Under TraceOutput.lock.
-    func flush() {
-        guard !buffer.isEmpty else { return }
-        let bytes = buffer.bytes
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { break }
-            offset += written
+    func write(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress else { return }
+        writeLock.withLock {
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(descriptor, base + offset, bytes.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { break }
+                offset += written
+            }
         }
-        // The buffer may have held PINs or key bytes (x-log-secrets: yes): wiped before reuse.
-        buffer.removeAll(wipe: holdsSecrets)
-        holdsSecrets = false
+    }
+}
+
+/// A module's sink and name as its records use them; replaced (never changed) when the
+/// configuration starts again, and kept for the life of the process, since a thread may still
+/// be tracing with the old one.
+final class TraceTarget {
+    let sink: TraceSink
+    let name: UnsafeBufferPointer<UInt8>
+
+    init(sink: TraceSink, name: String) {
+        self.sink = sink
+        let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: name.utf8.count)
+        _ = bytes.initialize(from: name.utf8)
+        self.name = UnsafeBufferPointer(bytes)
+    }
+
+    func matches(_ otherSink: TraceSink, _ otherName: String) -> Bool {
+        sink === otherSink && name.elementsEqual(otherName.utf8)
     }
 }
 
 enum TraceOutput {
-    static let bufferLimit = 64 * 1024
+    /// A thread's pending records are written once they reach this; its buffer stays below
+    /// twice this plus its largest record.
+    static let threadBufferLimit = 16 * 1024
     static let flushInterval: UInt64 = 100_000_000
 
+    /// Guards the lists below and the set of registered threads; taken when a thread first
+    /// traces into a file, at its exit, by whole-process flushes and across fork. Lock order:
+    /// `lock`, a thread's pending lock, a sink's write lock.
     static let lock = ProcessLock()
     // Who may touch them: only code holding `lock`.
     nonisolated(unsafe) static var sinksByPath: [String: TraceSink] = [:]
-    /// By module index (ModuleTable.capacity entries). Unmanaged: every sink stays in
-    /// `sinksByPath` or `standardError` for the life of the process, and a record then costs no
-    /// reference counting (atomic instructions, a tenth of a traced call's time).
-    nonisolated(unsafe) static var moduleSinks = [Unmanaged<TraceSink>?](repeating: nil, count: ModuleTable.capacity)
-    /// Each module's name (UTF-8), replaced and the old one freed under `lock`.
-    nonisolated(unsafe) static var moduleNames = [UnsafeBufferPointer<UInt8>](
-        repeating: UnsafeBufferPointer(start: nil, count: 0), count: ModuleTable.capacity)
     nonisolated(unsafe) static var standardError: TraceSink?
+    /// Every target ever made (they are never freed, see TraceTarget).
+    nonisolated(unsafe) static var targets: [TraceTarget] = []
+    /// Threads with a pending buffer (TraceScratch.isRegistered).
+    nonisolated(unsafe) static var threads: [Unmanaged<TraceScratch>] = []
+
+    /// By module index (ModuleTable.capacity entries): a TraceTarget's address or 0, stored
+    /// under `lock`, read anywhere. Unmanaged: a record costs no reference counting.
+    nonisolated(unsafe) private static let moduleTargetsStorage: UnsafeMutablePointer<Atomic<UInt>> = {
+        let targets = UnsafeMutablePointer<Atomic<UInt>>.allocate(capacity: ModuleTable.capacity)
+        for index in 0..<ModuleTable.capacity { (targets + index).initialize(to: Atomic(0)) }
+        return targets
+    }()
+    /// `moduleTargetsStorage`'s address, published by the first `configure` (no record is made
+    /// before it): one load per record instead of swift_once.
+    private static let moduleTargetsAddress = Atomic<UInt>(0)
+
     /// A caller initialised with CKF_LIBRARY_CANT_CREATE_OS_THREADS: no flusher thread in this
     /// process from then on, every record written as it completes. Never cleared: the flag says
     /// what the process's threads may do, and the thread would be started by one of them.
-    nonisolated(unsafe) static var withoutThreads = false
+    static let withoutThreads = Atomic<Bool>(false)
 
     static let exitHandlerInstalled: Bool = {
         atexit { TraceOutput.flushAll() } == 0
@@ -70,13 +105,16 @@ enum TraceOutput {
     static func configure(module: Int, name: String, settings: TraceSettings) {
         _ = exitHandlerInstalled
         let needsFlusher = lock.withLock {
-            moduleNames[module].baseAddress?.deallocate()
-            let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: name.utf8.count)
-            _ = bytes.initialize(from: name.utf8)
-            moduleNames[module] = UnsafeBufferPointer(bytes)
+            let moduleTargets = publish(moduleTargetsStorage, into: moduleTargetsAddress)
             let sink = sink(for: settings.path)
-            moduleSinks[module] = Unmanaged.passUnretained(sink)
-            return sink.buffered && !withoutThreads
+            let current = UnsafeRawPointer(bitPattern: moduleTargets[module].load(ordering: .acquiring))
+                .map { Unmanaged<TraceTarget>.fromOpaque($0).takeUnretainedValue() }
+            if current == nil || !current!.matches(sink, name) {
+                let target = TraceTarget(sink: sink, name: name)
+                targets.append(target)
+                moduleTargets[module].store(UInt(bitPattern: Unmanaged.passUnretained(target).toOpaque()), ordering: .releasing)
+            }
+            return sink.buffered && !withoutThreads.load(ordering: .relaxed)
         }
         if needsFlusher { TraceFlusher.start() }
     }
@@ -85,7 +123,7 @@ enum TraceOutput {
     /// start and stop of the flusher): stops the flusher if another caller had it started, and
     /// writes what it would have.
     static func stopThreads() {
-        lock.withLock { withoutThreads = true }
+        withoutThreads.store(true, ordering: .sequentiallyConsistent)
         TraceFlusher.stop()
         flushAll()
     }
@@ -112,24 +150,66 @@ enum TraceOutput {
         return sink
     }
 
-    /// Appends a finished record. `urgent` (an error return) flushes at once. `now`: the
-    /// record's end (monotonic), close enough to decide a flush without reading the clock again.
-    static func emit(module: Int, urgent: Bool, secrets: Bool, now: UInt64,
+    /// Appends a finished record to this thread's pending buffer. `urgent` (an error return, a
+    /// record with secrets) writes it at once. `now`: the record's end (monotonic), close enough
+    /// to decide a flush without reading the clock again. `thread`: this thread's scratch, when
+    /// the record already holds it.
+    static func emit(module: Int, thread: Unmanaged<TraceScratch>?, urgent: Bool, secrets: Bool, now: UInt64,
                      build: (_ moduleName: UnsafeRawBufferPointer, _ out: inout TraceBuffer) -> Void) {
-        lock.withLock {
-            guard let unmanaged = moduleSinks[module] else { return }
-            unmanaged._withUnsafeGuaranteedRef { sink in
-                if secrets { sink.holdsSecrets = true }
-                build(UnsafeRawBufferPointer(moduleNames[module]), &sink.buffer)
-                if !sink.buffered || urgent || withoutThreads || sink.buffer.count >= bufferLimit {
-                    sink.flush()
-                    sink.lastFlush = now
-                } else if now > sink.lastFlush && now - sink.lastFlush >= flushInterval {
-                    // (Another thread's record may have ended later and flushed already.)
-                    sink.flush()
-                    sink.lastFlush = now
-                }
+        guard let moduleTargets: UnsafeMutablePointer<Atomic<UInt>> = publishedPointer(moduleTargetsAddress),
+              let address = UnsafeRawPointer(bitPattern: moduleTargets[module].load(ordering: .acquiring)) else { return }
+        let thread = thread ?? Unmanaged.passUnretained(TraceScratch.current())
+        Unmanaged<TraceTarget>.fromOpaque(address)._withUnsafeGuaranteedRef { target in
+            thread._withUnsafeGuaranteedRef { scratch in
+                append(to: scratch, target: target, urgent: urgent, secrets: secrets, now: now, build: build)
             }
+        }
+    }
+
+    @inline(__always)
+    private static func append(to scratch: TraceScratch, target: TraceTarget, urgent: Bool, secrets: Bool, now: UInt64,
+                               build: (_ moduleName: UnsafeRawBufferPointer, _ out: inout TraceBuffer) -> Void) {
+        if !scratch.isRegistered { register(scratch) }
+        scratch.lockPending()
+        defer { scratch.unlockPending() }
+        let sink = Unmanaged.passUnretained(target.sink)
+        // A thread's pending records all go to one sink.
+        if let previous = scratch.pendingSink, previous.toOpaque() != sink.toOpaque() { scratch.writePending() }
+        scratch.pendingSink = sink
+        if secrets { scratch.pendingHoldsSecrets = true }
+        build(UnsafeRawBufferPointer(target.name), &scratch.pending)
+        if !target.sink.buffered || urgent || scratch.pending.count >= threadBufferLimit
+            || withoutThreads.load(ordering: .relaxed) {
+            scratch.writePending()
+            scratch.lastFlush = now
+        } else if now > scratch.lastFlush && now - scratch.lastFlush >= flushInterval {
+            scratch.writePending()
+            scratch.lastFlush = now
+        }
+    }
+
+    /// Once per thread, before its first record.
+    @inline(never)
+    private static func register(_ scratch: TraceScratch) {
+        // Sized once, before other threads can see it: growing by doubling would leave each
+        // smaller block behind in this thread's malloc arena.
+        scratch.pending.reserve(threadBufferLimit + 4096)
+        lock.withLock {
+            threads.append(Unmanaged.passUnretained(scratch))
+            scratch.isRegistered = true
+        }
+    }
+
+    /// A thread's exit (TraceScratch's key destructor): its records are written, and it leaves
+    /// the list before it is freed.
+    static func threadExits(_ scratch: TraceScratch) {
+        guard scratch.isRegistered else { return }
+        lock.withLock {
+            threads.removeAll { $0.toOpaque() == Unmanaged.passUnretained(scratch).toOpaque() }
+            scratch.isRegistered = false
+            scratch.lockPending()
+            scratch.writePending()
+            scratch.unlockPending()
         }
     }
 
@@ -137,29 +217,67 @@ enum TraceOutput {
         lock.withLock { flushAllLocked() }
     }
 
-    /// Whatever is buffered; TraceFlusher calls it every `flushInterval`, so a record waits at
+    /// Whatever is pending; TraceFlusher calls it every `flushInterval`, so a record waits at
     /// most that long after the call that made it.
     static func flushStale() {
         lock.withLock {
             let now = TraceInstant.monotonicNow()
-            for sink in sinksByPath.values where !sink.buffer.isEmpty {
-                sink.flush()
-                sink.lastFlush = now
+            for thread in threads {
+                let scratch = thread.takeUnretainedValue()
+                scratch.lockPending()
+                if !scratch.pending.isEmpty {
+                    scratch.writePending()
+                    scratch.lastFlush = now
+                }
+                scratch.unlockPending()
             }
         }
     }
 
+    /// Under `lock`.
     static func flushAllLocked() {
-        for sink in sinksByPath.values { sink.flush() }
-        standardError?.flush()
+        for thread in threads {
+            let scratch = thread.takeUnretainedValue()
+            scratch.lockPending()
+            scratch.writePending()
+            scratch.unlockPending()
+        }
     }
 
-    /// In the fork child: what the parent had buffered is the parent's to write.
+    /// Before fork, on the forking thread: everything pending is written now (or the child would
+    /// write the parent's records a second time), and every lock the child's copy needs whole is
+    /// held across the fork.
+    static func forkPrepare() {
+        lock.lock()
+        for thread in threads {
+            let scratch = thread.takeUnretainedValue()
+            scratch.lockPending()
+            scratch.writePending()
+        }
+        for sink in sinksByPath.values { sink.writeLock.lock() }
+        standardError?.writeLock.lock()
+    }
+
+    static func forkParent() {
+        standardError?.writeLock.unlock()
+        for sink in sinksByPath.values { sink.writeLock.unlock() }
+        for thread in threads { thread.takeUnretainedValue().unlockPending() }
+        lock.unlock()
+    }
+
+    /// In the fork child: only this thread exists; what the parent had pending is the parent's
+    /// to write (forkPrepare wrote it, so there is none).
     static func forkChild() {
         lock.reinitializeInChild()
+        for sink in sinksByPath.values { sink.writeLock.reinitializeInChild() }
+        standardError?.writeLock.reinitializeInChild()
+        // Other threads' entries stay (empty, never written again): their exit never runs here.
+        for thread in threads {
+            let scratch = thread.takeUnretainedValue()
+            scratch.reinitializePendingLockInChild()
+            scratch.discardPending()
+        }
         TraceFlusher.forkChild()
-        for sink in sinksByPath.values { sink.buffer.removeAll(wipe: sink.holdsSecrets) }
         TraceScratch.forkChild()
     }
 }
-

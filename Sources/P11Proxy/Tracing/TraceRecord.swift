@@ -45,6 +45,9 @@ struct TraceRecord {
     /// C_GetAttributeValue's template as the caller supplied it (SuppliedTemplate), kept from
     /// before the module runs until the OUT part is built: the thread's scratch store, borrowed.
     var supplied: TraceBuffer?
+    /// The key type a key-pair mechanism makes (CKM_ML_DSA_KEY_PAIR_GEN...), for the templates
+    /// after it that do not name theirs (CKA_PARAMETER_SET's names depend on it).
+    var keyTypeHint: CK_KEY_TYPE?
 
     /// Beyond this many bytes a buffer is shown truncated (its length is always shown).
     static let byteLimit = 1024
@@ -82,7 +85,7 @@ struct TraceRecord {
     mutating func writeInputsNow() {
         let snapshot = self
         let start = TraceInstant.now(cache: threadScratch)
-        TraceOutput.emit(module: module, urgent: true, secrets: snapshot.holdsSecret, now: start.monotonicNanoseconds) { name, out in
+        TraceOutput.emit(module: module, thread: scratch, urgent: true, secrets: snapshot.holdsSecret, now: start.monotonicNanoseconds) { name, out in
             var early = snapshot
             early.start = start
             early.end = early.start.monotonicNanoseconds
@@ -94,9 +97,9 @@ struct TraceRecord {
 
     mutating func finish(_ rv: CK_RV) {
         let record = self
-        // A record with secrets is not left in the sink's buffer for the flusher: written now,
-        // and the buffer wiped (TraceSink.flush), so no copy outlives the call.
-        TraceOutput.emit(module: module, urgent: rv != CKR_OK || holdsSecret, secrets: holdsSecret, now: end) { name, out in
+        // A record with secrets is not left in the thread's pending buffer for the flusher: written now,
+        // and the buffer wiped (TraceScratch.writePending), so no copy outlives the call.
+        TraceOutput.emit(module: module, thread: scratch, urgent: rv != CKR_OK || holdsSecret, secrets: holdsSecret, now: end) { name, out in
             record.appendHeader(moduleName: name, to: &out, waiting: false)
             out.append(contentsOf: record.inputs)
             if record.json { TraceText.append("},\"out\":{", to: &out) }
@@ -347,6 +350,44 @@ struct TraceRecord {
         }
     }
 
+    // MARK: Asynchronous operations (PKCS#11 3.2 section 5.20)
+
+    /// C_AsyncJoin's buffer: the module fills it after the call returns, so it is not read.
+    mutating func asyncBuffer(_ name: StaticString, _ value: UnsafeMutablePointer<CK_BYTE>?, _ length: CK_ULONG) {
+        field(.in, name) { out, json in TraceValue.unread(&out, json: json, UnsafeRawPointer(value), length) }
+    }
+
+    /// C_AsyncComplete's CK_ASYNC_DATA before the call: the version the caller asks for.
+    mutating func asyncData(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_ASYNC_DATA>?) {
+        field(direction, name) { out, json in
+            guard let value else { return TraceValue.pointer(&out, json: json, nil) }
+            var object = TraceObject(&out, json: json)
+            object.member(&out, "ulVersion")
+            TraceValue.ulong(&out, json: json, value.pointee.ulVersion)
+            object.close(&out)
+        }
+    }
+
+    /// The finished operation's result: its handles and the length of its data. The data itself
+    /// (pValue) is not read: it may be a decryption's plaintext, and the operation's buffers are
+    /// the caller's business.
+    mutating func asyncDataOut(_ name: StaticString, _ value: UnsafeMutablePointer<CK_ASYNC_DATA>?, _ rv: CK_RV) {
+        guard rv == CKR_OK, let value else { return }
+        let result = value.pointee
+        field(.out, name) { out, json in
+            var object = TraceObject(&out, json: json)
+            object.member(&out, "ulVersion")
+            TraceValue.ulong(&out, json: json, result.ulVersion)
+            object.member(&out, "pValue")
+            TraceValue.unread(&out, json: json, UnsafeRawPointer(result.pValue), result.ulValue)
+            object.member(&out, "hObject")
+            TraceValue.handle(&out, json: json, result.hObject, .object)
+            object.member(&out, "hAdditionalObject")
+            TraceValue.handle(&out, json: json, result.hAdditionalObject, .object)
+            object.close(&out)
+        }
+    }
+
     // MARK: Lists and structures
 
     /// `capacity`: how many elements the caller's buffer holds (ulMaxObjectCount, or *pulCount
@@ -360,6 +401,7 @@ struct TraceRecord {
     }
 
     mutating func mechanism(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_MECHANISM>?) {
+        keyTypeHint = value.flatMap { TraceMechanism.keyType(generatedBy: $0.pointee.mechanism) }
         field(direction, name) { out, json in
             guard let value else { return TraceValue.pointer(&out, json: json, nil) }
             TraceMechanism.append(&out, json: json, value.pointee)
@@ -382,11 +424,11 @@ struct TraceRecord {
 
     mutating func template(_ direction: TraceDirection, _ name: StaticString, _ value: UnsafeMutablePointer<CK_ATTRIBUTE>?,
                            _ count: CK_ULONG, _ hint: ObjectHint) {
-        let secrets = secrets
+        let secrets = secrets, keyType = keyTypeHint
         // Values are shown whole with x-log-secrets; CKA_VALUE of a key may be among them.
         if secrets && value != nil && count > 0 { holdsSecret = true }
         field(direction, name) { out, json in
-            TraceTemplate.append(&out, json: json, value, count, showValues: true, secrets: secrets) {
+            TraceTemplate.append(&out, json: json, value, count, showValues: true, secrets: secrets, keyType: keyType) {
                 TraceTemplate.traits(of: value, count, hint: hint)
             }
         }

@@ -2,7 +2,7 @@
 // value buffer and how many bytes it holds, and the same for the entries of a nested template
 // (CKA_WRAP_TEMPLATE and the other attribute arrays). The OUT record reads values through these,
 // never through what the module left in the template, so a module that reports more than a
-// buffer holds (or rewrites pValue) cannot make the tracer read past the caller's memory (issue 6).
+// buffer holds (or rewrites pValue) cannot make the tracer read past the caller's memory.
 import CPKCS11
 import P11ProxyNames
 

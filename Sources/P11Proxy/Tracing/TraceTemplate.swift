@@ -9,9 +9,11 @@ enum TraceTemplate {
     /// `{"type":"CKA_CLASS","len":8,"value":"CKO_SECRET_KEY"}`.
     /// `supplied`: a template the module has filled in (C_GetAttributeValue); values are read only
     /// from the buffers the caller supplied, and no further than they hold.
+    /// `keyType`: the key type the template's object has when the template does not say
+    /// (C_GenerateKeyPair's mechanism says it), for the values named by key type (CKA_PARAMETER_SET).
     static func append(_ out: inout TraceBuffer, json: Bool, _ template: UnsafeMutablePointer<CK_ATTRIBUTE>?,
                        _ count: CK_ULONG, showValues: Bool, secrets: Bool, depth: Int = 0,
-                       supplied: SuppliedTemplate? = nil, traits: () -> ObjectTraits) {
+                       supplied: SuppliedTemplate? = nil, keyType: CK_KEY_TYPE? = nil, traits: () -> ObjectTraits) {
         guard let template, count > 0 else {
             if json { return TraceText.append(template == nil && count > 0 ? "null" : "[]", to: &out) }
             out.append(UInt8(ascii: "("))
@@ -45,14 +47,19 @@ enum TraceTemplate {
                     return found
                 }
             }
+            var objectKeyType = keyType
+            if showValues && PKCS11Name.attributeKind(attribute.type) == .parameterSet {
+                objectKeyType = Self.keyType(in: template, count, supplied: supplied) ?? keyType
+            }
             appendAttribute(&out, json: json, attribute, showValue: showValues, redact: redact, secrets: secrets, depth: depth,
-                            supplied: given)
+                            supplied: given, keyType: objectKeyType)
         }
         TraceText.append(json ? "]" : " ]", to: &out)
     }
 
     static func appendAttribute(_ out: inout TraceBuffer, json: Bool, _ attribute: CK_ATTRIBUTE, showValue: Bool,
-                                redact: Bool, secrets: Bool, depth: Int, supplied: SuppliedValue? = nil) {
+                                redact: Bool, secrets: Bool, depth: Int, supplied: SuppliedValue? = nil,
+                                keyType: CK_KEY_TYPE? = nil) {
         if json {
             TraceText.append("{\"type\":", to: &out)
             TraceValue.named(&out, json: true, attribute.type, PKCS11Name.attribute)
@@ -60,21 +67,23 @@ enum TraceTemplate {
             TraceText.append(",\"len\":", to: &out)
             TraceValue.ulong(&out, json: true, attribute.ulValueLen)
             TraceText.append(",\"value\":", to: &out)
-            appendValue(&out, json: true, attribute, redact: redact, secrets: secrets, depth: depth, supplied: supplied)
+            appendValue(&out, json: true, attribute, redact: redact, secrets: secrets, depth: depth, supplied: supplied,
+                        keyType: keyType)
             return out.append(UInt8(ascii: "}"))
         }
         if showValue { TraceText.append("{ ", to: &out) }
         TraceValue.named(&out, json: false, attribute.type, PKCS11Name.attribute)
         guard showValue else { return }
         TraceText.append(" = ", to: &out)
-        appendValue(&out, json: false, attribute, redact: redact, secrets: secrets, depth: depth, supplied: supplied)
+        appendValue(&out, json: false, attribute, redact: redact, secrets: secrets, depth: depth, supplied: supplied,
+                    keyType: keyType)
         TraceText.append(" }", to: &out)
     }
 
     /// `supplied`: the buffer the caller gave for this value (nil: the template is the caller's
     /// own input, read as it is).
     static func appendValue(_ out: inout TraceBuffer, json: Bool, _ attribute: CK_ATTRIBUTE, redact: Bool,
-                            secrets: Bool, depth: Int, supplied: SuppliedValue? = nil) {
+                            secrets: Bool, depth: Int, supplied: SuppliedValue? = nil, keyType: CK_KEY_TYPE? = nil) {
         let length = attribute.ulValueLen
         guard length != CK_ULONG.max else {
             return TraceText.append(json ? "\"CK_UNAVAILABLE_INFORMATION\"" : "CK_UNAVAILABLE_INFORMATION", to: &out)
@@ -95,6 +104,12 @@ enum TraceTemplate {
             TraceValue.bool(&out, json: json, value.load(as: CK_BBOOL.self))
         case .ulong where length == ulongSize:
             TraceValue.ulong(&out, json: json, number())
+        case .parameterSet where length == ulongSize:
+            if let namer = parameterSetNamer(keyType) {
+                TraceValue.named(&out, json: json, number(), namer)
+            } else {
+                TraceValue.ulong(&out, json: json, number())
+            }
         case let kind where length == ulongSize && namer(for: kind) != nil:
             TraceValue.named(&out, json: json, number(), namer(for: kind)!)
         case .utf8 where length <= CK_ULONG(TraceRecord.byteLimit):
@@ -129,8 +144,37 @@ enum TraceTemplate {
         case .mechanismType: PKCS11Name.mechanism
         case .hardwareFeature: PKCS11Name.hardwareFeature
         case .profile: PKCS11Name.profile
+        case .trust: PKCS11Name.trust
+        case .validationType: PKCS11Name.validationType
+        case .validationAuthority: PKCS11Name.validationAuthority
         default: nil
         }
+    }
+
+    /// PKCS#11 3.2: CKA_PARAMETER_SET's numbers mean one thing per key type (1 is ML-DSA-44,
+    /// SLH-DSA-SHA2-128s or ML-KEM-512); nil for other or unknown key types (XMSS and HSS
+    /// parameter sets are the RFCs' numbers), which print as numbers.
+    static func parameterSetNamer(_ keyType: CK_KEY_TYPE?) -> ((CK_ULONG) -> StaticString?)? {
+        switch keyType {
+        case CK_KEY_TYPE(CKK_ML_DSA): PKCS11Name.mlDSAParameterSet
+        case CK_KEY_TYPE(CKK_SLH_DSA): PKCS11Name.slhDSAParameterSet
+        case CK_KEY_TYPE(CKK_ML_KEM): PKCS11Name.mlKEMParameterSet
+        default: nil
+        }
+    }
+
+    /// The CKA_KEY_TYPE a template gives, read as `traits(of:)` reads (within supplied buffers).
+    static func keyType(in template: UnsafeMutablePointer<CK_ATTRIBUTE>, _ count: CK_ULONG,
+                        supplied: SuppliedTemplate?) -> CK_KEY_TYPE? {
+        for index in 0..<Int(count) where template[index].type == CKA_KEY_TYPE {
+            let attribute = template[index]
+            let given = supplied?[index]
+            guard let value = given.map({ $0.pointer }) ?? attribute.pValue,
+                  attribute.ulValueLen == CK_ULONG(MemoryLayout<CK_ULONG>.size),
+                  attribute.ulValueLen <= given?.capacity ?? CK_ULONG.max else { continue }
+            return value.loadUnaligned(as: CK_ULONG.self)
+        }
+        return nil
     }
 
     /// PKCS#11 3.0 sections 4.8-4.9: private and secret key material. CKA_VALUE is secret only for

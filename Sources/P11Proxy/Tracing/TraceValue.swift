@@ -131,7 +131,22 @@ enum TraceValue {
         if json { out.append(UInt8(ascii: "}")) }
     }
 
-    /// A module that says it wrote more than the caller's buffer holds (issue 6: a misbehaving
+    /// A buffer the tracer must not read (an asynchronous operation's: PKCS#11 3.2 section 5.20),
+    /// shown by its length: text `(16) <not read>`, JSON `{"len":16,"read":false}`; NULL as for bytes.
+    static func unread(_ out: inout TraceBuffer, json: Bool, _ value: UnsafeRawPointer?, _ length: CK_ULONG) {
+        guard value != nil else { return bytes(&out, json: json, nil, length, redact: false) }
+        if json {
+            TraceText.append("{\"len\":", to: &out)
+            ulong(&out, json: true, length)
+            TraceText.append(",\"read\":false}", to: &out)
+        } else {
+            out.append(UInt8(ascii: "("))
+            ulong(&out, json: false, length)
+            TraceText.append(") <not read>", to: &out)
+        }
+    }
+
+    /// A module that says it wrote more than the caller's buffer holds (a misbehaving
     /// module must not make p11proxy read past the caller's memory): text
     /// ` [module reported 1016 bytes, buffer holds 16]`, JSON `,"capacity":16,"overreported":true`.
     static func overreported(_ out: inout TraceBuffer, json: Bool, _ reported: CK_ULONG, _ capacity: CK_ULONG,

@@ -33,7 +33,9 @@ extension Traced {
         record.callStarts()
         let rv = function(pInfo)
         record.callEnded()
-        record.info("pInfo", pInfo, rv)
+        if rv != CKR_PENDING {
+            record.info("pInfo", pInfo, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -44,7 +46,9 @@ extension Traced {
         record.callStarts()
         let rv = function(ppFunctionList)
         record.callEnded()
-        record.pointerPointee("ppFunctionList", ppFunctionList, rv)
+        if rv != CKR_PENDING {
+            record.pointerPointee("ppFunctionList", ppFunctionList, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -58,7 +62,9 @@ extension Traced {
         record.callStarts()
         let rv = function(tokenPresent, pSlotList, pulCount)
         record.callEnded()
-        record.handleList("pSlotList", pSlotList, pulCount, capacity: pSlotListCapacity, rv, .slot)
+        if rv != CKR_PENDING {
+            record.handleList("pSlotList", pSlotList, pulCount, capacity: pSlotListCapacity, rv, .slot)
+        }
         record.finish(rv)
         return rv
     }
@@ -70,7 +76,9 @@ extension Traced {
         record.callStarts()
         let rv = function(slotID, pInfo)
         record.callEnded()
-        record.info("pInfo", pInfo, rv)
+        if rv != CKR_PENDING {
+            record.info("pInfo", pInfo, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -82,7 +90,9 @@ extension Traced {
         record.callStarts()
         let rv = function(slotID, pInfo)
         record.callEnded()
-        record.info("pInfo", pInfo, rv)
+        if rv != CKR_PENDING {
+            record.info("pInfo", pInfo, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -96,7 +106,9 @@ extension Traced {
         record.callStarts()
         let rv = function(slotID, pMechanismList, pulCount)
         record.callEnded()
-        record.handleList("pMechanismList", pMechanismList, pulCount, capacity: pMechanismListCapacity, rv, .mechanism)
+        if rv != CKR_PENDING {
+            record.handleList("pMechanismList", pMechanismList, pulCount, capacity: pMechanismListCapacity, rv, .mechanism)
+        }
         record.finish(rv)
         return rv
     }
@@ -109,7 +121,9 @@ extension Traced {
         record.callStarts()
         let rv = function(slotID, type, pInfo)
         record.callEnded()
-        record.info("pInfo", pInfo, rv)
+        if rv != CKR_PENDING {
+            record.info("pInfo", pInfo, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -162,7 +176,9 @@ extension Traced {
         record.callStarts()
         let rv = function(slotID, flags, pApplication, Notify, phSession)
         record.callEnded()
-        record.handlePointee("phSession", phSession, rv, .session)
+        if rv != CKR_PENDING {
+            record.handlePointee("phSession", phSession, rv, .session)
+        }
         record.finish(rv)
         return rv
     }
@@ -196,7 +212,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pInfo)
         record.callEnded()
-        record.info("pInfo", pInfo, rv)
+        if rv != CKR_PENDING {
+            record.info("pInfo", pInfo, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -210,7 +228,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pOperationState, pulOperationStateLen)
         record.callEnded()
-        record.bytesOut("pOperationState", pOperationState, pulOperationStateLen, capacity: pOperationStateCapacity, rv, .secret)
+        if rv != CKR_PENDING {
+            record.bytesOut("pOperationState", pOperationState, pulOperationStateLen, capacity: pOperationStateCapacity, rv, .secret)
+        }
         record.finish(rv)
         return rv
     }
@@ -261,7 +281,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pTemplate, ulCount, phObject)
         record.callEnded()
-        record.handlePointee("phObject", phObject, rv, .object)
+        if rv != CKR_PENDING {
+            record.handlePointee("phObject", phObject, rv, .object)
+        }
         record.finish(rv)
         return rv
     }
@@ -275,7 +297,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, hObject, pTemplate, ulCount, phNewObject)
         record.callEnded()
-        record.handlePointee("phNewObject", phNewObject, rv, .object)
+        if rv != CKR_PENDING {
+            record.handlePointee("phNewObject", phNewObject, rv, .object)
+        }
         record.finish(rv)
         return rv
     }
@@ -300,7 +324,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, hObject, pulSize)
         record.callEnded()
-        record.ulongPointee(.out, "pulSize", pulSize, rv)
+        if rv != CKR_PENDING {
+            record.ulongPointee(.out, "pulSize", pulSize, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -315,7 +341,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, hObject, pTemplate, ulCount)
         record.callEnded()
-        record.templateOut("pTemplate", pTemplate, ulCount, rv) { Traced.objectTraits(function: module.pointee.functions.C_GetAttributeValue, hSession, hObject) }
+        if rv != CKR_PENDING {
+            record.templateOut("pTemplate", pTemplate, ulCount, rv) { Traced.objectTraits(function: module.pointee.functions.C_GetAttributeValue, hSession, hObject) }
+        }
         record.finish(rv)
         return rv
     }
@@ -353,8 +381,10 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, phObject, ulMaxObjectCount, pulObjectCount)
         record.callEnded()
-        record.handleList("phObject", phObject, pulObjectCount, capacity: ulMaxObjectCount, rv, .object)
-        record.ulongPointee(.out, "pulObjectCount", pulObjectCount, rv)
+        if rv != CKR_PENDING {
+            record.handleList("phObject", phObject, pulObjectCount, capacity: ulMaxObjectCount, rv, .object)
+            record.ulongPointee(.out, "pulObjectCount", pulObjectCount, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -393,7 +423,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen)
         record.callEnded()
-        record.bytesOut("pEncryptedData", pEncryptedData, pulEncryptedDataLen, capacity: pEncryptedDataCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.bytesOut("pEncryptedData", pEncryptedData, pulEncryptedDataLen, capacity: pEncryptedDataCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -408,7 +440,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
         record.callEnded()
-        record.bytesOut("pEncryptedPart", pEncryptedPart, pulEncryptedPartLen, capacity: pEncryptedPartCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.bytesOut("pEncryptedPart", pEncryptedPart, pulEncryptedPartLen, capacity: pEncryptedPartCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -422,7 +456,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pLastEncryptedPart, pulLastEncryptedPartLen)
         record.callEnded()
-        record.bytesOut("pLastEncryptedPart", pLastEncryptedPart, pulLastEncryptedPartLen, capacity: pLastEncryptedPartCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.bytesOut("pLastEncryptedPart", pLastEncryptedPart, pulLastEncryptedPartLen, capacity: pLastEncryptedPartCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -450,7 +486,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen)
         record.callEnded()
-        record.bytesOut("pData", pData, pulDataLen, capacity: pDataCapacity, rv, .secret)
+        if rv != CKR_PENDING {
+            record.bytesOut("pData", pData, pulDataLen, capacity: pDataCapacity, rv, .secret)
+        }
         record.finish(rv)
         return rv
     }
@@ -465,7 +503,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
         record.callEnded()
-        record.bytesOut("pPart", pPart, pulPartLen, capacity: pPartCapacity, rv, .secret)
+        if rv != CKR_PENDING {
+            record.bytesOut("pPart", pPart, pulPartLen, capacity: pPartCapacity, rv, .secret)
+        }
         record.finish(rv)
         return rv
     }
@@ -479,7 +519,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pLastPart, pulLastPartLen)
         record.callEnded()
-        record.bytesOut("pLastPart", pLastPart, pulLastPartLen, capacity: pLastPartCapacity, rv, .secret)
+        if rv != CKR_PENDING {
+            record.bytesOut("pLastPart", pLastPart, pulLastPartLen, capacity: pLastPartCapacity, rv, .secret)
+        }
         record.finish(rv)
         return rv
     }
@@ -506,7 +548,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pData, ulDataLen, pDigest, pulDigestLen)
         record.callEnded()
-        record.bytesOut("pDigest", pDigest, pulDigestLen, capacity: pDigestCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.bytesOut("pDigest", pDigest, pulDigestLen, capacity: pDigestCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -544,7 +588,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pDigest, pulDigestLen)
         record.callEnded()
-        record.bytesOut("pDigest", pDigest, pulDigestLen, capacity: pDigestCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.bytesOut("pDigest", pDigest, pulDigestLen, capacity: pDigestCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -572,7 +618,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pData, ulDataLen, pSignature, pulSignatureLen)
         record.callEnded()
-        record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -598,7 +646,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pSignature, pulSignatureLen)
         record.callEnded()
-        record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -626,7 +676,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pData, ulDataLen, pSignature, pulSignatureLen)
         record.callEnded()
-        record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -704,7 +756,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pSignature, ulSignatureLen, pData, pulDataLen)
         record.callEnded()
-        record.bytesOut("pData", pData, pulDataLen, capacity: pDataCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.bytesOut("pData", pData, pulDataLen, capacity: pDataCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -719,7 +773,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
         record.callEnded()
-        record.bytesOut("pEncryptedPart", pEncryptedPart, pulEncryptedPartLen, capacity: pEncryptedPartCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.bytesOut("pEncryptedPart", pEncryptedPart, pulEncryptedPartLen, capacity: pEncryptedPartCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -734,7 +790,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
         record.callEnded()
-        record.bytesOut("pPart", pPart, pulPartLen, capacity: pPartCapacity, rv, .secret)
+        if rv != CKR_PENDING {
+            record.bytesOut("pPart", pPart, pulPartLen, capacity: pPartCapacity, rv, .secret)
+        }
         record.finish(rv)
         return rv
     }
@@ -749,7 +807,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
         record.callEnded()
-        record.bytesOut("pEncryptedPart", pEncryptedPart, pulEncryptedPartLen, capacity: pEncryptedPartCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.bytesOut("pEncryptedPart", pEncryptedPart, pulEncryptedPartLen, capacity: pEncryptedPartCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -764,7 +824,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
         record.callEnded()
-        record.bytesOut("pPart", pPart, pulPartLen, capacity: pPartCapacity, rv, .secret)
+        if rv != CKR_PENDING {
+            record.bytesOut("pPart", pPart, pulPartLen, capacity: pPartCapacity, rv, .secret)
+        }
         record.finish(rv)
         return rv
     }
@@ -778,7 +840,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pMechanism, pTemplate, ulCount, phKey)
         record.callEnded()
-        record.handlePointee("phKey", phKey, rv, .object)
+        if rv != CKR_PENDING {
+            record.handlePointee("phKey", phKey, rv, .object)
+        }
         record.finish(rv)
         return rv
     }
@@ -793,8 +857,10 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey)
         record.callEnded()
-        record.handlePointee("phPublicKey", phPublicKey, rv, .object)
-        record.handlePointee("phPrivateKey", phPrivateKey, rv, .object)
+        if rv != CKR_PENDING {
+            record.handlePointee("phPublicKey", phPublicKey, rv, .object)
+            record.handlePointee("phPrivateKey", phPrivateKey, rv, .object)
+        }
         record.finish(rv)
         return rv
     }
@@ -811,7 +877,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen)
         record.callEnded()
-        record.bytesOut("pWrappedKey", pWrappedKey, pulWrappedKeyLen, capacity: pWrappedKeyCapacity, rv, .secret)
+        if rv != CKR_PENDING {
+            record.bytesOut("pWrappedKey", pWrappedKey, pulWrappedKeyLen, capacity: pWrappedKeyCapacity, rv, .secret)
+        }
         record.finish(rv)
         return rv
     }
@@ -827,7 +895,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey)
         record.callEnded()
-        record.handlePointee("phKey", phKey, rv, .object)
+        if rv != CKR_PENDING {
+            record.handlePointee("phKey", phKey, rv, .object)
+        }
         record.finish(rv)
         return rv
     }
@@ -842,7 +912,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey)
         record.callEnded()
-        record.handlePointee("phKey", phKey, rv, .object)
+        if rv != CKR_PENDING {
+            record.handlePointee("phKey", phKey, rv, .object)
+        }
         record.finish(rv)
         return rv
     }
@@ -867,7 +939,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, RandomData, ulRandomLen)
         record.callEnded()
-        record.bytesOut("RandomData", RandomData, fixedLength: ulRandomLen, rv, .secret)
+        if rv != CKR_PENDING {
+            record.bytesOut("RandomData", RandomData, fixedLength: ulRandomLen, rv, .secret)
+        }
         record.finish(rv)
         return rv
     }
@@ -903,7 +977,9 @@ extension Traced {
         record.callStarts()
         let rv = function(flags, pSlot, pReserved)
         record.callEnded()
-        record.handlePointee("pSlot", pSlot, rv, .slot)
+        if rv != CKR_PENDING {
+            record.handlePointee("pSlot", pSlot, rv, .slot)
+        }
         record.finish(rv)
         return rv
     }
@@ -915,7 +991,9 @@ extension Traced {
         record.callStarts()
         let rv = function(pInterfacesList, pulCount)
         record.callEnded()
-        record.pointerPointee("pInterfacesList", pInterfacesList, rv)
+        if rv != CKR_PENDING {
+            record.pointerPointee("pInterfacesList", pInterfacesList, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -929,7 +1007,9 @@ extension Traced {
         record.callStarts()
         let rv = function(pInterfaceName, pVersion, ppInterface, flags)
         record.callEnded()
-        record.pointerPointee("ppInterface", ppInterface, rv)
+        if rv != CKR_PENDING {
+            record.pointerPointee("ppInterface", ppInterface, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -985,8 +1065,10 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen, pCiphertext, pulCiphertextLen)
         record.callEnded()
-        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
-        record.bytesOut("pCiphertext", pCiphertext, pulCiphertextLen, capacity: pCiphertextCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+            record.bytesOut("pCiphertext", pCiphertext, pulCiphertextLen, capacity: pCiphertextCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -1000,7 +1082,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
         record.callEnded()
-        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+        if rv != CKR_PENDING {
+            record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -1017,8 +1101,10 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags)
         record.callEnded()
-        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
-        record.bytesOut("pCiphertextPart", pCiphertextPart, pulCiphertextPartLen, capacity: pCiphertextPartCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+            record.bytesOut("pCiphertextPart", pCiphertextPart, pulCiphertextPartLen, capacity: pCiphertextPartCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -1059,8 +1145,10 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext, ulCiphertextLen, pPlaintext, pulPlaintextLen)
         record.callEnded()
-        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
-        record.bytesOut("pPlaintext", pPlaintext, pulPlaintextLen, capacity: pPlaintextCapacity, rv, .secret)
+        if rv != CKR_PENDING {
+            record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+            record.bytesOut("pPlaintext", pPlaintext, pulPlaintextLen, capacity: pPlaintextCapacity, rv, .secret)
+        }
         record.finish(rv)
         return rv
     }
@@ -1074,7 +1162,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
         record.callEnded()
-        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+        if rv != CKR_PENDING {
+            record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -1091,8 +1181,10 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags)
         record.callEnded()
-        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
-        record.bytesOut("pPlaintextPart", pPlaintextPart, pulPlaintextPartLen, capacity: pPlaintextPartCapacity, rv, .secret)
+        if rv != CKR_PENDING {
+            record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+            record.bytesOut("pPlaintextPart", pPlaintextPart, pulPlaintextPartLen, capacity: pPlaintextPartCapacity, rv, .secret)
+        }
         record.finish(rv)
         return rv
     }
@@ -1132,8 +1224,10 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
         record.callEnded()
-        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
-        record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+            record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -1146,7 +1240,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen)
         record.callEnded()
-        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+        if rv != CKR_PENDING {
+            record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -1162,8 +1258,10 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
         record.callEnded()
-        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
-        record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
+        if rv != CKR_PENDING {
+            record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+            record.bytesOut("pSignature", pSignature, pulSignatureLen, capacity: pSignatureCapacity, rv, .plain)
+        }
         record.finish(rv)
         return rv
     }
@@ -1202,7 +1300,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
         record.callEnded()
-        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+        if rv != CKR_PENDING {
+            record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -1215,7 +1315,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen)
         record.callEnded()
-        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+        if rv != CKR_PENDING {
+            record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -1230,7 +1332,9 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
         record.callEnded()
-        record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+        if rv != CKR_PENDING {
+            record.messageParameterOut("pParameter", pParameter, ulParameterLen, rv)
+        }
         record.finish(rv)
         return rv
     }
@@ -1242,6 +1346,192 @@ extension Traced {
         record.callStarts()
         let rv = function(hSession)
         record.callEnded()
+        record.finish(rv)
+        return rv
+    }
+
+    @inline(never)
+    static func C_EncapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncapsulateKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPublicKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        var record = TraceRecord("C_EncapsulateKey", module: module, caller: caller)
+        record.handle(.in, "hSession", hSession, .session)
+        record.mechanism(.in, "pMechanism", pMechanism)
+        record.handle(.in, "hPublicKey", hPublicKey, .object)
+        record.template(.in, "pTemplate", pTemplate, ulAttributeCount, .key)
+        record.ulongPointee(.in, "pulCiphertextLen", pulCiphertextLen)
+        let pCiphertextCapacity = TraceRecord.capacity(of: pCiphertext, pulCiphertextLen)
+        record.callStarts()
+        let rv = function(hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey)
+        record.callEnded()
+        if rv != CKR_PENDING {
+            record.bytesOut("pCiphertext", pCiphertext, pulCiphertextLen, capacity: pCiphertextCapacity, rv, .plain)
+            record.handlePointee("phKey", phKey, rv, .object)
+        }
+        record.finish(rv)
+        return rv
+    }
+
+    @inline(never)
+    static func C_DecapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecapsulateKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPrivateKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        var record = TraceRecord("C_DecapsulateKey", module: module, caller: caller)
+        record.handle(.in, "hSession", hSession, .session)
+        record.mechanism(.in, "pMechanism", pMechanism)
+        record.handle(.in, "hPrivateKey", hPrivateKey, .object)
+        record.template(.in, "pTemplate", pTemplate, ulAttributeCount, .key)
+        record.bytes(.in, "pCiphertext", pCiphertext, ulCiphertextLen, .plain)
+        record.callStarts()
+        let rv = function(hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey)
+        record.callEnded()
+        if rv != CKR_PENDING {
+            record.handlePointee("phKey", phKey, rv, .object)
+        }
+        record.finish(rv)
+        return rv
+    }
+
+    @inline(never)
+    static func C_VerifySignatureInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifySignatureInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+        var record = TraceRecord("C_VerifySignatureInit", module: module, caller: caller)
+        record.handle(.in, "hSession", hSession, .session)
+        record.mechanism(.in, "pMechanism", pMechanism)
+        record.handle(.in, "hKey", hKey, .object)
+        record.bytes(.in, "pSignature", pSignature, ulSignatureLen, .plain)
+        record.callStarts()
+        let rv = function(hSession, pMechanism, hKey, pSignature, ulSignatureLen)
+        record.callEnded()
+        record.finish(rv)
+        return rv
+    }
+
+    @inline(never)
+    static func C_VerifySignature(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifySignature, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG) -> CK_RV {
+        var record = TraceRecord("C_VerifySignature", module: module, caller: caller)
+        record.handle(.in, "hSession", hSession, .session)
+        record.bytes(.in, "pData", pData, ulDataLen, .plain)
+        record.callStarts()
+        let rv = function(hSession, pData, ulDataLen)
+        record.callEnded()
+        record.finish(rv)
+        return rv
+    }
+
+    @inline(never)
+    static func C_VerifySignatureUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifySignatureUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+        var record = TraceRecord("C_VerifySignatureUpdate", module: module, caller: caller)
+        record.handle(.in, "hSession", hSession, .session)
+        record.bytes(.in, "pPart", pPart, ulPartLen, .plain)
+        record.callStarts()
+        let rv = function(hSession, pPart, ulPartLen)
+        record.callEnded()
+        record.finish(rv)
+        return rv
+    }
+
+    @inline(never)
+    static func C_VerifySignatureFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifySignatureFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+        var record = TraceRecord("C_VerifySignatureFinal", module: module, caller: caller)
+        record.handle(.in, "hSession", hSession, .session)
+        record.callStarts()
+        let rv = function(hSession)
+        record.callEnded()
+        record.finish(rv)
+        return rv
+    }
+
+    @inline(never)
+    static func C_GetSessionValidationFlags(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetSessionValidationFlags, _ hSession: CK_SESSION_HANDLE, _ type: CK_SESSION_VALIDATION_FLAGS_TYPE, _ pFlags: CK_FLAGS_PTR?) -> CK_RV {
+        var record = TraceRecord("C_GetSessionValidationFlags", module: module, caller: caller)
+        record.handle(.in, "hSession", hSession, .session)
+        record.named(.in, "type", type, PKCS11Name.sessionValidation)
+        record.callStarts()
+        let rv = function(hSession, type, pFlags)
+        record.callEnded()
+        if rv != CKR_PENDING {
+            record.ulongPointee(.out, "pFlags", pFlags, rv)
+        }
+        record.finish(rv)
+        return rv
+    }
+
+    @inline(never)
+    static func C_AsyncComplete(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_AsyncComplete, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pResult: CK_ASYNC_DATA_PTR?) -> CK_RV {
+        var record = TraceRecord("C_AsyncComplete", module: module, caller: caller)
+        record.handle(.in, "hSession", hSession, .session)
+        record.cString(.in, "pFunctionName", pFunctionName)
+        record.asyncData(.in, "pResult", pResult)
+        record.callStarts()
+        let rv = function(hSession, pFunctionName, pResult)
+        record.callEnded()
+        if rv != CKR_PENDING {
+            record.asyncDataOut("pResult", pResult, rv)
+        }
+        record.finish(rv)
+        return rv
+    }
+
+    @inline(never)
+    static func C_AsyncGetID(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_AsyncGetID, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pulID: CK_ULONG_PTR?) -> CK_RV {
+        var record = TraceRecord("C_AsyncGetID", module: module, caller: caller)
+        record.handle(.in, "hSession", hSession, .session)
+        record.cString(.in, "pFunctionName", pFunctionName)
+        record.callStarts()
+        let rv = function(hSession, pFunctionName, pulID)
+        record.callEnded()
+        if rv != CKR_PENDING {
+            record.ulongPointee(.out, "pulID", pulID, rv)
+        }
+        record.finish(rv)
+        return rv
+    }
+
+    @inline(never)
+    static func C_AsyncJoin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_AsyncJoin, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ ulID: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulData: CK_ULONG) -> CK_RV {
+        var record = TraceRecord("C_AsyncJoin", module: module, caller: caller)
+        record.handle(.in, "hSession", hSession, .session)
+        record.cString(.in, "pFunctionName", pFunctionName)
+        record.ulong(.in, "ulID", ulID)
+        record.asyncBuffer("pData", pData, ulData)
+        record.callStarts()
+        let rv = function(hSession, pFunctionName, ulID, pData, ulData)
+        record.callEnded()
+        record.finish(rv)
+        return rv
+    }
+
+    @inline(never)
+    static func C_WrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_WrapKeyAuthenticated, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
+        var record = TraceRecord("C_WrapKeyAuthenticated", module: module, caller: caller)
+        record.handle(.in, "hSession", hSession, .session)
+        record.mechanism(.in, "pMechanism", pMechanism)
+        record.handle(.in, "hWrappingKey", hWrappingKey, .object)
+        record.handle(.in, "hKey", hKey, .object)
+        record.bytes(.in, "pAssociatedData", pAssociatedData, ulAssociatedDataLen, .plain)
+        record.ulongPointee(.in, "pulWrappedKeyLen", pulWrappedKeyLen)
+        let pWrappedKeyCapacity = TraceRecord.capacity(of: pWrappedKey, pulWrappedKeyLen)
+        record.callStarts()
+        let rv = function(hSession, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen)
+        record.callEnded()
+        if rv != CKR_PENDING {
+            record.bytesOut("pWrappedKey", pWrappedKey, pulWrappedKeyLen, capacity: pWrappedKeyCapacity, rv, .secret)
+        }
+        record.finish(rv)
+        return rv
+    }
+
+    @inline(never)
+    static func C_UnwrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_UnwrapKeyAuthenticated, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        var record = TraceRecord("C_UnwrapKeyAuthenticated", module: module, caller: caller)
+        record.handle(.in, "hSession", hSession, .session)
+        record.mechanism(.in, "pMechanism", pMechanism)
+        record.handle(.in, "hUnwrappingKey", hUnwrappingKey, .object)
+        record.bytes(.in, "pWrappedKey", pWrappedKey, ulWrappedKeyLen, .secret)
+        record.template(.in, "pTemplate", pTemplate, ulAttributeCount, .key)
+        record.bytes(.in, "pAssociatedData", pAssociatedData, ulAssociatedDataLen, .plain)
+        record.callStarts()
+        let rv = function(hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey)
+        record.callEnded()
+        if rv != CKR_PENDING {
+            record.handlePointee("phKey", phKey, rv, .object)
+        }
         record.finish(rv)
         return rv
     }
