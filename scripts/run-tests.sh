@@ -82,6 +82,8 @@ run_suite trace bash Tests/integration/test_trace.sh
 run_suite cli bash Tests/integration/test_cli.sh
 # `p11proxy list`'s token URIs against p11tool's, over SoftHSM2.
 run_suite token-uri bash Tests/integration/test_token_uri.sh
+# Token filters over two SoftHSM2 tokens: pkcs11-tool, p11tool, `p11proxy list` and `check`.
+run_suite token-filter bash Tests/integration/test_token_filter.sh
 # `p11proxy stats` and `trace --summary`: golden tables, warnings, bounded memory, SoftHSM2 runs.
 run_suite stats bash Tests/integration/test_stats.sh
 # The config reader, the pkcs11: URI parser, the trace statistics reader and the RPC reply

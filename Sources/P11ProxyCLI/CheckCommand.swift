@@ -15,8 +15,9 @@ struct CheckCommand: ParsableCommand {
             module:, p11proxy itself), about which the module says nothing, and a summary.
 
             Exit status: 0 when every module the configuration asks for would load and initialise \
-            (warnings allowed, unless --strict); 1 when a module would be skipped or a critical \
-            module would make C_Initialize fail; 64 for a usage error.
+            (warnings allowed, unless --strict); 1 when a module would be skipped, a critical \
+            module would make C_Initialize fail, or a token filter URI does not parse; 64 for a \
+            usage error.
             """)
 
     @OptionGroup var options: ConfigurationOptions
@@ -44,6 +45,7 @@ struct CheckCommand: ParsableCommand {
         var summary = "check: \(survey.loaded.count) module(s) would load, \(problems) would be skipped"
         let leftOut = survey.skipped.count - problems
         if leftOut > 0 { summary += ", \(leftOut) left out on purpose" }
+        if survey.badFilterURIs > 0 { summary += ", \(survey.badFilterURIs) token filter URI(s) that do not parse" }
         summary += ", \(survey.warnings.count) warning(s)"
         if !survey.criticalFailures.isEmpty {
             summary += "; C_Initialize would fail: critical module(s) "

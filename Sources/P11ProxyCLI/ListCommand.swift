@@ -55,6 +55,7 @@ struct ListCommand: ParsableCommand {
             if let version = module.remoteProtocolVersion {
                 out += field("remote", "\(module.path) (p11-kit RPC protocol version \(version))")
             }
+            for line in module.filter.map(TokenFilterSettings.describe) ?? [] { out += field("token-filter", line) }
             if module.initializedElsewhere { out += field("initialized", ModuleStartup.initializedElsewhereText) }
             out += field("interface-version", contents.interfaceVersion)
             out += field("library-description", contents.libraryDescription)
@@ -64,8 +65,13 @@ struct ListCommand: ParsableCommand {
             for slot in contents.slots {
                 // Spy mode shows the module's own slot IDs (SpyModule in the module).
                 let shown = if case .spy = survey.source { slot.id } else { proxySlot }
-                out += "    slot \(shown): \(slot.description)\n"
-                proxySlot += 1
+                if slot.isHidden {
+                    // The module gives a hidden slot no ID, so the numbers after it close up.
+                    out += "    hidden slot: \(slot.description) (the token filter hides it; no slot ID)\n"
+                } else {
+                    out += "    slot \(shown): \(slot.description)\n"
+                    proxySlot += 1
+                }
                 out += field("module-slot-id", String(slot.id), indent: 8)
                 out += field("manufacturer", slot.manufacturer, indent: 8)
                 out += field("flags", slot.flags.joined(separator: " "), indent: 8)

@@ -1,6 +1,7 @@
 // What an initialised module shows about itself: C_GetInfo, its slots and their tokens, read
 // through its function list. The command's one file of raw PKCS#11 calls.
 import CPKCS11
+import P11ProxyConfig
 import P11ProxyLoader
 import P11ProxyNames
 
@@ -14,6 +15,8 @@ struct ModuleContents: Equatable {
         /// Nil when no token is present, or when C_GetTokenInfo failed (see `tokenError`).
         var token: Token?
         var tokenError: String?
+        /// The module's token filter hides the slot: it has no proxy slot ID.
+        var isHidden = false
     }
 
     struct Token: Equatable {
@@ -38,7 +41,8 @@ struct ModuleContents: Equatable {
     var slotListHadRepeats = false
 
     /// Reads everything after a successful C_Initialize; nothing here changes the module's state.
-    init(reading functions: CK_FUNCTION_LIST_3_2) {
+    /// `filter`: the module's token filter, which marks the slots it hides as the module decides.
+    init(reading functions: CK_FUNCTION_LIST_3_2, filter: TokenFilter? = nil) {
         interfaceVersion = Self.version(functions.version)
         if let getInfo = functions.C_GetInfo {
             var info = CK_INFO()
@@ -60,6 +64,15 @@ struct ModuleContents: Equatable {
         if let problem = list.problem { problems.append("C_GetSlotList \(problem)") }
         if list.hadRepeats { problems.append("C_GetSlotList listed the same slot ID twice; duplicates ignored") }
         slots = list.ids.map { Self.slot($0, functions) }
+        guard let filter else { return }
+        let notSupported = CK_RV(CKR_FUNCTION_NOT_SUPPORTED)
+        let library = TokenInfoReading.library { functions.C_GetInfo?($0) ?? notSupported }
+        for index in slots.indices {
+            slots[index].isHidden = !TokenInfoReading.shows(
+                filter, library: library, slot: slots[index].id,
+                getSlotInfo: { functions.C_GetSlotInfo?($0, $1) ?? notSupported },
+                getTokenInfo: { functions.C_GetTokenInfo?($0, $1) ?? notSupported })
+        }
     }
 
     private static func slot(_ id: CK_SLOT_ID, _ functions: CK_FUNCTION_LIST_3_2) -> Slot {
@@ -93,10 +106,6 @@ struct ModuleContents: Equatable {
 
     /// A blank-padded, not NUL-terminated PKCS#11 text field, without its padding.
     static func text<Field>(_ field: Field) -> String {
-        withUnsafeBytes(of: field) { bytes in
-            var end = bytes.count
-            while end > 0 && (bytes[end - 1] == 0x20 || bytes[end - 1] == 0) { end -= 1 }
-            return String(decoding: bytes.prefix(end), as: UTF8.self)
-        }
+        TokenInfoReading.text(field)
     }
 }

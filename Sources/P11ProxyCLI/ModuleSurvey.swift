@@ -15,6 +15,8 @@ struct ModuleSurvey {
         var path: String
         var isManaged: Bool
         var trace: TraceSettings
+        /// Nil: no token filter (TokenFilterSettings); the hidden slots are marked in `contents`.
+        var filter: TokenFilter?
         var contents: ModuleContents
         /// Its C_Initialize answered CKR_CRYPTOKI_ALREADY_INITIALIZED: someone else in the process
         /// initialised it, and p11proxy never finalises it.
@@ -52,6 +54,8 @@ struct ModuleSurvey {
     var messages: [Message] = []
     /// The critical modules that would make p11proxy's C_Initialize fail (it then loads nothing).
     var criticalFailures: [String] = []
+    /// Token filter URIs that do not parse (each hides every token in its reach).
+    var badFilterURIs = 0
 
     /// Reads the configuration and, unless `initialize` is false, loads and initialises every module
     /// it names, reads its slots and tokens, and finalises it again.
@@ -78,7 +82,7 @@ struct ModuleSurvey {
 
     /// Whether p11proxy would start every configured module it is not told to leave out.
     var hasProblems: Bool {
-        !criticalFailures.isEmpty || skipped.contains { $0.isProblem }
+        !criticalFailures.isEmpty || skipped.contains { $0.isProblem } || badFilterURIs > 0
     }
 
     var warnings: [Message] { messages.filter { $0.kind == .warning } }
@@ -136,18 +140,30 @@ struct ModuleSurvey {
         let trace = TraceSettings.resolve(module: config, configuration: configuration, environment: environment,
                                           report: { complaints.append($0) })
         for complaint in complaints { say(.warning, complaint) }
-        guard let (contents, elsewhere, version) = initializeAndRead(config, path: location, functions, remote: remote) else {
+        complaints = []
+        let isSpy = if case .spy = source { true } else { false }
+        let filter = TokenFilterSettings.resolve(module: config, configuration: configuration, environment: environment,
+                                                 spyMode: isSpy, report: { complaints.append($0) })
+        for complaint in complaints {
+            // Outside spy mode each complaint is a URI that does not parse, which hides tokens:
+            // a problem to fix. In spy mode it is the note that filters do not apply.
+            if !isSpy && !messages.contains(where: { $0.text == complaint }) { badFilterURIs += 1 }
+            say(isSpy ? .warning : .problem, complaint)
+        }
+        guard let (contents, elsewhere, version) = initializeAndRead(config, path: location, functions, remote: remote,
+                                                                     filter: filter) else {
             return false
         }
         loaded.append(Loaded(config: config, path: location, isManaged: configuration.isManaged(config),
-                             trace: trace, contents: contents, initializedElsewhere: elsewhere,
+                             trace: trace, filter: filter, contents: contents, initializedElsewhere: elsewhere,
                              remoteProtocolVersion: version))
         return true
     }
 
     /// C_Initialize as the module calls it, the module's contents, then C_Finalize.
     private mutating func initializeAndRead(_ config: ModuleConfig, path: String, _ functions: CK_FUNCTION_LIST_3_2,
-                                            remote: RemoteModule?) -> (ModuleContents, initializedElsewhere: Bool, remoteVersion: UInt8?)? {
+                                            remote: RemoteModule?, filter: TokenFilter?)
+        -> (ModuleContents, initializedElsewhere: Bool, remoteVersion: UInt8?)? {
         let reserved = config.initReserved.map { strdup($0) } ?? nil
         defer { free(reserved) }
         var arguments = ModuleStartup.initializeArguments(reserved: reserved)
@@ -165,7 +181,7 @@ struct ModuleSurvey {
             if config.isCritical { criticalFailures.append(config.name) }
             return nil
         }
-        let contents = ModuleContents(reading: functions)
+        let contents = ModuleContents(reading: functions, filter: filter)
         let version = remote?.negotiatedVersion
         // The module lists every slot right after the module's C_Initialize (slot IDs are valid
         // from then on) and says so when the list is broken.

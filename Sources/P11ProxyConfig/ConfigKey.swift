@@ -17,4 +17,6 @@ public enum ConfigKey {
     public static let logFormat = "x-log-format"
     public static let logSecrets = "x-log-secrets"
     public static let remoteTimeout = "x-remote-timeout"
+    public static let onlyTokens = "x-only-tokens"
+    public static let hideTokens = "x-hide-tokens"
 }

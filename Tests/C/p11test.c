@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
@@ -303,6 +304,31 @@ char *t_temp_path(const char *name)
     if (asprintf(&path, "%s/%s", temp_root, name) < 0)
         abort();
     return path;
+}
+
+static char *stderr_path;
+
+void t_capture_stderr(const char *name)
+{
+    stderr_path = t_temp_path(name);
+    int fd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || dup2(fd, 2) < 0)
+        perror("capture stderr");
+    if (fd > 2)
+        close(fd);
+}
+
+const char *t_stderr_text(void)
+{
+    static char text[16384];
+    text[0] = 0;
+    FILE *in = stderr_path ? fopen(stderr_path, "r") : NULL;
+    if (in) {
+        size_t n = fread(text, 1, sizeof text - 1, in);
+        text[n] = 0;
+        fclose(in);
+    }
+    return text;
 }
 
 /* Every config dir path handed out stays reachable from here (most callers never free it), so

@@ -47,6 +47,10 @@ char *t_mock_path(const char *name);
 char *t_temp_path(const char *name);
 /* The whole file as a string ("" if it cannot be read); the caller frees. */
 char *t_read_file(const char *path);
+/* Standard error of this (scenario) process goes to the scratch file `name` from here on;
+ * t_stderr_text reads it back, so a check can look for the proxy's messages. */
+void t_capture_stderr(const char *name);
+const char *t_stderr_text(void); /* a static buffer, up to 16 KiB */
 /* Tracing on for the proxy loaded next: P11PROXY_LOG_CALLS=yes, _FILE, _FORMAT, _SECRETS. */
 void t_trace_to(const char *path, const char *format, int secrets);
 

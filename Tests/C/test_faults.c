@@ -8,7 +8,6 @@
  * once (it is back at the next initialisation), a critical one that fails only when
  * initialised again, and a module whose C_GetSlotList fails (its slots are left out). */
 #define _GNU_SOURCE
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,37 +230,10 @@ static void garbage_slots(void *arg)
     t_rv(f->C_Finalize(NULL), CKR_OK, "garbage slot list: C_Finalize");
 }
 
-/* Standard error of this (scenario) process goes to a file from here on; stderr_text reads
- * it back, so a check can look for the proxy's messages. */
-static char *stderr_path;
-
-static void capture_stderr(const char *name)
-{
-    stderr_path = t_temp_path(name);
-    int fd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || dup2(fd, 2) < 0)
-        perror("capture stderr");
-    if (fd > 2)
-        close(fd);
-}
-
-static const char *stderr_text(void)
-{
-    static char text[16384];
-    text[0] = 0;
-    FILE *in = fopen(stderr_path, "r");
-    if (in) {
-        size_t n = fread(text, 1, sizeof text - 1, in);
-        text[n] = 0;
-        fclose(in);
-    }
-    return text;
-}
-
 /* Every needle is in what the proxy printed. */
 static int said(const char *what, const char *const *needles)
 {
-    const char *text = stderr_text();
+    const char *text = t_stderr_text();
     for (const char *const *n = needles; *n; n++)
         if (!strstr(text, *n))
             return t_fail("%s: stderr mentions \"%s\" (stderr: %s)", what, *n, text);
@@ -282,7 +254,7 @@ static void critical_unusable(void *arg)
     struct t_mock a;
     if (!t_mock_open(&a, "mock-a"))
         return;
-    capture_stderr(c->name);
+    t_capture_stderr(c->name);
     char *dir = t_config_new(c->name), *library = c->library ? NULL : t_mock_path("mock-failinit");
     char module_file[4096];
     snprintf(module_file, sizeof module_file, "%s/modules/%s.module", dir, c->name);
@@ -321,7 +293,7 @@ static void skipped_messages(void *arg)
     struct t_mock a;
     if (!t_mock_open(&a, "mock-a"))
         return;
-    capture_stderr("skipped-messages");
+    t_capture_stderr("skipped-messages");
     char *dir = t_config_new("skipped-messages");
     t_config_module(dir, "mock-a", "module: %s\n", a.path);
     t_config_module(dir, "missing", "module: %s/libdoes-not-exist.so\n", t_mock_dir);

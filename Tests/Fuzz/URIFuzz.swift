@@ -36,14 +36,19 @@ func checkParser(_ text: String) {
     }
 }
 
-/// A URI matches the token it describes, unless a vendor attribute makes it match nothing.
-func checkMatching(_ uri: PKCS11URI) {
-    let described = TokenDescription(
+/// The token a URI describes: its attributes, blank where it names none.
+func ownToken(_ uri: PKCS11URI) -> TokenDescription {
+    TokenDescription(
         library: .init(description: uri.libraryDescription ?? "", manufacturer: uri.libraryManufacturer ?? "",
                        version: uri.libraryVersion ?? .init(major: 0, minor: 0)),
         slot: .init(id: uri.slotID ?? 0, description: uri.slotDescription ?? "", manufacturer: uri.slotManufacturer ?? ""),
         token: .init(label: uri.token ?? "", manufacturer: uri.manufacturer ?? "", model: uri.model ?? "",
                      serial: uri.serial ?? ""))
+}
+
+/// A URI matches the token it describes, unless a vendor attribute makes it match nothing.
+func checkMatching(_ uri: PKCS11URI) {
+    let described = ownToken(uri)
     require(uri.matches(described) == uri.vendorAttributes.isEmpty, "does not match its own token: \(uri)")
     require(PKCS11URI().matches(described), "the empty URI does not match")
     require(PKCS11URI(token: described.token).matches(token: described.token), "a token's URI does not match it")
@@ -69,10 +74,26 @@ func checkFormatter(_ bytes: [UInt8]) {
     require(again == uri, "parse(format(x)) != x for \(uri)")
 }
 
+/// The input as a token filter's value (x-only-tokens): every white-space-separated word either
+/// becomes a URI or is one problem naming it, and the filter shows a token that each URI matches.
+func checkFilter(_ text: String) {
+    let words = text.utf8.split(whereSeparator: { $0 == 0x20 || (0x09...0x0D).contains($0) }).count
+    let (uris, problems) = TokenFilter.parseURIs(text)
+    require(uris.count + problems.count == words, "\(words) words, \(uris.count) URIs and \(problems.count) problems")
+    for problem in problems { require(problem.hasPrefix("URI "), "problem does not name its URI: \(problem)") }
+    for uri in uris where uri.vendorAttributes.isEmpty {
+        let described = ownToken(uri)
+        let filter = TokenFilter(rules: [.init(.only, [uri], origin: "fuzz")])
+        require(filter.shows(library: described.library, slot: described.slot, token: described.token),
+                "a filter hides the token its URI names: \(uri)")
+    }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzURIParser(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
     checkParser(String(decoding: bytes, as: UTF8.self))
     checkFormatter(bytes)
+    checkFilter(String(decoding: bytes, as: UTF8.self))
     return 0
 }

@@ -11,6 +11,9 @@ extension Entry {
         guard route.exists else { return route.failure }
         let module = route.target
         guard let phSession else { return CK_RV(CKR_ARGUMENTS_BAD) }
+        guard TokenVisibility.stillShown(slotID, module: ModuleTable.index(of: module), realSlot: route.handle, caller: caller) else {
+            return CK_RV(CKR_SLOT_ID_INVALID)
+        }
         // pApplication and Notify go through unchanged, as p11-kit's proxy passes them: a module
         // that calls Notify hands it its own session handle.
         var realHandle: CK_SESSION_HANDLE = 0

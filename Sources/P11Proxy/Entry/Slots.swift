@@ -12,7 +12,7 @@ extension Entry {
         var slots: [CK_SLOT_ID] = []
         for module in ProxyRuntime.activeModules() {
             for realSlot in SlotQuery.realSlots(of: module, caller: caller, tokenPresent: tokenPresent) {
-                if let proxySlot = SlotMap.proxySlot(for: SlotKey(module: module, realSlot: realSlot)) {
+                if let proxySlot = TokenVisibility.proxySlot(module: module, realSlot: realSlot, caller: caller) {
                     slots.append(proxySlot)
                 }
             }
@@ -51,9 +51,8 @@ extension Entry {
         while true {
             var supported = false
             for module in modules {
-                var realSlot: CK_SLOT_ID = 0
-                let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.entry(module), caller, flags | CK_FLAGS(CKF_DONT_BLOCK), &realSlot, nil)
-                if rv == CKR_OK, let proxySlot = SlotMap.proxySlot(for: SlotKey(module: module, realSlot: realSlot)) {
+                let (rv, event) = TokenVisibility.pollEvent(module: module, caller: caller, flags: flags | CK_FLAGS(CKF_DONT_BLOCK))
+                if rv == CKR_OK, let proxySlot = event {
                     pSlot.pointee = proxySlot
                     return CK_RV(CKR_OK)
                 }
@@ -82,14 +81,17 @@ enum SlotQuery {
     }
 
     static func waitBlocking(module: Int, caller: Int, flags: CK_FLAGS, pSlot: UnsafeMutablePointer<CK_SLOT_ID>) -> CK_RV {
-        var realSlot: CK_SLOT_ID = 0
-        let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.entry(module), caller, flags, &realSlot, nil)
-        guard rv == CKR_OK else { return rv }
-        guard let proxySlot = SlotMap.proxySlot(for: SlotKey(module: module, realSlot: realSlot)) else {
-            return CK_RV(CKR_GENERAL_ERROR)
+        while true {
+            var realSlot: CK_SLOT_ID = 0
+            let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.entry(module), caller, flags, &realSlot, nil)
+            guard rv == CKR_OK else { return rv }
+            if let proxySlot = TokenVisibility.eventSlot(module: module, realSlot: realSlot, caller: caller) {
+                pSlot.pointee = proxySlot
+                return CK_RV(CKR_OK)
+            }
+            // A slot the token filter hides: the caller hears nothing, and waits on.
+            guard TokenVisibility.isFiltered(module) else { return CK_RV(CKR_GENERAL_ERROR) }
         }
-        pSlot.pointee = proxySlot
-        return CK_RV(CKR_OK)
     }
 
     private static func name(_ module: Int) -> String {

@@ -16,6 +16,7 @@ extension ProxyRuntime {
         let source = ConfigurationSource.select(configDirectory: options.configDirectory, environment: environment)
         let configuration = source.read(programNames: CurrentProcess.programNamesForProxy())
         let isSpy = if case .spy = source { true } else { false }
+        TokenVisibility.reset()
         for diagnostic in configuration.diagnostics { Diagnostics.report(diagnostic.description) }
         for skipped in configuration.skipped {
             // enable-in/disable-in and a blank module leave a module out on purpose: p11-kit says
@@ -38,6 +39,8 @@ extension ProxyRuntime {
                                                   report: Diagnostics.report)
                 if trace.enabled { TraceOutput.configure(module: record.index, name: record.name, settings: trace) }
                 record.entry.setTraceMode(trace.mode)
+                let filter = TokenFilterSettings.resolve(module: config, configuration: configuration, environment: environment,
+                                                         spyMode: isSpy, report: Diagnostics.report)
                 do throws(ReturnValue) {
                     try record.initialize(caller: caller)
                 } catch {
@@ -49,6 +52,7 @@ extension ProxyRuntime {
                     continue
                 }
                 started.append(record)
+                TokenVisibility.set(filter, module: record.index, caller: caller)
                 // Slot IDs exist from C_Initialize on, numbered in load order (SlotMap), so a
                 // program configured with one (SunPKCS11's `slot=`) needs no C_GetSlotList first.
                 if !isSpy { registerSlots(of: record.index, caller: caller) }
@@ -67,7 +71,7 @@ extension ProxyRuntime {
 
     private static func registerSlots(of module: Int, caller: Int) {
         for realSlot in SlotQuery.realSlots(of: module, caller: caller, tokenPresent: CK_BBOOL(CK_FALSE)) {
-            _ = SlotMap.proxySlot(for: SlotKey(module: module, realSlot: realSlot))
+            _ = TokenVisibility.proxySlot(module: module, realSlot: realSlot, caller: caller)
         }
     }
 

@@ -33,7 +33,7 @@ enum Router {
     @inline(__always)
     static func slot(_ proxySlot: CK_SLOT_ID, caller: Int) -> Route {
         guard CallerPool.isInitialized(caller) else { return .failed(.cryptokiNotInitialized) }
-        guard let key = SlotMap.key(for: proxySlot) else { return .failed(.slotIDInvalid) }
+        guard let key = SlotMap.key(for: proxySlot), !TokenVisibility.isHidden(proxySlot) else { return .failed(.slotIDInvalid) }
         let module = ModuleTable.entry(key.module)
         // A module stops being active when its last caller finalises; a call that raced its own
         // caller's C_Finalize gets what a call after it gets.
