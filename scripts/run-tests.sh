@@ -60,6 +60,8 @@ generated_sources() {
 }
 
 run_suite generated generated_sources
+# The documentation against the sources: keys, variables, subcommands, README, links.
+run_suite docs bash Tests/integration/test_docs.sh
 run_suite swift-unit swift_unit_tests
 run_suite module-file bash Tests/integration/test_module_file.sh
 run_suite c-tests bash Tests/C/run.sh "$PROXY_SO" "$BUILD_DIR"
