@@ -42,7 +42,8 @@ extension ProxyRuntime {
     // module's own prepare handler (run before ours: it registered later) cannot be holding
     // something their holders wait for, while a module's C_Initialize/C_Finalize runs under
     // ProxyRuntime.lock and may be waiting for that module's own prepare handler.
-    static let forkParticipants: [ForkParticipant] = [
+    // Who may touch it: immutable once made (by `prepared`, before any fork handler can run).
+    nonisolated(unsafe) static let forkParticipants: [ForkParticipant] = [
         // The runtime's state: whole, thanks to stateLock. In the child every caller starts
         // uninitialised and its first C_Initialize initialises the modules afresh; a C_Initialize
         // or C_Finalize another thread was running in the parent does not exist there.
