@@ -43,22 +43,32 @@ public enum SwiftEmitter {
         out += "    /// Remote modules a process can use at once.\n"
         out += "    public static let functionListCount = \(remoteListCount)\n\n"
         out += "    /// Points `list`'s entries at the closures of list `index`.\n"
-        out += "    static func fill(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>, index: Int) {\n"
-        out += "        switch index {\n"
-        for index in 0..<remoteListCount {
-            out += "        case \(index): fill\(index)(list)\n"
-        }
-        out += "        default: break\n        }\n    }\n"
+        out += fillSwitch(list: "CK_FUNCTION_LIST_3_0", parameter: "index", count: remoteListCount)
         for index in 0..<remoteListCount {
             out += "\n    private static func fill\(index)(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_0>) {\n"
             for function in functions where isRemote(function) {
-                let arguments = function.arguments.indices.map { "$\($0)" }.joined(separator: ", ")
-                out += "        list.pointee.\(function.name) = { RemoteModule.bound(\(index)).\(function.name)(\(arguments)) }\n"
+                out += "        list.pointee.\(function.name) = { RemoteModule.bound(\(index)).\(function.name)(\(closureArguments(function))) }\n"
             }
             out += "    }\n"
         }
         out += "}\n"
         return out
+    }
+
+    /// `static func fill(_ list:, PARAMETER:)`: the switch that sends each of `count` fixed tables to
+    /// its own `fillN` (C function pointers carry no context, so each table has its own closures).
+    static func fillSwitch(list: String, parameter: String, count: Int) -> String {
+        var out = "    static func fill(_ list: UnsafeMutablePointer<\(list)>, \(parameter): Int) {\n"
+        out += "        switch \(parameter) {\n"
+        for index in 0..<count {
+            out += "        case \(index): fill\(index)(list)\n"
+        }
+        return out + "        default: break\n        }\n    }\n"
+    }
+
+    /// `$0, $1, ...`: a closure's C arguments passed on as they came.
+    static func closureArguments(_ function: FunctionDescription) -> String {
+        function.arguments.indices.map { "$\($0)" }.joined(separator: ", ")
     }
 
     /// The Swift spelling of a C argument type as the PKCS#11 header imports it.
@@ -83,12 +93,7 @@ public enum SwiftEmitter {
         out += "    /// Number of distinct per-caller function tables compiled in.\n"
         out += "    static let poolSize = \(callerPoolSize)\n\n"
         out += "    /// Points every entry of `list` at caller `caller`'s entry points.\n"
-        out += "    static func fill(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>, caller: Int) {\n"
-        out += "        switch caller {\n"
-        for caller in 0..<callerPoolSize {
-            out += "        case \(caller): fill\(caller)(list)\n"
-        }
-        out += "        default: break\n        }\n    }\n\n"
+        out += fillSwitch(list: "CK_FUNCTION_LIST_3_2", parameter: "caller", count: callerPoolSize) + "\n"
         out += "    /// Points the entries in `perInterface` of the caller's 3.0 and 2.40 lists (copies of its\n"
         out += "    /// 3.2 list) at entry points that know which list they were called through.\n"
         out += "    static func fillOlderInterfaces(_ list30: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>,\n"
@@ -96,9 +101,8 @@ public enum SwiftEmitter {
         out += "        switch caller {\n"
         for caller in 0..<callerPoolSize {
             let assignments = functions.filter { perInterface.contains($0.name) }.flatMap { function in
-                let arguments = function.arguments.indices.map { "$\($0)" }.joined(separator: ", ")
-                return [("list30", "v3_0"), ("list240", "v2_40")].map { list, version in
-                    "\(list).pointee.\(function.name) = { Entry.\(function.name)(\(arguments), \(caller), .\(version)) }"
+                [("list30", "v3_0"), ("list240", "v2_40")].map { list, version in
+                    "\(list).pointee.\(function.name) = { Entry.\(function.name)(\(closureArguments(function)), \(caller), .\(version)) }"
                 }
             }
             out += "        case \(caller):\n"
