@@ -503,9 +503,9 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "| still held after they exited, kB per thread | ${MEMORY_EXITED[direct]:-n/a} | ${MEMORY_EXITED[p11proxy]:-n/a} | ${MEMORY_EXITED[traced]:-n/a} |"
     echo
     echo "p11proxy's per-thread caches, by construction: a cache of at most $cache_indices free session" \
-        "indices ($((cache_indices * 4 + 40)) bytes, kept for the next thread after its thread exits, so" \
+        "indices ($(( (cache_indices * 4 + 63) / 64 * 64 + 64 )) bytes in whole cache lines, kept for the next thread after its thread exits, so" \
         "as many as the most threads alive at once); per tracing thread, records not yet written (written" \
-        "at $((trace_limit)) bytes, so its buffer stays under twice that plus its largest record) and the" \
+        "at $((trace_limit)) bytes, or up to 4 times that while another thread writes the same file, plus its largest record) and the" \
         "scratch its records are built in; both freed when the thread exits. The direct column is the" \
         "threads' own cost (stacks, libc); p11proxy's is the difference."
     echo

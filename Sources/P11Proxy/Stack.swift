@@ -85,6 +85,7 @@ extension ProxyRuntime {
             state.modules[index].entry.pointee.isActive.store(false, ordering: .relaxed)
         }
         state.active = []
+        ActiveModules.publish([])
         for record in state.modules { record.forgetAfterFork() }
     }
 }

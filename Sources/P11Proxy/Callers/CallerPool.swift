@@ -145,8 +145,9 @@ enum CallerPool {
     }
 
     /// The tables of a caller already handed out (for C_GetFunctionList called through its list).
+    /// No lock: they were stored before the list that calls here was handed out, and never change.
     static func existingTables(for caller: Int) -> CallerTablesStorage? {
-        lock.withLock { storage[caller] }
+        storage[caller]
     }
 
     /// In the fork child: no caller is initialised; each must call C_Initialize again.

@@ -34,9 +34,9 @@ enum ProxyRuntime {
     // Who may touch it: see RuntimeState.
     nonisolated(unsafe) static var state = RuntimeState()
 
-    /// The active modules' indices, for calls that visit every module (C_GetSlotList).
+    /// The active modules' indices, for calls that visit every module (C_GetSlotList); no lock.
     static func activeModules() -> [Int] {
-        stateLock.withLock { state.active }
+        ActiveModules.current()
     }
 
     static func record(_ index: Int) -> ModuleRecord? {
@@ -45,7 +45,10 @@ enum ProxyRuntime {
 
     /// A change to `state`; only under `lock`.
     static func update(_ change: (inout RuntimeState) -> Void) {
-        stateLock.withLock { change(&state) }
+        stateLock.withLock {
+            change(&state)
+            ActiveModules.publish(state.active)
+        }
     }
 
     // MARK: C_Initialize / C_Finalize, per caller (under `lock`, so they are serialised)

@@ -5,7 +5,7 @@
 // closes in a loop never takes the lock; a session opened on one thread and closed on another
 // costs one lock per `batch` sessions.
 //
-// Memory: one cache per thread that ever opened or closed a session, 168 bytes each, kept
+// Memory: one cache per thread that ever opened or closed a session, 192 bytes each (whole cache lines), kept
 // for the next thread once its thread exits (so their number never exceeds the most threads
 // alive at once), and at most `cacheCapacity` free indices held per live thread.
 //
@@ -27,9 +27,15 @@ struct FreeIndexCache {
     var next: UnsafeMutablePointer<FreeIndexCache>?
     let items: UnsafeMutablePointer<UInt32>
 
+    static let lineSize = 64
+    /// Whole lines, so no other data shares one with a cache that another thread writes.
+    static var footprint: Int { (MemoryLayout<FreeIndexCache>.stride + lineSize - 1) / lineSize * lineSize }
+
     init(next: UnsafeMutablePointer<FreeIndexCache>?) {
         self.next = next
-        items = .allocate(capacity: SessionIndexPool.cacheCapacity)
+        let bytes = (SessionIndexPool.cacheCapacity * MemoryLayout<UInt32>.stride + Self.lineSize - 1) / Self.lineSize * Self.lineSize
+        items = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: Self.lineSize)
+            .bindMemory(to: UInt32.self, capacity: SessionIndexPool.cacheCapacity)
     }
 
     @inline(__always)
@@ -94,7 +100,9 @@ enum SessionIndexPool {
                 spare.pointee.isSpare = false
                 return spare
             }
-            let made = UnsafeMutablePointer<FreeIndexCache>.allocate(capacity: 1)
+            // A line of its own: its head and count change on every open and close.
+            let made = UnsafeMutableRawPointer.allocate(byteCount: FreeIndexCache.footprint, alignment: FreeIndexCache.lineSize)
+                .bindMemory(to: FreeIndexCache.self, capacity: 1)
             made.initialize(to: FreeIndexCache(next: caches))
             caches = made
             cacheCount += 1

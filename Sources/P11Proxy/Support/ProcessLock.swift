@@ -20,6 +20,13 @@ final class ProcessLock: @unchecked Sendable {
         owner.store(UInt(pthread_self()), ordering: .relaxed)
     }
 
+    /// Takes the lock if it is free; false (and nothing held) if another thread has it.
+    func tryLock() -> Bool {
+        guard pthread_mutex_trylock(mutex) == 0 else { return false }
+        owner.store(UInt(pthread_self()), ordering: .relaxed)
+        return true
+    }
+
     func unlock() {
         owner.store(0, ordering: .relaxed)
         pthread_mutex_unlock(mutex)

@@ -112,8 +112,10 @@ final class TraceScratch {
     var pendingSink: Unmanaged<TraceSink>?
     /// A pending record was traced with x-log-secrets: wiped after writing.
     var pendingHoldsSecrets = false
-    /// When this thread's pending records were last written (monotonic).
+    /// When this thread's pending records were last written, or a write was last tried (monotonic).
     var lastFlush: UInt64 = 0
+    /// The pending size at which the next write is tried (TraceOutput.append).
+    var nextWriteAt = TraceOutput.threadBufferLimit
     private let pendingLock: UnsafeMutablePointer<pthread_mutex_t> = {
         let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -139,13 +141,17 @@ final class TraceScratch {
     @inline(__always) func unlockPending() { pthread_mutex_unlock(pendingLock) }
 
     /// Under `pendingLock`: the pending records in one write, then the buffer wiped if it held
-    /// PINs or key bytes (x-log-secrets: yes).
-    func writePending() {
+    /// PINs or key bytes (x-log-secrets: yes). With `waiting` false, nothing happens (false) while
+    /// another thread writes to the same sink.
+    @discardableResult
+    func writePending(waiting: Bool = true) -> Bool {
         if let sink = pendingSink, !pending.isEmpty {
-            sink._withUnsafeGuaranteedRef { $0.write(pending.bytes) }
+            guard sink._withUnsafeGuaranteedRef({ $0.write(pending.bytes, waiting: waiting) }) else { return false }
         }
         pending.removeAll(wipe: pendingHoldsSecrets)
         pendingHoldsSecrets = false
+        nextWriteAt = TraceOutput.threadBufferLimit
+        return true
     }
 
     /// In a fork child: the parent's records are the parent's to write.

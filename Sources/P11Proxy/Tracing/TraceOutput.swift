@@ -1,11 +1,12 @@
 // Where finished records go. One sink per file (or standard error). Each thread builds its
 // records straight into its own pending buffer (TraceScratch.pending) under that thread's own
 // lock, and writes the buffer, whole records only, with one write(2) under the sink's write
-// lock; so threads tracing into one file share no lock per record, only one per batch, which
-// the kernel's own lock on the file would serialise anyway. Records of concurrent threads never
-// interleave; a file shows each thread's records in order, batches of threads side by side.
+// lock; so threads tracing into one file share no lock per record, only one per batch, and a
+// thread that finds another writing builds on instead of waiting (up to a ceiling). Records of
+// concurrent threads never interleave; a file shows each thread's records in order, batches of
+// threads side by side.
 //
-// Files are buffered (up to `threadBufferLimit` per thread) so tracing stays far under a
+// Files are buffered (`threadBufferLimit` per thread) so tracing stays far under a
 // microsecond per call, and written when the buffer fills, when a call returns anything but
 // CKR_OK, within 100 ms of a record otherwise (TraceFlusher writes every thread's), at every
 // C_Finalize, before fork, at a thread's exit and at the process's. Standard error is written
@@ -29,17 +30,21 @@ final class TraceSink {
         self.buffered = buffered
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer) {
-        guard let base = bytes.baseAddress else { return }
-        writeLock.withLock {
-            var offset = 0
-            while offset < bytes.count {
-                let written = Glibc.write(descriptor, base + offset, bytes.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                if written <= 0 { break }
-                offset += written
-            }
+    /// Writes `bytes` whole; with `waiting` false, only if no other thread is writing to this
+    /// sink now (false: nothing written).
+    @discardableResult
+    func write(_ bytes: UnsafeRawBufferPointer, waiting: Bool = true) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        if waiting { writeLock.lock() } else if !writeLock.tryLock() { return false }
+        defer { writeLock.unlock() }
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(descriptor, base + offset, bytes.count - offset)
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { break }
+            offset += written
         }
+        return true
     }
 }
 
@@ -63,9 +68,15 @@ final class TraceTarget {
 }
 
 enum TraceOutput {
-    /// A thread's pending records are written once they reach this; its buffer stays below
-    /// twice this plus its largest record.
+    /// A thread's pending records are written once they reach this, if no other thread is
+    /// writing to the same file at that moment; otherwise the thread builds on and tries again
+    /// every `retryStep` bytes, and waits for the file only at `threadBufferCeiling`. A thread
+    /// that waited behind another's write(2) (a kernel that holds the file's lock for the
+    /// whole write anyway) made 2 threads tracing into one file slower than one.
     static let threadBufferLimit = 16 * 1024
+    static let retryStep = 4 * 1024
+    /// Its buffer stays below this plus its largest record.
+    static let threadBufferCeiling = 4 * threadBufferLimit
     static let flushInterval: UInt64 = 100_000_000
 
     /// Guards the lists below and the set of registered threads; taken when a thread first
@@ -178,12 +189,16 @@ enum TraceOutput {
         scratch.pendingSink = sink
         if secrets { scratch.pendingHoldsSecrets = true }
         build(UnsafeRawBufferPointer(target.name), &scratch.pending)
-        if !target.sink.buffered || urgent || scratch.pending.count >= threadBufferLimit
-            || withoutThreads.load(ordering: .relaxed) {
+        if !target.sink.buffered || urgent || withoutThreads.load(ordering: .relaxed) {
             scratch.writePending()
             scratch.lastFlush = now
-        } else if now > scratch.lastFlush && now - scratch.lastFlush >= flushInterval {
-            scratch.writePending()
+        } else if scratch.pending.count >= scratch.nextWriteAt
+            || (now > scratch.lastFlush && now - scratch.lastFlush >= flushInterval) {
+            // Written now, or at the next retry step: a failed attempt leaves lastFlush at now,
+            // so the time rule does not retry on every record.
+            if !scratch.writePending(waiting: scratch.pending.count >= threadBufferCeiling) {
+                scratch.nextWriteAt = scratch.pending.count + retryStep
+            }
             scratch.lastFlush = now
         }
     }
@@ -193,7 +208,7 @@ enum TraceOutput {
     private static func register(_ scratch: TraceScratch) {
         // Sized once, before other threads can see it: growing by doubling would leave each
         // smaller block behind in this thread's malloc arena.
-        scratch.pending.reserve(threadBufferLimit + 4096)
+        scratch.pending.reserve(threadBufferCeiling + 4096)
         lock.withLock {
             threads.append(Unmanaged.passUnretained(scratch))
             scratch.isRegistered = true
