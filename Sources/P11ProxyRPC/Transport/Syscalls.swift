@@ -147,8 +147,15 @@ enum RPCSyscalls {
         send(descriptor, pointer, count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
     }
 
-    static func receiveSome(_ descriptor: Int32, _ pointer: UnsafeMutableRawPointer, _ count: Int) -> Int {
-        recv(descriptor, pointer, count, Int32(MSG_DONTWAIT))
+    /// recv(2) that waits (up to the descriptor's SO_RCVTIMEO, then EAGAIN).
+    static func receiveWaiting(_ descriptor: Int32, _ pointer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+        recv(descriptor, pointer, count, 0)
+    }
+
+    /// SO_RCVTIMEO; 0 waits without bound.
+    static func setReceiveTimeout(_ descriptor: Int32, milliseconds: Int32) -> Bool {
+        var value = timeval(tv_sec: Int(milliseconds / 1000), tv_usec: Int(milliseconds % 1000) * 1000)
+        return setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size)) == 0
     }
 
     static func shutdownBoth(_ descriptor: Int32) { _ = shutdown(descriptor, Int32(SHUT_RDWR)) }
