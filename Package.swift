@@ -27,8 +27,9 @@ let package = Package(
         .target(name: "P11ProxyConfig"),
         // The names of PKCS#11 constants (generated from codegen/pkcs11-constants.txt).
         .target(name: "P11ProxyNames", dependencies: ["CPKCS11"], swiftSettings: p11kitInclude),
-        // What the module and the `p11proxy` command both do before a real module runs: choose the
-        // configuration, dlopen a library and fetch its function list, and say why a module is skipped.
+        // What the module and the `p11proxy` command both do to start the real modules: choose the
+        // configuration, walk it (ModuleStartup.walk), dlopen a library or connect to a server, and
+        // say why a module is skipped.
         .target(
             name: "P11ProxyLoader",
             dependencies: ["CPKCS11", "P11ProxyConfig", "P11ProxyNames", "P11ProxyRPC"],

@@ -9,7 +9,8 @@
 //     -> Modules/   ModuleCall (ModuleCalls.generated.swift): the module entry's dispatch table
 //     -> Tracing/   Traced (Traced.generated.swift), only where log-calls is on
 //     -> the module's function list: a dlopen'd library, or a remote module's generated list
-//        calling its RemoteModule. ModuleSource.swift is the one place a kind of module plugs in.
+//        calling its RemoteModule. ModuleSource (P11ProxyLoader) is the one place a kind of
+//        module plugs in.
 //
 // Below: the process-wide set-up every exported entry point runs first, and the fork handlers,
 // which walk one list of the layers' states.

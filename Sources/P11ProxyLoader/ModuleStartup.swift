@@ -1,6 +1,7 @@
 // What p11proxy does with each configured module when its first caller initialises, and the
-// words it uses to say so. The module (ProxyRuntime) and the `p11proxy` command both decide and
-// speak through here, so `p11proxy check` prints what the module prints ("p11proxy: ...").
+// words it uses to say so. The module (ProxyRuntime) and the `p11proxy` command both walk the
+// configuration through here (ModuleStartup+Walk.swift), so `p11proxy check` prints what the
+// module prints ("p11proxy: ...").
 import CPKCS11
 import P11ProxyConfig
 

@@ -45,11 +45,16 @@ import Testing
 }
 
 @Suite struct ModuleStartupTests {
-    static func module(_ name: String, path: String?, critical: Bool = false) -> ModuleConfig {
+    /// `/conf/NAME.module`: `module:` on line 1, `critical:` on line 2, `more` from line 3 in key order.
+    static func module(_ name: String, path: String?, critical: Bool = false, more: [String: String] = [:]) -> ModuleConfig {
+        let file = "/conf/\(name).module"
         var values: [String: ConfigValue] = [:]
-        if let path { values["module"] = ConfigValue(value: path, file: "/conf/\(name).module", line: 1) }
-        if critical { values["critical"] = ConfigValue(value: "yes", file: "/conf/\(name).module", line: 2) }
-        return ModuleConfig(name: name, values: values, files: ["/conf/\(name).module"], moduleDirectory: "/usr/lib/pkcs11")
+        if let path { values["module"] = ConfigValue(value: path, file: file, line: 1) }
+        if critical { values["critical"] = ConfigValue(value: "yes", file: file, line: 2) }
+        for (index, (key, value)) in more.sorted(by: { $0.key < $1.key }).enumerated() {
+            values[key] = ConfigValue(value: value, file: file, line: index + 3)
+        }
+        return ModuleConfig(name: name, values: values, files: [file], moduleDirectory: "/usr/lib/pkcs11")
     }
 
     let existing = "/bin/sh"

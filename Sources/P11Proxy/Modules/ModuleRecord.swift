@@ -5,7 +5,7 @@ import Glibc
 import P11ProxyConfig
 import P11ProxyLoader
 
-final class ModuleRecord {
+final class ModuleRecord: OpenedModule {
     let index: Int
     let source: ModuleSource
     var config: ModuleConfig
@@ -43,17 +43,20 @@ final class ModuleRecord {
 
     var isInitializedElsewhere: Bool { isInitialized && !ownsInitialization }
 
-    /// C_Initialize with OS locking and the configured pReserved; ALREADY_INITIALIZED counts as
-    /// success (ModuleStartup). Called again for each caller of a `managed: no` module: a later
-    /// ALREADY_INITIALIZED there is our own first initialisation answering.
-    func initialize(caller: Int) throws(ReturnValue) {
+    /// C_Initialize with OS locking and the configured pReserved: the module's answer, where
+    /// ALREADY_INITIALIZED counts as success (ModuleStartup). Called again for each caller of a
+    /// `managed: no` module: a later ALREADY_INITIALIZED there is our own first initialisation
+    /// answering.
+    @discardableResult
+    func initialize(caller: Int) -> CK_RV {
         var arguments = ModuleStartup.initializeArguments(reserved: initReserved)
         let rv = withUnsafeMutablePointer(to: &arguments) {
             ModuleCall.C_Initialize(entry, caller, UnsafeMutableRawPointer($0))
         }
-        guard ModuleStartup.initializeSucceeded(rv) else { throw ReturnValue(rv) }
+        guard ModuleStartup.initializeSucceeded(rv) else { return rv }
         if rv == CKR_OK || !isInitialized { ownsInitialization = rv == CKR_OK }
         isInitialized = true
+        return rv
     }
 
     /// Undoes our initialisation; a module someone else initialised is only let go.

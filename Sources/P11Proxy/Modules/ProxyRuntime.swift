@@ -67,7 +67,7 @@ enum ProxyRuntime {
             } else {
                 // managed: no: every caller's C_Initialize reaches the module, as for a plain module.
                 for index in state.active where state.modules[index].isManaged == false {
-                    try? state.modules[index].initialize(caller: caller)
+                    state.modules[index].initialize(caller: caller)
                 }
             }
             update { $0.initializedCallers += 1 }
