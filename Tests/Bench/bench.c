@@ -6,7 +6,7 @@
  *
  *   bench MODULE [--threads 1,2] [--iterations N] [--reps 5] [--time-ms 200]
  *         [--calls get_info,digest,...] [--truncate FILE] [--baseline MODULE2] [--json]
- *         [--thread-memory]
+ *         [--thread-memory] [--slot-per-thread]
  *
  * Output, one record a line (key=value, or one JSON object a line with --json):
  *   module  path, how the list was obtained, its version
@@ -20,6 +20,8 @@
  * Under valgrind --tool=callgrind --collect-atstart=no only the timed loops are collected
  * (client requests around them), so Ir / (reps x iterations) is the cost of one iteration.
  * --calls none: load, slots and rss only (scripts/bench.sh times loading with it).
+ * --slot-per-thread: thread i opens its session on the i-th slot with a token (modulo their
+ *   number), e.g. one remote module per thread, each its own connection (bench-remote.sh).
  * --thread-memory: after the timed loops, what threads cost while they live and after they
  *   exit: as many threads as the largest --threads each open and close 64 sessions and make
  *   64 C_GetSessionInfo calls, then wait while Private_Dirty is read; one record
@@ -68,6 +70,7 @@ static struct {
     const char *baseline;
     int json;
     int thread_memory;
+    int slot_per_thread; /* thread i opens its session on slot i mod the slots with a token */
 } opt = {.reps = 5, .time_ms = 200};
 
 /* One output record: "kind k=v k=v" or {"kind":"...","k":v,...}. Values given as
@@ -551,7 +554,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench MODULE [--threads 1,2] [--iterations N] [--reps N] [--time-ms MS]\n"
                     "             [--calls KEY,...] [--truncate FILE] [--baseline MODULE2] [--json]\n"
-                    "             [--thread-memory]\ncalls:");
+                    "             [--thread-memory] [--slot-per-thread]\ncalls:");
     for (size_t i = 0; i < N_CALLS; i++)
         fprintf(stderr, " %s", calls[i].key);
     fputc('\n', stderr);
@@ -572,6 +575,10 @@ static void parse_args(int argc, char **argv)
         }
         if (!strcmp(a, "--thread-memory")) {
             opt.thread_memory = 1;
+            continue;
+        }
+        if (!strcmp(a, "--slot-per-thread")) {
+            opt.slot_per_thread = 1;
             continue;
         }
         if (a[0] != '-') {
@@ -615,8 +622,13 @@ static void parse_args(int argc, char **argv)
 
 static void open_sessions(struct ctx *ctxs, int count, CK_FUNCTION_LIST_PTR f, CK_SLOT_ID slot)
 {
+    CK_SLOT_ID slots[MAX_THREADS];
+    CK_ULONG n = MAX_THREADS;
+    if (!opt.slot_per_thread || f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK || n == 0)
+        slots[0] = slot, n = 1;
     for (int i = 0; i < count; i++) {
-        ctxs[i] = (struct ctx){.f = f, .slot = slot};
+        ctxs[i] = (struct ctx){.f = f, .slot = slots[(CK_ULONG)i % n]};
+        slot = ctxs[i].slot;
         CK_RV rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &ctxs[i].session);
         if (rv != CKR_OK)
             die("C_OpenSession: 0x%lx", (unsigned long)rv);

@@ -2,13 +2,15 @@
 // with the C argument types, returning CK_RV, with a local module's buffer conventions. The
 // per-function methods are in RemoteModule+Functions.swift; here are the connection's life
 // (C_Initialize connects, handshakes and sends the protocol's C_Initialize; C_Finalize closes),
-// the one-request-at-a-time call path and the blocking C_WaitForSlotEvent.
+// the call path and the blocking C_WaitForSlotEvent.
 //
-// Threads: any number may call at once. Requests on the main connection are serialised by
-// `callLock` (a p11-kit server answers one request at a time per connection, rpc-server.c
-// p11_rpc_server_handle). A blocking C_WaitForSlotEvent would hold that connection for as long
-// as it waits (p11-kit's own client does exactly that), so it gets a second connection of its
-// own, opened on first use; CKF_DONT_BLOCK waits use the main one.
+// Threads: any number may call at once, and have requests in flight together on the main
+// connection (RPCChannel sends them in turn and reads the replies in the same order: a p11-kit
+// server answers one request at a time per connection, rpc-server.c p11_rpc_server_handle).
+// `callLock` guards the connection's state, not the exchange. A blocking C_WaitForSlotEvent
+// would keep the server from every later request for as long as it waits (p11-kit's own
+// client does exactly that), so it gets a second connection of its own, opened on first use;
+// CKF_DONT_BLOCK waits use the main one.
 //
 // Lock order: callLock, then waitLock, then stateLock; the waiting thread holds waitLock only.
 import CPKCS11
@@ -19,7 +21,8 @@ public final class RemoteModule: @unchecked Sendable {
     public let peer: String
     private let connector: () throws(RPCError) -> RPCChannel
 
-    /// Serialises requests on `channel`; guards channel, version, nextCode and broken.
+    /// Guards channel, version, nextCode and broken; held while they are read or changed, and
+    /// across C_Initialize and C_Finalize.
     private let callLock = RPCLock()
     private var channel: RPCChannel?
     private var version: UInt8 = 0
@@ -209,17 +212,25 @@ public final class RemoteModule: @unchecked Sendable {
     func perform<Value>(_ call: RPCCall,
                         encode: (inout RPCRequest, UInt8) throws(RPCError) -> Void,
                         decode: (inout RPCReply) throws(RPCError) -> Value) -> Result<Value, RPCError> {
-        callLock.lock()
-        defer { callLock.unlock() }
-        guard stateLock.withLock({ initialized && !finalizing }) else {
-            return .failure(.code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED)))
+        // callLock covers the connection's state only; the exchange itself runs outside it, so
+        // other threads' requests go out while this one waits for its reply (RPCChannel).
+        let state: Result<(RPCChannel, UInt8, UInt32), RPCError> = callLock.withLock {
+            guard stateLock.withLock({ initialized && !finalizing }) else {
+                return .failure(.code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED)))
+            }
+            guard let channel = self.channel else {
+                return .failure(broken ?? RPCError(CK_RV(CKR_DEVICE_ERROR), "\(peer): not connected"))
+            }
+            // A server that does not know the call would drop the connection (rpc-server.c
+            // p11_rpc_server_handle answers an unknown id by closing).
+            guard self.version >= call.minimumVersion else { return .failure(.code(CK_RV(CKR_FUNCTION_NOT_SUPPORTED))) }
+            return .success((channel, self.version, takeCode()))
         }
-        guard let channel else {
-            return .failure(broken ?? RPCError(CK_RV(CKR_DEVICE_ERROR), "\(peer): not connected"))
+        let channel: RPCChannel, version: UInt8, code: UInt32
+        switch state {
+        case .success(let taken): (channel, version, code) = taken
+        case .failure(let error): return .failure(error)
         }
-        // A server that does not know the call would drop the connection (rpc-server.c
-        // p11_rpc_server_handle answers an unknown id by closing).
-        guard version >= call.minimumVersion else { return .failure(.code(CK_RV(CKR_FUNCTION_NOT_SUPPORTED))) }
         var request = RPCRequest(call)
         do {
             try encode(&request, version)
@@ -227,21 +238,25 @@ public final class RemoteModule: @unchecked Sendable {
             return .failure(error)
         }
         do {
-            let body = try channel.exchange(code: takeCode(), options: options, body: request.body,
+            let body = try channel.exchange(code: code, options: options, body: request.body,
                                             timeout: settings.callTimeout, maximumBody: settings.maximumReplyBytes)
             var reply = try RPCReply(body, for: call)
             let value = try decode(&reply)
             try reply.finish()
             return .success(value)
         } catch {
-            if error.breaksConnection {
-                channel.close()
-                self.channel = nil
-                let reason = RPCError(error.returnValue, "\(call.name): " + error.message)
-                broken = reason
-                return .failure(reason)
+            guard error.breaksConnection else { return .failure(error) }
+            channel.close()
+            // A call caught by its own process's C_Finalize: the module is going, not broken.
+            if stateLock.withLock({ finalizing }) { return .failure(.code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED))) }
+            let reason = RPCError(error.returnValue, "\(call.name): " + error.message)
+            callLock.withLock {
+                if self.channel === channel {
+                    self.channel = nil
+                    broken = reason
+                }
             }
-            return .failure(error)
+            return .failure(reason)
         }
     }
 

@@ -6,28 +6,49 @@ import CPKCS11
 import Glibc
 
 public final class RPCChannel: @unchecked Sendable {
-    /// Immutable while the channel lives; closed once by `close`.
+    /// Open for the channel's whole life, closed by deinit: `close` only shuts the connection
+    /// down, so a thread still inside a call never reads a descriptor number reused meanwhile.
     public let descriptor: Int32
-    /// The spawned command, 0 for a socket. Reaped by `close`.
+    /// The spawned command, 0 for a socket. Reaped by `close` (or deinit).
     let child: pid_t
     /// Names the peer in messages ("unix:path=/run/x", "|p11-kit remote ...").
     let peer: String
-    /// Set by `close`; only the thread holding the client's call lock closes a channel.
-    private var isClosed = false
-    // Who may touch them: the one thread using the channel (the client's call lock, or the
-    // one blocking waiter of a wait channel).
+
+    // Several threads may have requests in flight, as p11-kit's own client allows
+    // (rpc-transport.c unlocks its socket while reading a reply): a request is sent whole under
+    // `sendLock` and gets the next ticket; a p11-kit server answers a connection's requests
+    // one at a time, in order, so the replies are read in ticket order, each by its own thread.
+    // A second thread's request then waits in the socket while the server works on the first,
+    // instead of behind a lock in the client.
+    private let sendLock = RPCLock()
+    /// Tickets handed out; under `sendLock`.
+    private var issued: UInt64 = 0
+    /// Guards `serving` and `failure`; signalled when either changes.
+    private let turns = RPCCondition()
+    /// The ticket whose reply is read next.
+    private var serving: UInt64 = 0
+    /// Why the connection is unusable, once it is; every call in flight and to come fails with it.
+    private var failure: RPCError?
+    // Who may touch them: the thread whose turn it is (or the handshake, before any ticket).
     private var inbox = Inbox()
     /// SO_RCVTIMEO as last set, in milliseconds; 0: none (wait without bound), -2: not set yet.
     private var receiveTimeout: Int32 = -2
+    /// Guards the two below: `close` may run on several threads at once.
+    private let closeLock = RPCLock()
+    private var childReaped = false
+    private var descriptorClosed = false
 
     public init(descriptor: Int32, child: pid_t = 0, peer: String) {
         self.descriptor = descriptor
         self.child = child
         self.peer = peer
+        childReaped = child <= 0
     }
 
     deinit {
-        close()
+        // No other reference exists: no locks needed.
+        if !childReaped { RPCSyscalls.reap(child, graceMilliseconds: 3000) }
+        if !descriptorClosed { RPCSyscalls.closeDescriptor(descriptor) }
         inbox.bytes.deallocate()
     }
 
@@ -56,24 +77,39 @@ public final class RPCChannel: @unchecked Sendable {
         }
     }
 
-    /// Wakes a thread blocked on this channel (its read fails at once); safe from any thread
-    /// while the channel is open.
+    /// Wakes a thread blocked on this channel (its read fails at once); safe from any thread.
     public func interrupt() { RPCSyscalls.shutdownBoth(descriptor) }
 
     /// In a fork child: closes this process's copy of the descriptor and nothing else. The
     /// connection (and a spawned command, which is the parent's child) stays the parent's.
     public func abandonInForkChild() {
-        guard !isClosed else { return }
-        isClosed = true
+        guard !descriptorClosed else { return }
+        descriptorClosed = true
+        childReaped = true
         RPCSyscalls.closeDescriptor(descriptor)
     }
 
-    /// Closes the descriptor and reaps the command. Idempotent.
+    /// Ends the connection: calls in flight and to come fail, the server sees it closed, and a
+    /// spawned command is reaped. Idempotent, from any thread.
     public func close() {
-        guard !isClosed else { return }
-        isClosed = true
-        RPCSyscalls.closeDescriptor(descriptor)
-        if child > 0 { RPCSyscalls.reap(child, graceMilliseconds: 3000) }
+        fail(RPCError(CK_RV(CKR_DEVICE_ERROR), "connection to \(peer) closed"))
+        closeLock.withLock {
+            guard !childReaped else { return }
+            childReaped = true
+            RPCSyscalls.reap(child, graceMilliseconds: 3000)
+        }
+    }
+
+    /// Marks the connection unusable (the first reason stays), wakes every thread waiting for
+    /// its turn, and shuts the socket down so that one blocked in send or recv wakes too.
+    private func fail(_ error: RPCError) {
+        let first: Bool = turns.withLock {
+            guard failure == nil else { return false }
+            failure = error
+            turns.broadcast()
+            return true
+        }
+        if first { RPCSyscalls.shutdownBoth(descriptor) }
     }
 
     /// The version byte exchange (rpc-transport.c rpc_transport_authenticate): we send the
@@ -86,24 +122,63 @@ public final class RPCChannel: @unchecked Sendable {
         return answer
     }
 
-    /// Sends one request frame and reads the reply's body. `maximumBody` bounds what a reply
-    /// header may announce before anything is allocated for it.
+    /// Sends one request frame and reads the reply's body; any number of threads at once.
+    /// `maximumBody` bounds what a reply header may announce before anything is allocated for
+    /// it. Any failure here leaves the connection unusable (the stream's place is lost).
     func exchange(code: UInt32, options: [UInt8], body: [UInt8], timeout: Int32,
                   maximumBody: Int) throws(RPCError) -> [UInt8] {
         let deadline = Deadline(milliseconds: timeout)
-        // The header in a write of its own, then the rest, as p11-kit's client writes a frame:
-        // the server reads the header first, and on a virtual machine whose idle CPUs sleep
-        // (haltpoll), a server woken by the header while the rest is still on its way answered
-        // a call sooner: 27 us a C_GetSessionInfo against 39 us for the frame in one write, with
-        // client and server on different CPUs; on one CPU, within 1 us either way
-        // (docs/remote-modules.md, "Speed").
-        let frame = FrameHeader.frame(code: code, options: options, body: body)
-        try sendAll(frame, upTo: FrameHeader.size, deadline)
-        try sendAll(frame, from: FrameHeader.size, deadline)
-        let header = FrameHeader(try receiveExactly(FrameHeader.size, deadline, what: "a reply"))
-        try header.checkReply(to: code, maximumOptions: 4096, maximumBody: maximumBody)
-        _ = try receiveExactly(Int(header.optionsLength), deadline, what: "the reply's options")
-        return try receiveExactly(Int(header.bodyLength), deadline, what: "the reply's body")
+        let ticket = try send(FrameHeader.frame(code: code, options: options, body: body), deadline)
+        try awaitTurn(ticket, deadline)
+        do throws(RPCError) {
+            let header = FrameHeader(try receiveExactly(FrameHeader.size, deadline, what: "a reply"))
+            try header.checkReply(to: code, maximumOptions: 4096, maximumBody: maximumBody)
+            _ = try receiveExactly(Int(header.optionsLength), deadline, what: "the reply's options")
+            let reply = try receiveExactly(Int(header.bodyLength), deadline, what: "the reply's body")
+            turns.withLock {
+                serving += 1
+                turns.broadcast()
+            }
+            return reply
+        } catch {
+            fail(error)
+            throw error
+        }
+    }
+
+    /// Sends the frame whole and returns its ticket.
+    private func send(_ frame: [UInt8], _ deadline: Deadline) throws(RPCError) -> UInt64 {
+        sendLock.lock()
+        defer { sendLock.unlock() }
+        if let failure = turns.withLock({ failure }) { throw failure }
+        do throws(RPCError) {
+            // The header in a write of its own, then the rest, as p11-kit's client writes a
+            // frame: the server reads the header first, and on a virtual machine whose idle
+            // CPUs sleep (haltpoll), a server woken by the header while the rest is on its way
+            // answered sooner: 27 us a C_GetSessionInfo against 38 us for the frame in one
+            // write, client and server on different CPUs; on one CPU, within 1 us either way.
+            try sendAll(frame, upTo: FrameHeader.size, deadline)
+            try sendAll(frame, from: FrameHeader.size, deadline)
+        } catch {
+            fail(error)
+            throw error
+        }
+        issued += 1
+        return issued - 1
+    }
+
+    /// Until every earlier request's reply has been read. A reply that never comes fails the
+    /// connection for every waiter at the deadline.
+    private func awaitTurn(_ ticket: UInt64, _ deadline: Deadline) throws(RPCError) {
+        let stopped: RPCError? = turns.withLock {
+            while serving != ticket && failure == nil {
+                if !turns.wait(until: deadline.end) { return timedOut("reply to an earlier request") }
+            }
+            return failure
+        }
+        guard let stopped else { return }
+        fail(stopped)
+        throw stopped
     }
 
     struct Deadline {
