@@ -20,8 +20,8 @@
  * Under valgrind --tool=callgrind --collect-atstart=no only the timed loops are collected
  * (client requests around them), so Ir / (reps x iterations) is the cost of one iteration.
  * --calls none: load, slots and rss only (scripts/bench.sh times loading with it).
- * --slot-per-thread: thread i opens its session on the i-th slot with a token (modulo their
- *   number), e.g. one remote module per thread, each its own connection (bench-remote.sh).
+ * --slot-per-thread: thread i opens its session on the i-th slot with an initialised token
+ *   (modulo their number), e.g. one remote module per thread, each its own connection (bench-remote.sh).
  * --thread-memory: after the timed loops, what threads cost while they live and after they
  *   exit: as many threads as the largest --threads each open and close 64 sessions and make
  *   64 C_GetSessionInfo calls, then wait while Private_Dirty is read; one record
@@ -623,8 +623,17 @@ static void parse_args(int argc, char **argv)
 static void open_sessions(struct ctx *ctxs, int count, CK_FUNCTION_LIST_PTR f, CK_SLOT_ID slot)
 {
     CK_SLOT_ID slots[MAX_THREADS];
-    CK_ULONG n = MAX_THREADS;
-    if (!opt.slot_per_thread || f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK || n == 0)
+    CK_ULONG n = MAX_THREADS, usable = 0;
+    if (opt.slot_per_thread && f->C_GetSlotList(CK_TRUE, slots, &n) == CKR_OK) {
+        /* Initialised tokens only: SoftHSM2 lists a blank one after its tokens. */
+        for (CK_ULONG i = 0; i < n; i++) {
+            CK_TOKEN_INFO token;
+            if (f->C_GetTokenInfo(slots[i], &token) == CKR_OK && (token.flags & CKF_TOKEN_INITIALIZED))
+                slots[usable++] = slots[i];
+        }
+    }
+    n = usable;
+    if (n == 0)
         slots[0] = slot, n = 1;
     for (int i = 0; i < count; i++) {
         ctxs[i] = (struct ctx){.f = f, .slot = slots[(CK_ULONG)i % n]};
