@@ -671,6 +671,32 @@ static void *busy_rounds(void *arg)
     return NULL;
 }
 
+/* A fork child of a process with a thread in the remote module's blocking wait: the child's
+ * caller initialises again, works, has a blocking wait of its own ended by its C_Finalize. */
+static pid_t fork_during_wait(CK_FUNCTION_LIST_PTR f)
+{
+    fflush(stdout);
+    pid_t child = fork();
+    if (child != 0)
+        return child;
+    alarm(30);
+    int before = t_failures();
+    if (t_rv(f->C_Initialize(NULL), CKR_OK, "wait fork: the child's C_Initialize")) {
+        check_use(f, "mock-hang-2", HANG_TAG, "wait fork: the child");
+        struct waiter w;
+        start_waiter(&w, f);
+        usleep(300 * 1000);
+        t_ok(!is_done(&w), "wait fork: the child's own blocking wait waits");
+        double t0 = now();
+        t_rv(f->C_Finalize(NULL), CKR_OK, "wait fork: the child's C_Finalize");
+        t_ok(now() - t0 < PROMPT_S, "wait fork: ... returned in %.3f s", now() - t0);
+        if (t_ok(waiter_returns(&w, PROMPT_S), "wait fork: ... and ended the child's wait"))
+            t_rv(w.rv, CKR_CRYPTOKI_NOT_INITIALIZED, "wait fork: ... with CKR_CRYPTOKI_NOT_INITIALIZED");
+    }
+    fflush(stdout);
+    _exit(t_failures() == before ? 0 : 1);
+}
+
 /* arg NULL: mock-hang remote alone, so p11proxy's wait is the remote module's blocking one, on
  * a connection of its own. arg non-NULL: beside local mock-b, so p11proxy polls both modules
  * (CKF_DONT_BLOCK on the remote module's main connection) and mock-b's event ends the wait. */
@@ -734,6 +760,12 @@ static void blocking_wait(void *arg)
     }
     t_ok(now() - t0 < PROMPT_S, "%s: the new caller's lifecycle took %.3f s", mode, now() - t0);
     t_ok(!is_done(&w), "%s: caller A's wait is still waiting", mode);
+    if (!with_local) {
+        char how[64];
+        t_ok(child_exits_cleanly(fork_during_wait(a), 25, how, sizeof how),
+             "wait: a child forked while caller A waits exits cleanly (%s)", how);
+        t_ok(!is_done(&w), "wait: caller A's wait is still waiting after the fork");
+    }
 
     if (with_local) {
         CK_SLOT_ID local_slot = t_slot_by_label(a, "mock-b-1");
