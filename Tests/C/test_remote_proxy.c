@@ -7,12 +7,15 @@
  *     C_CloseAllSessions leaves the other's sessions, and a digest begun on one, intact;
  *   - a blocking C_WaitForSlotEvent (mock-hang served by `p11-kit server`: its blocking wait
  *     never returns): with the remote module alone the wait has a connection of its own and
- *     blocks no other thread, caller or new caller; beside a local module p11proxy polls both,
- *     calls on both go on, a local event ends the wait; the last C_Finalize ends it, bounded;
+ *     blocks no other thread, caller or new caller, nor a fork child's own wait; beside a local
+ *     module p11proxy polls both, calls on both go on, a local event ends the wait; the last
+ *     C_Finalize ends it, bounded;
  *   - the server killed mid-use: calls on its sessions fail within seconds with
  *     CKR_DEVICE_ERROR or CKR_DEVICE_REMOVED, its slot is no longer listed, the local module
  *     never stops working; restarted on the same socket, the module and its token (digest,
- *     ECDSA) are back at the first C_Initialize after every caller finalised;
+ *     ECDSA) are back at the first C_Initialize after every caller finalised; killed under a
+ *     blocking wait: the wait ends, and with the server back the next waits fail at once,
+ *     without connecting to it, until then;
  *   - fork: a child initialises again and digests over a connection of its own while the
  *     parent's thread keeps digesting over its own (no crossed replies), and exits cleanly;
  *   - `remote: |p11-kit remote ...`: the command is this process's only child while
@@ -1013,6 +1016,67 @@ out:
     server_stop(&s);
 }
 
+/* The server killed while a thread sits in the remote module's blocking wait: the wait ends,
+ * bounded, the module is gone until every caller finalised, and comes back after a restart. */
+static void server_dies_under_wait(void *arg)
+{
+    (void)arg;
+    alarm(SCENARIO_S);
+    struct server s;
+    struct t_proxy px;
+    char *hang = served_mock_path("mock-hang");
+    const char *served[] = {hang, NULL};
+    if (!server_start(&s, "hang-dies", served))
+        return;
+    char address[PATH_MAX + 16];
+    snprintf(address, sizeof address, "unix:path=%s", s.socket);
+    use_config("hang-dies", address, NULL);
+    CK_FUNCTION_LIST_PTR f = NULL;
+    if (!t_proxy_open(&px) || !(f = initialized_caller(&px, "dies under a wait")))
+        goto out;
+    struct waiter w;
+    start_waiter(&w, f);
+    if (!t_ul(children_reach(s.pid, "p11-kit-remote", 2, 2.0), 2, "dies under a wait: the wait's connection is open"))
+        goto out;
+    double t_kill = now();
+    server_stop(&s);
+    if (t_ok(waiter_returns(&w, DEATH_S), "dies under a wait: the waiting thread returns once the server is killed")) {
+        t_ok(is_device_gone(w.rv), "dies under a wait: ... with CKR_DEVICE_ERROR or CKR_DEVICE_REMOVED (%s)",
+             t_rv_name(w.rv));
+        t_ok(w.returned_at - t_kill < DEATH_S, "dies under a wait: ... %.3f s after the kill", w.returned_at - t_kill);
+    }
+    /* The server is back (an event loop waits again at once, no other call between): the
+     * module's connection is gone for good until C_Finalize and C_Initialize, as for every other
+     * call, so the wait must not quietly connect to the new server and block there. */
+    if (!server_start(&s, "hang-dies", served))
+        goto out;
+    struct waiter again[2];
+    for (int i = 1; i <= 2; i++) {
+        start_waiter(&again[i - 1], f);
+        if (t_ok(waiter_returns(&again[i - 1], PROMPT_S), "dies under a wait: with the server back, wait %d fails at once",
+                 i))
+            t_ok(is_device_gone(again[i - 1].rv), "dies under a wait: ... with CKR_DEVICE_ERROR or CKR_DEVICE_REMOVED (%s)",
+                 t_rv_name(again[i - 1].rv));
+        t_ul(children_reach(s.pid, "p11-kit-remote", 0, 0.3), 0, "dies under a wait: ... without connecting to it");
+        if (i == 1)
+            t_ok(t_slot_by_label(f, "mock-hang-2") == T_NO_SLOT, "dies under a wait: the remote token is not listed");
+    }
+    double t0 = now();
+    t_rv(f->C_Finalize(NULL), CKR_OK, "dies under a wait: C_Finalize");
+    t_ok(now() - t0 < PROMPT_S, "dies under a wait: ... returned in %.3f s", now() - t0);
+    f = NULL;
+    if ((f = initialized_caller(&px, "dies under a wait: after a restart"))) {
+        check_use(f, "mock-hang-2", HANG_TAG, "dies under a wait: restarted server");
+        t_rv(f->C_Finalize(NULL), CKR_OK, "dies under a wait: its C_Finalize");
+        f = NULL;
+    }
+out:
+    if (f)
+        f->C_Finalize(NULL);
+    server_stop(&s);
+    free(hang);
+}
+
 /* ---- 4. fork ---- */
 
 #define FORK_ROUNDS 150
@@ -1217,6 +1281,7 @@ int main(int argc, char **argv)
         t_scenario("blocking wait", blocking_wait, NULL);
         t_scenario("wait beside a local module", blocking_wait, "local");
         t_scenario("server dies and comes back", server_dies, NULL);
+        t_scenario("server dies under a blocking wait", server_dies_under_wait, NULL);
         t_scenario("fork", fork_with_remote, NULL);
         t_scenario("spawned command reaped", spawned_command, NULL);
     }

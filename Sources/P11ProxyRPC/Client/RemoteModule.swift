@@ -8,7 +8,9 @@
 // `callLock` (a p11-kit server answers one request at a time per connection, rpc-server.c
 // p11_rpc_server_handle). A blocking C_WaitForSlotEvent would hold that connection for as long
 // as it waits (p11-kit's own client does exactly that), so it gets a second connection of its
-// own, opened on first use; CKF_DONT_BLOCK waits use the main one.
+// own, opened on first use; CKF_DONT_BLOCK waits use the main one. The two connections are one
+// module: when either is lost, so is the module, until C_Finalize and C_Initialize (p11-kit's
+// client, with its one connection, loses everything at once too).
 //
 // Lock order: callLock, then waitLock, then stateLock; the waiting thread holds waitLock only.
 import CPKCS11
@@ -19,25 +21,27 @@ public final class RemoteModule: @unchecked Sendable {
     public let peer: String
     private let connector: () throws(RPCError) -> RPCChannel
 
-    /// Serialises requests on `channel`; guards channel, version, nextCode and broken.
+    /// Serialises requests on `channel`; guards channel, version and nextCode.
     private let callLock = RPCLock()
     private var channel: RPCChannel?
     private var version: UInt8 = 0
     private var nextCode: UInt32 = 0x10
-    /// Why the main connection was closed while initialised; later calls report it.
-    private var broken: RPCError?
 
     /// Guards waitChannel: one blocking wait at a time.
     private let waitLock = RPCLock()
     private var waitChannel: RPCChannel?
 
-    /// Guards initialized, negotiated, finalizing, waiting and lastError; held only briefly.
+    /// Guards initialized, negotiated, finalizing, waiting, broken and lastError; held only briefly.
     private let stateLock = RPCLock()
     private var initialized = false
     /// `version` for the waiting thread, which may not take callLock.
     private var negotiated: UInt8 = 0
     private var finalizing = false
     private var waiting: RPCChannel?
+    /// Why a connection (the main one or the wait's) was closed while initialised; later calls,
+    /// waits included, report it. Here, not under callLock, so that the waiting thread reads and
+    /// sets it too.
+    private var broken: RPCError?
     private var lastError = ""
 
     /// A module for a `remote:` value ("unix:path=/abs" or "|command args").
@@ -104,8 +108,7 @@ public final class RemoteModule: @unchecked Sendable {
             let (opened, answered) = try connect(reserved: reserved)
             channel = opened
             version = answered
-            broken = nil
-            stateLock.withLock { initialized = true; negotiated = answered; lastError = "" }
+            stateLock.withLock { initialized = true; negotiated = answered; broken = nil; lastError = "" }
             return CK_RV(CKR_OK)
         } catch {
             return record(error)
@@ -131,12 +134,11 @@ public final class RemoteModule: @unchecked Sendable {
             channel.close()
         }
         channel = nil
-        broken = nil
         waitLock.withLock {
             waitChannel?.close()
             waitChannel = nil
         }
-        stateLock.withLock { initialized = false; finalizing = false }
+        stateLock.withLock { initialized = false; finalizing = false; broken = nil }
         callLock.unlock()
         return CK_RV(CKR_OK)
     }
@@ -211,12 +213,15 @@ public final class RemoteModule: @unchecked Sendable {
                         decode: (inout RPCReply) throws(RPCError) -> Value) -> Result<Value, RPCError> {
         callLock.lock()
         defer { callLock.unlock() }
-        guard stateLock.withLock({ initialized && !finalizing }) else {
-            return .failure(.code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED)))
+        let (ready, lost) = stateLock.withLock { (initialized && !finalizing, broken) }
+        guard ready else { return .failure(.code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED))) }
+        if let lost {
+            // The wait's connection may have been the one to find out.
+            channel?.close()
+            channel = nil
+            return .failure(lost)
         }
-        guard let channel else {
-            return .failure(broken ?? RPCError(CK_RV(CKR_DEVICE_ERROR), "\(peer): not connected"))
-        }
+        guard let channel else { return .failure(RPCError(CK_RV(CKR_DEVICE_ERROR), "\(peer): not connected")) }
         // A server that does not know the call would drop the connection (rpc-server.c
         // p11_rpc_server_handle answers an unknown id by closing).
         guard version >= call.minimumVersion else { return .failure(.code(CK_RV(CKR_FUNCTION_NOT_SUPPORTED))) }
@@ -238,7 +243,7 @@ public final class RemoteModule: @unchecked Sendable {
                 channel.close()
                 self.channel = nil
                 let reason = RPCError(error.returnValue, "\(call.name): " + error.message)
-                broken = reason
+                stateLock.withLock { broken = reason }
                 return .failure(reason)
             }
             return .failure(error)
@@ -246,15 +251,14 @@ public final class RemoteModule: @unchecked Sendable {
     }
 
     /// C_WaitForSlotEvent without CKF_DONT_BLOCK: on its own connection, without a time limit,
-    /// woken by C_Finalize.
+    /// woken by C_Finalize. Once the module's connection is lost it fails at once, as every call
+    /// does, rather than connect again (perhaps to a restarted server) and block there.
     func blockingWait(_ flags: CK_FLAGS) -> Result<CK_SLOT_ID, RPCError> {
         waitLock.lock()
         defer { waitLock.unlock() }
         let reserved = settings.initReserved.map { Array($0.utf8) }
         if waitChannel == nil {
-            guard stateLock.withLock({ initialized && !finalizing }) else {
-                return .failure(.code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED)))
-            }
+            if let refusal = stateLock.withLock({ waitRefusal }) { return .failure(refusal) }
             do {
                 // takeCode is callLock's; this connection numbers its own frames from 0x10.
                 let opened = try connectForWaiting(reserved: reserved)
@@ -264,12 +268,12 @@ public final class RemoteModule: @unchecked Sendable {
             }
         }
         let channel = waitChannel!
-        let registered: Bool = stateLock.withLock {
-            guard initialized && !finalizing else { return false }
+        let refusal: RPCError? = stateLock.withLock {
+            if let refusal = waitRefusal { return refusal }
             waiting = channel
-            return true
+            return nil
         }
-        guard registered else { return .failure(.code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED))) }
+        if let refusal { return .failure(refusal) }
         defer { stateLock.withLock { waiting = nil } }
         var request = RPCRequest(.waitForSlotEvent)
         request.ulong(flags)
@@ -285,9 +289,18 @@ public final class RemoteModule: @unchecked Sendable {
             if error.breaksConnection {
                 channel.close()
                 waitChannel = nil
+                let reason = RPCError(error.returnValue, "C_WaitForSlotEvent: " + error.message)
+                stateLock.withLock { if broken == nil { broken = reason } }
+                return .failure(reason)
             }
             return .failure(error)
         }
+    }
+
+    /// Why a blocking wait may not start; read under stateLock.
+    private var waitRefusal: RPCError? {
+        if !initialized || finalizing { return .code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED)) }
+        return broken
     }
 
     private func connectForWaiting(reserved: [UInt8]?) throws(RPCError) -> RPCChannel {
