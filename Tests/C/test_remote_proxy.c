@@ -42,6 +42,19 @@
 
 #include "p11test.h"
 
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
+/* ThreadSanitizer refuses by default to start a thread in the child of a multi-threaded fork;
+ * fork_during_wait's child starts a waiting thread of its own. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+    return "die_after_fork=0";
+}
+#endif
+
 /* A call that nothing blocks answers within this many seconds. */
 #define PROMPT_S 2.0
 /* Calls on a server that died fail within this many seconds. */
