@@ -36,7 +36,7 @@ fi
 tests=${3:-$build/tests$tsan}
 programs=${P11TEST_PROGRAMS:-"test_mock_direct test_routing test_faults test_managed stress_managed
     test_caller_input test_module_hang test_fork_calls test_load_cycles test_trace_secrets
-    test_trace_overreport test_trace_no_threads test_shared_modules test_remote_faults test_v32
+    test_trace_overreport test_trace_no_threads test_shared_modules test_remote_faults test_remote_proxy test_v32
     test_token_filter"}
 timeout_s=${P11TEST_PROGRAM_TIMEOUT:-900}
 

@@ -37,7 +37,7 @@ P11T_LDLIBS := -ldl -lpthread
 
 P11T_MOCKS := mock-a mock-b mock-c mock-failinit mock-garbage mock-fast mock-hang mock-overreport mock-preinit \
 	mock-v32 mock-v32-null mock-nointerface
-P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed test_shared_modules test_remote_faults \
+P11T_PROGRAMS := test_mock_direct test_routing test_faults test_managed stress_managed test_shared_modules test_remote_faults test_remote_proxy \
 	test_caller_input test_module_hang test_fork_calls test_load_cycles test_trace_secrets \
 	test_trace_overreport test_trace_no_threads test_v32 test_token_filter
 # Run by Tests/integration/test_trace.sh (they write traces for it to check), not by run.sh.

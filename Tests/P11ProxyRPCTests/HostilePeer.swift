@@ -33,6 +33,8 @@ final class HostilePeer: @unchecked Sendable {
     /// The requests after C_Initialize, in order.
     var requests: [[UInt8]] { lock.lock(); defer { lock.unlock() }; return received.map(\.body) }
     var offered: [UInt8] { lock.lock(); defer { lock.unlock() }; return versionsOffered }
+    /// How many connections the module opened.
+    var connectionCount: Int { lock.lock(); defer { lock.unlock() }; return connections }
 
     func module(timeout: Int32 = 400) -> RemoteModule {
         var settings = RemoteSettings()

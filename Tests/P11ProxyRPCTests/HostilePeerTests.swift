@@ -173,6 +173,45 @@ import Testing
         #expect(waiter.value == CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED))
         #expect(Date().timeIntervalSince(start) < 2)
     }
+
+    @Test func aLostConnectionRefusesLaterBlockingWaitsWithoutConnecting() {
+        // Every call fails at once until C_Finalize and C_Initialize, the blocking wait too: it
+        // must not open a connection of its own (to a server perhaps restarted meanwhile).
+        let peer = HostilePeer { _, code, _ in .sendAndClose(Array(frame(code, replyBody(.getInfo)).prefix(14))) }
+        let module = peer.module(timeout: 2000)
+        #expect(module.C_Initialize(nil) == ok)
+        var info = CK_INFO()
+        #expect(module.C_GetInfo(&info) == deviceError)
+        var slot: CK_SLOT_ID = 0
+        #expect(module.C_WaitForSlotEvent(0, &slot, nil) == deviceError)
+        #expect(peer.connectionCount == 1, "no connection for the wait")
+        #expect(module.C_Finalize(nil) == ok)
+    }
+
+    @Test func aLostWaitConnectionLosesTheModule() {
+        // The wait's connection (the second) is closed under it: the module is lost as a whole,
+        // as p11-kit's client with its one connection, so neither the next wait nor the next
+        // call goes out, until C_Finalize and C_Initialize.
+        let peer = HostilePeer { connection, code, _ in
+            if connection == 1 { return .sendAndClose([]) }
+            return .send(frame(code, replyBody(.getSessionInfo, u64(1) + u64(2) + u64(3) + u64(0))))
+        }
+        let module = peer.module(timeout: 2000)
+        #expect(module.C_Initialize(nil) == ok)
+        var info = CK_SESSION_INFO()
+        #expect(module.C_GetSessionInfo(1, &info) == ok)
+        var slot: CK_SLOT_ID = 0
+        #expect(module.C_WaitForSlotEvent(0, &slot, nil) == deviceError)
+        let sent = peer.requests.count
+        #expect(module.C_WaitForSlotEvent(0, &slot, nil) == deviceError)
+        #expect(module.C_GetSessionInfo(1, &info) == deviceError)
+        #expect(peer.requests.count == sent && peer.connectionCount == 2, "nothing sent, no new connection")
+        #expect(module.lastErrorMessage.contains("C_WaitForSlotEvent"))
+        #expect(module.C_Finalize(nil) == ok)
+        #expect(module.C_Initialize(nil) == ok)
+        #expect(module.C_GetSessionInfo(1, &info) == ok, "back after C_Finalize and C_Initialize")
+        #expect(module.C_Finalize(nil) == ok)
+    }
 }
 
 final class WaitResult: @unchecked Sendable {

@@ -10,7 +10,9 @@
 // `callLock` guards the connection's state, not the exchange. A blocking C_WaitForSlotEvent
 // would keep the server from every later request for as long as it waits (p11-kit's own
 // client does exactly that), so it gets a second connection of its own, opened on first use;
-// CKF_DONT_BLOCK waits use the main one.
+// CKF_DONT_BLOCK waits use the main one. The two connections are one module: when either is
+// lost, so is the module, until C_Finalize and C_Initialize (p11-kit's client, with its one
+// connection, loses everything at once too).
 //
 // Lock order: callLock, then waitLock, then stateLock; the waiting thread holds waitLock only.
 import CPKCS11
@@ -21,26 +23,28 @@ public final class RemoteModule: @unchecked Sendable {
     public let peer: String
     private let connector: () throws(RPCError) -> RPCChannel
 
-    /// Guards channel, version, nextCode and broken; held while they are read or changed, and
-    /// across C_Initialize and C_Finalize.
+    /// Guards channel, version and nextCode; held while they are read or changed, and across
+    /// C_Initialize and C_Finalize.
     private let callLock = RPCLock()
     private var channel: RPCChannel?
     private var version: UInt8 = 0
     private var nextCode: UInt32 = 0x10
-    /// Why the main connection was closed while initialised; later calls report it.
-    private var broken: RPCError?
 
     /// Guards waitChannel: one blocking wait at a time.
     private let waitLock = RPCLock()
     private var waitChannel: RPCChannel?
 
-    /// Guards initialized, negotiated, finalizing, waiting and lastError; held only briefly.
+    /// Guards initialized, negotiated, finalizing, waiting, broken and lastError; held only briefly.
     private let stateLock = RPCLock()
     private var initialized = false
     /// `version` for the waiting thread, which may not take callLock.
     private var negotiated: UInt8 = 0
     private var finalizing = false
     private var waiting: RPCChannel?
+    /// Why a connection (the main one or the wait's) was closed while initialised; later calls,
+    /// waits included, report it. Here, not under callLock, so that the waiting thread reads and
+    /// sets it too.
+    private var broken: RPCError?
     private var lastError = ""
 
     /// A module for a `remote:` value ("unix:path=/abs" or "|command args").
@@ -107,8 +111,7 @@ public final class RemoteModule: @unchecked Sendable {
             let (opened, answered) = try connect(reserved: reserved)
             channel = opened
             version = answered
-            broken = nil
-            stateLock.withLock { initialized = true; negotiated = answered; lastError = "" }
+            stateLock.withLock { initialized = true; negotiated = answered; broken = nil; lastError = "" }
             return CK_RV(CKR_OK)
         } catch {
             return record(error)
@@ -134,12 +137,11 @@ public final class RemoteModule: @unchecked Sendable {
             channel.close()
         }
         channel = nil
-        broken = nil
         waitLock.withLock {
             waitChannel?.close()
             waitChannel = nil
         }
-        stateLock.withLock { initialized = false; finalizing = false }
+        stateLock.withLock { initialized = false; finalizing = false; broken = nil }
         callLock.unlock()
         return CK_RV(CKR_OK)
     }
@@ -215,11 +217,16 @@ public final class RemoteModule: @unchecked Sendable {
         // callLock covers the connection's state only; the exchange itself runs outside it, so
         // other threads' requests go out while this one waits for its reply (RPCChannel).
         let state: Result<(RPCChannel, UInt8, UInt32), RPCError> = callLock.withLock {
-            guard stateLock.withLock({ initialized && !finalizing }) else {
-                return .failure(.code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED)))
+            let (ready, lost) = stateLock.withLock { (initialized && !finalizing, broken) }
+            guard ready else { return .failure(.code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED))) }
+            if let lost {
+                // The wait's connection may have been the one to find out.
+                self.channel?.close()
+                self.channel = nil
+                return .failure(lost)
             }
             guard let channel = self.channel else {
-                return .failure(broken ?? RPCError(CK_RV(CKR_DEVICE_ERROR), "\(peer): not connected"))
+                return .failure(RPCError(CK_RV(CKR_DEVICE_ERROR), "\(peer): not connected"))
             }
             // A server that does not know the call would drop the connection (rpc-server.c
             // p11_rpc_server_handle answers an unknown id by closing).
@@ -251,25 +258,24 @@ public final class RemoteModule: @unchecked Sendable {
             if stateLock.withLock({ finalizing }) { return .failure(.code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED))) }
             let reason = RPCError(error.returnValue, "\(call.name): " + error.message)
             callLock.withLock {
-                if self.channel === channel {
-                    self.channel = nil
-                    broken = reason
-                }
+                if self.channel === channel { self.channel = nil }
+            }
+            stateLock.withLock { if broken == nil { broken = reason } }
+            return .failure(reason)
             }
             return .failure(reason)
         }
     }
 
     /// C_WaitForSlotEvent without CKF_DONT_BLOCK: on its own connection, without a time limit,
-    /// woken by C_Finalize.
+    /// woken by C_Finalize. Once the module's connection is lost it fails at once, as every call
+    /// does, rather than connect again (perhaps to a restarted server) and block there.
     func blockingWait(_ flags: CK_FLAGS) -> Result<CK_SLOT_ID, RPCError> {
         waitLock.lock()
         defer { waitLock.unlock() }
         let reserved = settings.initReserved.map { Array($0.utf8) }
         if waitChannel == nil {
-            guard stateLock.withLock({ initialized && !finalizing }) else {
-                return .failure(.code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED)))
-            }
+            if let refusal = stateLock.withLock({ waitRefusal }) { return .failure(refusal) }
             do {
                 // takeCode is callLock's; this connection numbers its own frames from 0x10.
                 let opened = try connectForWaiting(reserved: reserved)
@@ -279,12 +285,12 @@ public final class RemoteModule: @unchecked Sendable {
             }
         }
         let channel = waitChannel!
-        let registered: Bool = stateLock.withLock {
-            guard initialized && !finalizing else { return false }
+        let refusal: RPCError? = stateLock.withLock {
+            if let refusal = waitRefusal { return refusal }
             waiting = channel
-            return true
+            return nil
         }
-        guard registered else { return .failure(.code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED))) }
+        if let refusal { return .failure(refusal) }
         defer { stateLock.withLock { waiting = nil } }
         var request = RPCRequest(.waitForSlotEvent)
         request.ulong(flags)
@@ -300,9 +306,18 @@ public final class RemoteModule: @unchecked Sendable {
             if error.breaksConnection {
                 channel.close()
                 waitChannel = nil
+                let reason = RPCError(error.returnValue, "C_WaitForSlotEvent: " + error.message)
+                stateLock.withLock { if broken == nil { broken = reason } }
+                return .failure(reason)
             }
             return .failure(error)
         }
+    }
+
+    /// Why a blocking wait may not start; read under stateLock.
+    private var waitRefusal: RPCError? {
+        if !initialized || finalizing { return .code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED)) }
+        return broken
     }
 
     private func connectForWaiting(reserved: [UInt8]?) throws(RPCError) -> RPCChannel {
