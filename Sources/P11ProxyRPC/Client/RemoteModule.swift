@@ -262,8 +262,6 @@ public final class RemoteModule: @unchecked Sendable {
             }
             stateLock.withLock { if broken == nil { broken = reason } }
             return .failure(reason)
-            }
-            return .failure(reason)
         }
     }
 
