@@ -174,6 +174,41 @@ import Testing
         #expect(Date().timeIntervalSince(start) < 2)
     }
 
+    @Test func aSecondThreadsRequestGoesOutWhileTheFirstWaitsForItsReply() {
+        // The server answers the first request only once the second has arrived, then both in
+        // order: a client that held its connection for a whole exchange would never send the
+        // second, and the first would time out.
+        let held = FirstCode()
+        let reply: (UInt32, UInt64) -> [UInt8] = { code, slot in
+            frame(code, replyBody(.getSessionInfo, u64(slot) + u64(2) + u64(3) + u64(0)))
+        }
+        let peer = HostilePeer { _, code, _ in
+            guard let first = held.keepOrTake(code) else { return .silence }
+            return .send(reply(first, 7) + reply(code, 8))
+        }
+        let module = peer.module(timeout: 3000)
+        #expect(module.C_Initialize(nil) == ok)
+        let firstResult = WaitResult()
+        let firstSlot = WaitResult()
+        Thread.detachNewThread {
+            var info = CK_SESSION_INFO()
+            let rv = module.C_GetSessionInfo(1, &info)
+            firstSlot.set(info.slotID)
+            firstResult.set(rv)
+        }
+        for _ in 0..<500 where peer.requests.isEmpty { usleep(2_000) }
+        #expect(peer.requests.count == 1, "the first request reached the server")
+        var info = CK_SESSION_INFO()
+        let start = Date()
+        #expect(module.C_GetSessionInfo(2, &info) == ok)
+        #expect(info.slotID == 8, "each thread reads its own reply")
+        #expect(Date().timeIntervalSince(start) < 1)
+        for _ in 0..<300 where firstResult.value == nil { usleep(10_000) }
+        #expect(firstResult.value == ok)
+        #expect(firstSlot.value == 7)
+        #expect(module.C_Finalize(nil) == ok)
+    }
+
     @Test func aLostConnectionRefusesLaterBlockingWaitsWithoutConnecting() {
         // Every call fails at once until C_Finalize and C_Initialize, the blocking wait too: it
         // must not open a connection of its own (to a server perhaps restarted meanwhile).
@@ -211,6 +246,18 @@ import Testing
         #expect(module.C_Initialize(nil) == ok)
         #expect(module.C_GetSessionInfo(1, &info) == ok, "back after C_Finalize and C_Initialize")
         #expect(module.C_Finalize(nil) == ok)
+    }
+}
+
+/// The first frame code it is given; later calls answer that code.
+final class FirstCode: @unchecked Sendable {
+    private let lock = NSLock()
+    private var code: UInt32?
+    func keepOrTake(_ new: UInt32) -> UInt32? {
+        lock.lock(); defer { lock.unlock() }
+        if let code { return code }
+        code = new
+        return nil
     }
 }
 
