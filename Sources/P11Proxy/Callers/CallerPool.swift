@@ -41,14 +41,11 @@ enum CallerPool {
         for index in 0..<CallerTables.poolSize { (states + index).initialize(to: Atomic(0)) }
         return states
     }()
-    /// `statesStorage`'s address, published once (one load on the hot path instead of swift_once).
-    private static let statesAddress = Atomic<UInt>(0)
-
-    @inline(__always)
-    static var states: UnsafeMutablePointer<Atomic<UInt8>>? { publishedPointer(statesAddress) }
+    /// `statesStorage`, for the hot path (PublishedTable).
+    private static let states = PublishedTable<Atomic<UInt8>>()
 
     @inline(never)
-    static func publishStates() -> UnsafeMutablePointer<Atomic<UInt8>> { publish(statesStorage, into: statesAddress) }
+    static func publishStates() -> UnsafeMutablePointer<Atomic<UInt8>> { states.publish(statesStorage) }
 
     static let lock = ProcessLock()
     /// A plain buffer: an [CallerTablesStorage?] made the runtime instantiate its storage class
@@ -70,13 +67,13 @@ enum CallerPool {
 
     @inline(__always)
     static func state(_ caller: Int) -> CallerState {
-        guard let states else { return .free }
+        guard let states = states.base else { return .free }
         return CallerState(rawValue: states[caller].load(ordering: .acquiring)) ?? .free
     }
 
     @inline(__always)
     static func isInitialized(_ caller: Int) -> Bool {
-        guard let states else { return false }
+        guard let states = states.base else { return false }
         return states[caller].load(ordering: .acquiring) == CallerState.initialized.rawValue
     }
 

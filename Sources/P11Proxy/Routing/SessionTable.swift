@@ -72,16 +72,16 @@ enum SessionTable {
         entries.pointee.handle.store(~0, ordering: .relaxed)
         return entries
     }()
-    /// `entriesStorage`'s address, published once by ProxyRuntime.prepare, before any caller
-    /// gets a function list (CallerPool.acquire fails without it): the hot path reads it with
-    /// one load and no nil test.
-    private static let entriesAddress = Atomic<UInt>(0)
+    /// `entriesStorage`, for the hot path (PublishedTable). Published by ProxyRuntime.prepared,
+    /// before any caller gets a function list (CallerPool.acquire fails without it), so the hot
+    /// path reads it unchecked.
+    private static let entries = PublishedTable<SessionEntry>()
 
     @inline(never)
     static func publishEntries() -> UnsafeMutablePointer<SessionEntry>? {
         guard let storage = entriesStorage else { return nil }
         SessionIndexPool.createKey()
-        return publish(storage, into: entriesAddress)
+        return entries.publish(storage)
     }
 
     /// Guards SessionIndexPool's shared state (not taken while a thread's cache can serve).
@@ -98,7 +98,7 @@ enum SessionTable {
     @inline(__always)
     static func resolve(_ handle: CK_SESSION_HANDLE, caller: Int) -> SessionRecord? {
         let index = Int(handle & indexMask)
-        let entry = UnsafeMutablePointer<SessionEntry>(bitPattern: entriesAddress.load(ordering: .acquiring)).unsafelyUnwrapped + index
+        let entry = entries.uncheckedBase + index
         guard entry.pointee.handle.load(ordering: .acquiring) == handle else { return nil }
         let packed = entry.pointee.packed.load(ordering: .relaxed)
         guard packed & 0xFF == UInt64(truncatingIfNeeded: caller) else { return nil }

@@ -32,27 +32,27 @@ enum TokenVisibility {
         memory.initializeMemory(as: UInt8.self, repeating: 0, count: SlotMap.capacity)
         return memory.bindMemory(to: Atomic<UInt8>.self, capacity: SlotMap.capacity)
     }()
-    private static let marksAddress = Atomic<UInt>(0)
+    private static let marks = PublishedTable<Atomic<UInt8>>()
 
     /// Whether a proxy slot ID is hidden now (one load; the bounds check covers spy mode, whose
     /// IDs are the module's own and never marked).
     @inline(__always)
     static func isHidden(_ proxySlot: CK_SLOT_ID) -> Bool {
-        guard let marks: UnsafeMutablePointer<Atomic<UInt8>> = publishedPointer(marksAddress) else { return false }
+        guard let marks = marks.base else { return false }
         guard proxySlot >= 1, proxySlot <= CK_SLOT_ID(SlotMap.capacity) else { return false }
         return marks[Int(proxySlot) - 1].load(ordering: .acquiring) != 0
     }
 
     private static func mark(_ proxySlot: CK_SLOT_ID, hidden: Bool) {
         guard proxySlot >= 1, proxySlot <= CK_SLOT_ID(SlotMap.capacity),
-              let marks: UnsafeMutablePointer<Atomic<UInt8>> = publishedPointer(marksAddress) else { return }
+              let marks = marks.base else { return }
         marks[Int(proxySlot) - 1].store(hidden ? 1 : 0, ordering: .releasing)
     }
 
     /// Whether any filter was ever set in this process: until then nothing is hidden or checked.
     @inline(__always)
     private static var everFiltered: Bool {
-        publishedPointer(marksAddress) as UnsafeMutablePointer<Atomic<UInt8>>? != nil
+        marks.base != nil
     }
 
     // MARK: Configuration (ProxyRuntime.startModules, under its lock)
@@ -61,7 +61,7 @@ enum TokenVisibility {
     /// one says otherwise. Only while no caller is initialised.
     static func reset() {
         ProxyRuntime.stateLock.withLock { filters = [] }
-        guard let marks: UnsafeMutablePointer<Atomic<UInt8>> = publishedPointer(marksAddress) else { return }
+        guard let marks = marks.base else { return }
         for index in 0..<SlotMap.capacity { marks[index].store(0, ordering: .relaxed) }
     }
 
@@ -70,7 +70,7 @@ enum TokenVisibility {
         let entry = filter.map { filter in
             ModuleFilter(filter: filter, library: TokenInfoReading.library { ModuleCall.C_GetInfo(ModuleTable.entry(module), caller, $0) })
         }
-        if entry != nil { _ = publish(marksStorage, into: marksAddress) }
+        if entry != nil { marks.publish(marksStorage) }
         ProxyRuntime.stateLock.withLock {
             while filters.count <= module { filters.append(nil) }
             filters[module] = entry
@@ -158,7 +158,7 @@ extension SlotMap {
     /// never change, so no lock is needed).
     static func knownProxySlot(for key: SlotKey) -> CK_SLOT_ID? {
         if SpyModule.index == key.module { return key.realSlot }
-        guard let entries else { return nil }
+        guard let entries = entries.base else { return nil }
         let count = count.load(ordering: .acquiring)
         for index in 0..<count where entries[index] == key { return CK_SLOT_ID(index + 1) }
         return nil

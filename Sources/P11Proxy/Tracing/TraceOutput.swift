@@ -98,9 +98,9 @@ enum TraceOutput {
         for index in 0..<ModuleTable.capacity { (targets + index).initialize(to: Atomic(0)) }
         return targets
     }()
-    /// `moduleTargetsStorage`'s address, published by the first `configure` (no record is made
-    /// before it): one load per record instead of swift_once.
-    private static let moduleTargetsAddress = Atomic<UInt>(0)
+    /// `moduleTargetsStorage`, for records (PublishedTable): published by the first `configure`
+    /// (no record is made before it).
+    private static let moduleTargets = PublishedTable<Atomic<UInt>>()
 
     /// A caller initialised with CKF_LIBRARY_CANT_CREATE_OS_THREADS: no flusher thread in this
     /// process from then on, every record written as it completes. Never cleared: the flag says
@@ -116,7 +116,7 @@ enum TraceOutput {
     static func configure(module: Int, name: String, settings: TraceSettings) {
         _ = exitHandlerInstalled
         let needsFlusher = lock.withLock {
-            let moduleTargets = publish(moduleTargetsStorage, into: moduleTargetsAddress)
+            let moduleTargets = moduleTargets.publish(moduleTargetsStorage)
             let sink = sink(for: settings.path)
             let current = UnsafeRawPointer(bitPattern: moduleTargets[module].load(ordering: .acquiring))
                 .map { Unmanaged<TraceTarget>.fromOpaque($0).takeUnretainedValue() }
@@ -167,7 +167,7 @@ enum TraceOutput {
     /// the record already holds it.
     static func emit(module: Int, thread: Unmanaged<TraceScratch>?, urgent: Bool, secrets: Bool, now: UInt64,
                      build: (_ moduleName: UnsafeRawBufferPointer, _ out: inout TraceBuffer) -> Void) {
-        guard let moduleTargets: UnsafeMutablePointer<Atomic<UInt>> = publishedPointer(moduleTargetsAddress),
+        guard let moduleTargets = moduleTargets.base,
               let address = UnsafeRawPointer(bitPattern: moduleTargets[module].load(ordering: .acquiring)) else { return }
         let thread = thread ?? Unmanaged.passUnretained(TraceScratch.current())
         Unmanaged<TraceTarget>.fromOpaque(address)._withUnsafeGuaranteedRef { target in
