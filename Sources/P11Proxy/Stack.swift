@@ -83,7 +83,7 @@ extension ProxyRuntime {
     private static func resetStateInForkChild() {
         state.initializedCallers = 0
         for index in state.active {
-            state.modules[index].entry.pointee.isActive.store(false, ordering: .relaxed)
+            state.modules[index.value].entry.pointee.isActive.store(false, ordering: .relaxed)
         }
         state.active = []
         ActiveModules.publish([])

@@ -8,7 +8,7 @@ import Testing
 @Suite(.serialized) struct ModuleTableTests {
     @Test func callsReachTheLoadedFunctionsAndTracingSwitchesTheTable() {
         _ = ModuleTable.publishEntries()
-        let slot = ModuleTable.entry(ModuleTable.capacity - 1)
+        let slot = ModuleTable.entry(ModuleIndex(ModuleTable.capacity - 1))
         var functions = CK_FUNCTION_LIST_3_2()
         functions.C_GetSessionInfo = { _, _ in CK_RV(0x8000_1234) }
         slot.load(functions)

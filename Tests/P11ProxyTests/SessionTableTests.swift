@@ -7,12 +7,12 @@ import Testing
     @Test func handlesAreUniqueAndResolveToTheirOwnerOnly() throws {
         var handles = Set<CK_SESSION_HANDLE>()
         for index in 0..<500 {
-            let handle = try #require(SessionTable.open(caller: index % 3, module: 7, proxySlot: 2, realHandle: CK_ULONG(index)))
+            let handle = try #require(SessionTable.open(caller: index % 3, module: ModuleIndex(7), proxySlot: 2, realHandle: CK_ULONG(index)))
             #expect(handles.insert(handle).inserted)
             #expect(handle >> 32 == 0, "handles fit 32 bits")
             let record = try #require(SessionTable.resolve(handle, caller: index % 3))
             #expect(record.realHandle == CK_ULONG(index))
-            #expect(record.moduleIndex == 7)
+            #expect(record.moduleIndex == ModuleIndex(7))
             #expect(record.proxySlot == 2)
             #expect(SessionTable.resolve(handle, caller: (index % 3) + 1) == nil, "another caller's handle")
         }
@@ -26,7 +26,7 @@ import Testing
     @Test func indexZeroIsNeverHandedOutSoNoHandleIsZeroAndEveryIndexIsInTheTable() throws {
         var opened: [CK_SESSION_HANDLE] = []
         for index in 0..<300 {
-            let handle = try #require(SessionTable.open(caller: 2, module: 3, proxySlot: 4, realHandle: CK_ULONG(index)))
+            let handle = try #require(SessionTable.open(caller: 2, module: ModuleIndex(3), proxySlot: 4, realHandle: CK_ULONG(index)))
             #expect(handle & SessionTable.indexMask != 0, "index 0 stays dead")
             opened.append(handle)
         }
@@ -38,14 +38,14 @@ import Testing
     }
 
     @Test func closedHandlesStayInvalidEvenWhenTheirEntryIsReused() throws {
-        let first = try #require(SessionTable.open(caller: 1, module: 1, proxySlot: 1, realHandle: 10))
+        let first = try #require(SessionTable.open(caller: 1, module: ModuleIndex(1), proxySlot: 1, realHandle: 10))
         let record = try #require(SessionTable.resolve(first, caller: 1))
         #expect(SessionTable.release(record))
         #expect(SessionTable.release(record) == false, "a second release of the same session loses")
         #expect(SessionTable.resolve(first, caller: 1) == nil)
         var reopened: [CK_SESSION_HANDLE] = []
         for index in 0..<2000 {
-            let handle = try #require(SessionTable.open(caller: 1, module: 1, proxySlot: 1, realHandle: CK_ULONG(index)))
+            let handle = try #require(SessionTable.open(caller: 1, module: ModuleIndex(1), proxySlot: 1, realHandle: CK_ULONG(index)))
             #expect(handle != first)
             reopened.append(handle)
         }
@@ -60,9 +60,9 @@ import Testing
     }
 
     @Test func liveSessionsFiltersByCallerAndSlot() throws {
-        let a = try #require(SessionTable.open(caller: 5, module: 2, proxySlot: 9, realHandle: 1))
-        let b = try #require(SessionTable.open(caller: 5, module: 2, proxySlot: 8, realHandle: 2))
-        let c = try #require(SessionTable.open(caller: 6, module: 2, proxySlot: 9, realHandle: 3))
+        let a = try #require(SessionTable.open(caller: 5, module: ModuleIndex(2), proxySlot: 9, realHandle: 1))
+        let b = try #require(SessionTable.open(caller: 5, module: ModuleIndex(2), proxySlot: 8, realHandle: 2))
+        let c = try #require(SessionTable.open(caller: 6, module: ModuleIndex(2), proxySlot: 9, realHandle: 3))
         let found = SessionTable.liveSessions { caller, _, slot in caller == 5 && slot == 9 }
         #expect(found.map(\.realHandle) == [1])
         for handle in [(a, 5), (b, 5), (c, 6)] {
@@ -77,7 +77,7 @@ import Testing
                 group.addTask {
                     var collisions = 0
                     for round in 0..<2000 {
-                        guard let handle = SessionTable.open(caller: 20 + worker, module: 3, proxySlot: 1,
+                        guard let handle = SessionTable.open(caller: 20 + worker, module: ModuleIndex(3), proxySlot: 1,
                                                              realHandle: CK_ULONG(round)) else { continue }
                         guard let record = SessionTable.resolve(handle, caller: 20 + worker),
                               record.realHandle == CK_ULONG(round) else {
@@ -100,7 +100,7 @@ import Testing
         var lastUse: [Int: Int] = [:]
         var shortestReuse = Int.max
         for round in 0..<200 {
-            let handle = try #require(SessionTable.open(caller: 9, module: 1, proxySlot: 1, realHandle: CK_ULONG(round)))
+            let handle = try #require(SessionTable.open(caller: 9, module: ModuleIndex(1), proxySlot: 1, realHandle: CK_ULONG(round)))
             let index = Int(handle & SessionTable.indexMask)
             if let last = lastUse[index] { shortestReuse = min(shortestReuse, round - last) }
             lastUse[index] = round
@@ -111,7 +111,7 @@ import Testing
 
     @Test func sessionsOpenedOnOneThreadAndClosedOnAnotherAreAllFreedAndFound() async throws {
         let opened = try (0..<100).map { round in
-            try #require(SessionTable.open(caller: 30, module: 2, proxySlot: 3, realHandle: CK_ULONG(round)))
+            try #require(SessionTable.open(caller: 30, module: ModuleIndex(2), proxySlot: 3, realHandle: CK_ULONG(round)))
         }
         #expect(SessionTable.liveSessions { caller, _, _ in caller == 30 }.count == 100)
         let released = await Task.detached {

@@ -70,7 +70,7 @@ extension Entry {
 enum SlotQuery {
     /// A module's slot IDs (ModuleSlotList: retried when the count changes, repeats dropped).
     /// A module that fails is left out, with a message.
-    static func realSlots(of module: Int, caller: Int, tokenPresent: CK_BBOOL) -> [CK_SLOT_ID] {
+    static func realSlots(of module: ModuleIndex, caller: Int, tokenPresent: CK_BBOOL) -> [CK_SLOT_ID] {
         let slot = ModuleTable.entry(module)
         let list = ModuleSlotList.read(tokenPresent: tokenPresent) { present, ids, count in
             ModuleCall.C_GetSlotList(slot, caller, present, ids, count)
@@ -80,7 +80,7 @@ enum SlotQuery {
         return list.ids
     }
 
-    static func waitBlocking(module: Int, caller: Int, flags: CK_FLAGS, pSlot: UnsafeMutablePointer<CK_SLOT_ID>) -> CK_RV {
+    static func waitBlocking(module: ModuleIndex, caller: Int, flags: CK_FLAGS, pSlot: UnsafeMutablePointer<CK_SLOT_ID>) -> CK_RV {
         while true {
             var realSlot: CK_SLOT_ID = 0
             let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.entry(module), caller, flags, &realSlot, nil)
@@ -94,7 +94,7 @@ enum SlotQuery {
         }
     }
 
-    private static func name(_ module: Int) -> String {
-        ProxyRuntime.record(module)?.name ?? "#\(module)"
+    private static func name(_ module: ModuleIndex) -> String {
+        ProxyRuntime.record(module)?.name ?? "#\(module.value)"
     }
 }

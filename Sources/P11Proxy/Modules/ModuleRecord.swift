@@ -6,7 +6,7 @@ import P11ProxyConfig
 import P11ProxyLoader
 
 final class ModuleRecord: OpenedModule {
-    let index: Int
+    let index: ModuleIndex
     let source: ModuleSource
     var config: ModuleConfig
     var isManaged = true
@@ -20,7 +20,7 @@ final class ModuleRecord: OpenedModule {
     /// `x-init-reserved`, NUL-terminated, passed as CK_C_INITIALIZE_ARGS.pReserved as p11-kit does.
     private(set) var initReserved: UnsafeMutablePointer<CChar>?
 
-    init(index: Int, source: ModuleSource, config: ModuleConfig) {
+    init(index: ModuleIndex, source: ModuleSource, config: ModuleConfig) {
         self.index = index
         self.source = source
         self.config = config

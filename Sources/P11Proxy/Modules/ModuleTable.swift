@@ -83,8 +83,8 @@ enum ModuleTable {
     static func publishEntries() -> UnsafeMutablePointer<ModuleEntry> { entries.publish(entriesStorage) }
 
     @inline(__always)
-    static func entry(_ index: Int) -> UnsafeMutablePointer<ModuleEntry> { entries.uncheckedBase + index }
+    static func entry(_ index: ModuleIndex) -> UnsafeMutablePointer<ModuleEntry> { entries.uncheckedBase + index.value }
 
     @inline(__always)
-    static func index(of entry: UnsafeMutablePointer<ModuleEntry>) -> Int { entry - entries.uncheckedBase }
+    static func index(of entry: UnsafeMutablePointer<ModuleEntry>) -> ModuleIndex { ModuleIndex(entry - entries.uncheckedBase) }
 }

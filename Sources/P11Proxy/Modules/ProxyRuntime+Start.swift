@@ -53,7 +53,7 @@ extension ProxyRuntime {
         }
 
         func add(_ source: ModuleSource, functions: CK_FUNCTION_LIST_3_2, config: ModuleConfig) -> ModuleRecord {
-            let record = ModuleRecord(index: state.modules.count, source: source, config: config)
+            let record = ModuleRecord(index: ModuleIndex(state.modules.count), source: source, config: config)
             update { state in
                 record.entry.load(functions)
                 state.modules.append(record)

@@ -41,7 +41,7 @@ struct SessionRecord {
     var caller: Int { Int(packed & 0xFF) }
     var proxySlot: CK_SLOT_ID { CK_SLOT_ID((packed >> 8) & 0xFFFF_FFFF) }
     /// The module's ModuleTable index.
-    var moduleIndex: Int { ModuleTable.index(of: moduleEntry) }
+    var moduleIndex: ModuleIndex { ModuleTable.index(of: moduleEntry) }
 }
 
 enum SessionTable {
@@ -113,14 +113,14 @@ enum SessionTable {
 
     /// Registers a session the module opened; nil when the table is full (or `caller` or
     /// `proxySlot` is beyond what an entry holds, which CallerPool and SlotMap never hand out).
-    static func open(caller: Int, module: Int, proxySlot: CK_SLOT_ID, realHandle: CK_SESSION_HANDLE) -> CK_SESSION_HANDLE? {
+    static func open(caller: Int, module: ModuleIndex, proxySlot: CK_SLOT_ID, realHandle: CK_SESSION_HANDLE) -> CK_SESSION_HANDLE? {
         guard let entries = publishEntries(), caller >= 0, caller <= maximumCaller, proxySlot <= maximumProxySlot
         else { return nil }
         guard let index = SessionIndexPool.take() else { return nil }
         let entry = entries + index
         let generation = ((entry.pointee.packed.load(ordering: .relaxed) >> 48) + 1) & generationMask
         entry.pointee.realHandle.store(realHandle, ordering: .relaxed)
-        entry.pointee.module.store(UInt(bitPattern: ModuleTable.publishEntries() + module), ordering: .relaxed)
+        entry.pointee.module.store(UInt(bitPattern: ModuleTable.publishEntries() + module.value), ordering: .relaxed)
         entry.pointee.packed.store(UInt64(caller) | UInt64(proxySlot) << 8 | generation << 48, ordering: .relaxed)
         let handle = handle(index: index, generation: generation)
         // Sequentially consistent: pairs with the caller-state store in C_Finalize (see Sessions.swift).
@@ -140,7 +140,7 @@ enum SessionTable {
     }
 
     /// Every live session matching `filter`, for C_CloseAllSessions and C_Finalize.
-    static func liveSessions(where filter: (_ caller: Int, _ module: Int, _ proxySlot: CK_SLOT_ID) -> Bool) -> [SessionRecord] {
+    static func liveSessions(where filter: (_ caller: Int, _ module: ModuleIndex, _ proxySlot: CK_SLOT_ID) -> Bool) -> [SessionRecord] {
         guard let entries = publishEntries() else { return [] }
         var found: [SessionRecord] = []
         let limit = scanLimit.load(ordering: .acquiring)

@@ -11,7 +11,7 @@ import CPKCS11
 import Synchronization
 
 struct SlotKey: Equatable {
-    var module: Int
+    var module: ModuleIndex
     var realSlot: CK_SLOT_ID
 }
 
@@ -50,7 +50,7 @@ enum SlotMap {
             let entries = publishEntries()
             for index in 0..<next where entries[index] == key { return CK_SLOT_ID(index + 1) }
             guard next < capacity else {
-                Diagnostics.report("more than \(capacity) distinct slots seen; slot \(key.realSlot) of module #\(key.module) is not shown")
+                Diagnostics.report("more than \(capacity) distinct slots seen; slot \(key.realSlot) of module #\(key.module.value) is not shown")
                 return nil
             }
             (entries + next).initialize(to: key)

@@ -26,7 +26,7 @@ struct ObjectTraits {
 
 struct TraceRecord {
     let function: StaticString
-    let module: Int
+    let module: ModuleIndex
     let caller: Int
     let json: Bool
     let secrets: Bool
