@@ -48,7 +48,7 @@ final class ModuleRecord: OpenedModule {
     /// `managed: no` module: a later ALREADY_INITIALIZED there is our own first initialisation
     /// answering.
     @discardableResult
-    func initialize(caller: Int) -> CK_RV {
+    func initialize(caller: CallerNumber) -> CK_RV {
         var arguments = ModuleStartup.initializeArguments(reserved: initReserved)
         let rv = withUnsafeMutablePointer(to: &arguments) {
             ModuleCall.C_Initialize(entry, caller, UnsafeMutableRawPointer($0))
@@ -60,7 +60,7 @@ final class ModuleRecord: OpenedModule {
     }
 
     /// Undoes our initialisation; a module someone else initialised is only let go.
-    func finalize(caller: Int) {
+    func finalize(caller: CallerNumber) {
         if ownsInitialization { _ = ModuleCall.C_Finalize(entry, caller, nil) }
         isInitialized = false
         ownsInitialization = false

@@ -10,7 +10,7 @@ import Synchronization
 extension ProxyRuntime {
     // MARK: Starting the configuration's modules (first caller)
 
-    static func startModules(caller: Int, options: InitializeOptions) throws(ReturnValue) {
+    static func startModules(caller: CallerNumber, options: InitializeOptions) throws(ReturnValue) {
         let environment = ConfigurationSource.environment()
         let source = ConfigurationSource.select(configDirectory: options.configDirectory, environment: environment)
         let configuration = source.read(programNames: CurrentProcess.programNamesForProxy())
@@ -33,7 +33,7 @@ extension ProxyRuntime {
 
     /// The module's side of the walk, under `lock`: it acts where the command records.
     struct Startup: ModuleStartupHost {
-        let caller: Int
+        let caller: CallerNumber
         let configuration: ProxyConfiguration
         let isSpy: Bool
         /// The modules initialised so far, in load order.

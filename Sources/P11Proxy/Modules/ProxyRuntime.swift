@@ -53,7 +53,7 @@ enum ProxyRuntime {
 
     // MARK: C_Initialize / C_Finalize, per caller (under `lock`, so they are serialised)
 
-    static func initialize(caller: Int, options: InitializeOptions) throws(ReturnValue) {
+    static func initialize(caller: CallerNumber, options: InitializeOptions) throws(ReturnValue) {
         try refuseReentry("C_Initialize")
         try lock.withLock { () throws(ReturnValue) in
             guard CallerPool.state(caller) != .initialized else { throw .cryptokiAlreadyInitialized }
@@ -75,7 +75,7 @@ enum ProxyRuntime {
         }
     }
 
-    static func finalize(caller: Int) throws(ReturnValue) {
+    static func finalize(caller: CallerNumber) throws(ReturnValue) {
         try refuseReentry("C_Finalize")
         try lock.withLock { () throws(ReturnValue) in
             guard CallerPool.state(caller) == .initialized else { throw .cryptokiNotInitialized }
@@ -114,7 +114,7 @@ enum ProxyRuntime {
     }
 
     /// Finalises a module and retires every session on it (any caller's).
-    private static func stopModule(_ record: ModuleRecord, caller: Int) {
+    private static func stopModule(_ record: ModuleRecord, caller: CallerNumber) {
         if record.isInitialized { record.finalize(caller: caller) }
         for session in SessionTable.liveSessions(where: { _, module, _ in module == record.index }) {
             SessionTable.release(session)

@@ -66,7 +66,7 @@ enum TokenVisibility {
     }
 
     /// Sets the module's filter (nil: none), after its C_Initialize and before its slots are listed.
-    static func set(_ filter: TokenFilter?, module: ModuleIndex, caller: Int) {
+    static func set(_ filter: TokenFilter?, module: ModuleIndex, caller: CallerNumber) {
         let entry = filter.map { filter in
             ModuleFilter(filter: filter, library: TokenInfoReading.library { ModuleCall.C_GetInfo(ModuleTable.entry(module), caller, $0) })
         }
@@ -85,7 +85,7 @@ enum TokenVisibility {
 
     /// The proxy ID callers see the module's slot under now, assigned on first sight as SlotMap
     /// does; nil when the filter hides the slot (or the map is full).
-    static func proxySlot(module: ModuleIndex, realSlot: CK_SLOT_ID, caller: Int) -> CK_SLOT_ID? {
+    static func proxySlot(module: ModuleIndex, realSlot: CK_SLOT_ID, caller: CallerNumber) -> CK_SLOT_ID? {
         let key = SlotKey(module: module, realSlot: realSlot)
         guard everFiltered, let entry = filter(of: module) else {
             let proxySlot = SlotMap.proxySlot(for: key)
@@ -105,7 +105,7 @@ enum TokenVisibility {
     /// hear of it: the slot is hidden now and was hidden before. An event on a slot callers could
     /// see (its token was pulled, or replaced by one the filter hides) is reported under its old
     /// ID, which from then on answers CKR_SLOT_ID_INVALID, as a slot that went away does.
-    static func eventSlot(module: ModuleIndex, realSlot: CK_SLOT_ID, caller: Int) -> CK_SLOT_ID? {
+    static func eventSlot(module: ModuleIndex, realSlot: CK_SLOT_ID, caller: CallerNumber) -> CK_SLOT_ID? {
         let known = SlotMap.knownProxySlot(for: SlotKey(module: module, realSlot: realSlot))
         let wasVisible = known.map { !isHidden($0) } ?? false
         if let proxySlot = proxySlot(module: module, realSlot: realSlot, caller: caller) { return proxySlot }
@@ -115,7 +115,7 @@ enum TokenVisibility {
     /// One non-blocking C_WaitForSlotEvent of the module, passing over the events of slots its
     /// filter hides (so a visible event queued behind them is not reported as CKR_NO_EVENT): the
     /// module's answer, and the proxy ID of the event's slot (nil when the map is full).
-    static func pollEvent(module: ModuleIndex, caller: Int, flags: CK_FLAGS) -> (CK_RV, CK_SLOT_ID?) {
+    static func pollEvent(module: ModuleIndex, caller: CallerNumber, flags: CK_FLAGS) -> (CK_RV, CK_SLOT_ID?) {
         // Bounded, in case a module keeps answering CKR_OK for hidden slots.
         for _ in 0..<64 {
             var realSlot: CK_SLOT_ID = 0
@@ -135,7 +135,7 @@ enum TokenVisibility {
     /// C_OpenSession's check: the token in a filtered module's slot may have changed since the
     /// slot was last listed, and a session is the way to its objects. False (and the slot marked
     /// hidden) when the filter hides what is in the slot now. One load for unfiltered processes.
-    static func stillShown(_ proxySlot: CK_SLOT_ID, module: ModuleIndex, realSlot: CK_SLOT_ID, caller: Int) -> Bool {
+    static func stillShown(_ proxySlot: CK_SLOT_ID, module: ModuleIndex, realSlot: CK_SLOT_ID, caller: CallerNumber) -> Bool {
         guard everFiltered, let entry = filter(of: module) else { return true }
         guard shows(entry, module: module, realSlot: realSlot, caller: caller) else {
             mark(proxySlot, hidden: true)
@@ -144,7 +144,7 @@ enum TokenVisibility {
         return true
     }
 
-    private static func shows(_ entry: ModuleFilter, module: ModuleIndex, realSlot: CK_SLOT_ID, caller: Int) -> Bool {
+    private static func shows(_ entry: ModuleFilter, module: ModuleIndex, realSlot: CK_SLOT_ID, caller: CallerNumber) -> Bool {
         let target = ModuleTable.entry(module)
         return TokenInfoReading.shows(
             entry.filter, library: entry.library, slot: realSlot,
