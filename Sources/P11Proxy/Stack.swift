@@ -29,7 +29,7 @@ extension ProxyRuntime {
     /// Registers the fork handlers once; called from every exported entry point. It also creates
     /// every lazily initialised global now, on the first caller's thread (their one-time
     /// initialisation then happens before any thread the application starts afterwards), and
-    /// publishes the tables the hot path reads (PublishedAddress.swift).
+    /// publishes the tables the hot path reads (PublishedTable).
     static let prepared: Bool = {
         _ = (lock, stateLock, CallerPool.lock, CallerPool.publishStates(), CallerPool.interfaceName, SlotMap.lock,
              SlotMap.publishEntries(), SessionTable.lock, SessionTable.publishEntries(), ModuleTable.publishEntries(),
@@ -83,7 +83,7 @@ extension ProxyRuntime {
     private static func resetStateInForkChild() {
         state.initializedCallers = 0
         for index in state.active {
-            state.modules[index].entry.pointee.isActive.store(false, ordering: .relaxed)
+            state.modules[index.value].entry.pointee.isActive.store(false, ordering: .relaxed)
         }
         state.active = []
         ActiveModules.publish([])

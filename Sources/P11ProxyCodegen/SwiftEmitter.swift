@@ -57,9 +57,10 @@ public enum SwiftEmitter {
 
     /// `static func fill(_ list:, PARAMETER:)`: the switch that sends each of `count` fixed tables to
     /// its own `fillN` (C function pointers carry no context, so each table has its own closures).
-    static func fillSwitch(list: String, parameter: String, count: Int) -> String {
-        var out = "    static func fill(_ list: UnsafeMutablePointer<\(list)>, \(parameter): Int) {\n"
-        out += "        switch \(parameter) {\n"
+    /// `parameterType`: the parameter's type; `.value` is switched on when it is not Int.
+    static func fillSwitch(list: String, parameter: String, parameterType: String = "Int", count: Int) -> String {
+        var out = "    static func fill(_ list: UnsafeMutablePointer<\(list)>, \(parameter): \(parameterType)) {\n"
+        out += "        switch \(parameter)\(parameterType == "Int" ? "" : ".value") {\n"
         for index in 0..<count {
             out += "        case \(index): fill\(index)(list)\n"
         }
@@ -93,16 +94,16 @@ public enum SwiftEmitter {
         out += "    /// Number of distinct per-caller function tables compiled in.\n"
         out += "    static let poolSize = \(callerPoolSize)\n\n"
         out += "    /// Points every entry of `list` at caller `caller`'s entry points.\n"
-        out += fillSwitch(list: "CK_FUNCTION_LIST_3_2", parameter: "caller", count: callerPoolSize) + "\n"
+        out += fillSwitch(list: "CK_FUNCTION_LIST_3_2", parameter: "caller", parameterType: "CallerNumber", count: callerPoolSize) + "\n"
         out += "    /// Points the entries in `perInterface` of the caller's 3.0 and 2.40 lists (copies of its\n"
         out += "    /// 3.2 list) at entry points that know which list they were called through.\n"
         out += "    static func fillOlderInterfaces(_ list30: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>,\n"
-        out += "                                    _ list240: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>, caller: Int) {\n"
-        out += "        switch caller {\n"
+        out += "                                    _ list240: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>, caller: CallerNumber) {\n"
+        out += "        switch caller.value {\n"
         for caller in 0..<callerPoolSize {
             let assignments = functions.filter { perInterface.contains($0.name) }.flatMap { function in
                 [("list30", "v3_0"), ("list240", "v2_40")].map { list, version in
-                    "\(list).pointee.\(function.name) = { Entry.\(function.name)(\(closureArguments(function)), \(caller), .\(version)) }"
+                    "\(list).pointee.\(function.name) = { Entry.\(function.name)(\(closureArguments(function)), CallerNumber(\(caller)), .\(version)) }"
                 }
             }
             out += "        case \(caller):\n"
@@ -112,7 +113,7 @@ public enum SwiftEmitter {
         for caller in 0..<callerPoolSize {
             out += "\n    private static func fill\(caller)(_ list: UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>) {\n"
             for function in functions {
-                let arguments = (function.arguments.indices.map { "$\($0)" } + ["\(caller)"]).joined(separator: ", ")
+                let arguments = (function.arguments.indices.map { "$\($0)" } + ["CallerNumber(\(caller))"]).joined(separator: ", ")
                 out += "        list.pointee.\(function.name) = { Entry.\(function.name)(\(arguments)) }\n"
             }
             out += "    }\n"
@@ -143,7 +144,7 @@ public enum SwiftEmitter {
                 : "Router.session(\(first), caller: caller)"
             let callArguments = (["route.target", "caller", "route.handle"] + rest).joined(separator: ", ")
             out += "    @inline(never)\n"
-            let parameters = (function.arguments.map { "_ \($0.name): \(swiftType($0.cType))" } + ["_ caller: Int"])
+            let parameters = (function.arguments.map { "_ \($0.name): \(swiftType($0.cType))" } + ["_ caller: CallerNumber"])
             out += "    static func \(function.name)(\(parameters.joined(separator: ", "))) -> CK_RV {\n"
             out += "        let route = \(resolve)\n"
             out += "        guard route.exists else { return route.failure }\n"
@@ -166,7 +167,7 @@ public enum SwiftEmitter {
             let names = function.arguments.map(\.name).joined(separator: ", ")
             let forwarded = (["module", "caller"] + function.arguments.map(\.name)).joined(separator: ", ")
             out += "    @inline(__always)\n"
-            out += "    static func \(function.name)(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, \(parameterList(function))) -> CK_RV {\n"
+            out += "    static func \(function.name)(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, \(parameterList(function))) -> CK_RV {\n"
             out += "        if let function = module.pointee.dispatch.pointee.\(function.name) { return function(\(names)) }\n"
             out += "        return TracedOrMissing.\(function.name)(\(forwarded))\n"
             out += "    }\n\n"
@@ -178,7 +179,7 @@ public enum SwiftEmitter {
         for function in functions {
             let names = function.arguments.map(\.name).joined(separator: ", ")
             out += "        @inline(never)\n"
-            out += "        static func \(function.name)(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, \(parameterList(function))) -> CK_RV {\n"
+            out += "        static func \(function.name)(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, \(parameterList(function))) -> CK_RV {\n"
             out += "            guard let function = module.pointee.functions.\(function.name) else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }\n"
             out += "            if module.pointee.traceMode.load(ordering: .relaxed) != 0 {\n"
             out += "                return Traced.\(function.name)(module, caller, function\(names.isEmpty ? "" : ", " + names))\n"

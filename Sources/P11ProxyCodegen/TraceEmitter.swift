@@ -34,7 +34,7 @@ enum TraceEmitter {
 
     static func wrapper(_ function: FunctionDescription) -> String {
         let parameters = function.arguments.map { "_ \($0.name): \(SwiftEmitter.swiftType($0.cType))" }
-        let signature = (["_ module: UnsafeMutablePointer<ModuleEntry>", "_ caller: Int",
+        let signature = (["_ module: UnsafeMutablePointer<ModuleEntry>", "_ caller: CallerNumber",
                           "_ function: CK_\(function.name)"] + parameters).joined(separator: ", ")
         let lengths = lengthArguments(function)
         let byName = Dictionary(uniqueKeysWithValues: function.arguments.map { ($0.name, $0) })

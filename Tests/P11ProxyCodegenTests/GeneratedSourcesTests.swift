@@ -161,12 +161,12 @@ private func readRepositoryFile(_ path: String) throws -> String {
         let functions = try FunctionDescriptionParser.parse(try readRepositoryFile("codegen/pkcs11-functions.txt"))
         let tables = SwiftEmitter.callerTables(functions)
         #expect(SwiftEmitter.callerPoolSize >= 64)
-        #expect(tables.contains("list.pointee.C_Sign = { Entry.C_Sign($0, $1, $2, $3, $4, 0) }"))
+        #expect(tables.contains("list.pointee.C_Sign = { Entry.C_Sign($0, $1, $2, $3, $4, CallerNumber(0)) }"))
         let last = SwiftEmitter.callerPoolSize - 1
-        #expect(tables.contains("list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, \(last)) }"))
+        #expect(tables.contains("list.pointee.C_UnwrapKeyAuthenticated = { Entry.C_UnwrapKeyAuthenticated($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, CallerNumber(\(last))) }"))
         // C_GetInfo of the older lists knows which list it was called through.
-        #expect(tables.contains("list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, \(last), .v2_40) }"))
-        #expect(tables.contains("list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, 0, .v3_0) }"))
+        #expect(tables.contains("list240.pointee.C_GetInfo = { Entry.C_GetInfo($0, CallerNumber(\(last)), .v2_40) }"))
+        #expect(tables.contains("list30.pointee.C_GetInfo = { Entry.C_GetInfo($0, CallerNumber(0), .v3_0) }"))
         #expect(tables.components(separatedBy: "Entry.C_Initialize(").count - 1 == SwiftEmitter.callerPoolSize)
     }
 }

@@ -41,14 +41,11 @@ enum CallerPool {
         for index in 0..<CallerTables.poolSize { (states + index).initialize(to: Atomic(0)) }
         return states
     }()
-    /// `statesStorage`'s address, published once (one load on the hot path instead of swift_once).
-    private static let statesAddress = Atomic<UInt>(0)
-
-    @inline(__always)
-    static var states: UnsafeMutablePointer<Atomic<UInt8>>? { publishedPointer(statesAddress) }
+    /// `statesStorage`, for the hot path (PublishedTable).
+    private static let states = PublishedTable<Atomic<UInt8>>()
 
     @inline(never)
-    static func publishStates() -> UnsafeMutablePointer<Atomic<UInt8>> { publish(statesStorage, into: statesAddress) }
+    static func publishStates() -> UnsafeMutablePointer<Atomic<UInt8>> { states.publish(statesStorage) }
 
     static let lock = ProcessLock()
     /// A plain buffer: an [CallerTablesStorage?] made the runtime instantiate its storage class
@@ -58,7 +55,7 @@ enum CallerPool {
         storage.initialize(repeating: nil, count: CallerTables.poolSize)
         return storage
     }()
-    nonisolated(unsafe) static var finalizeOrder: [Int] = []
+    nonisolated(unsafe) static var finalizeOrder: [CallerNumber] = []
 
     /// "PKCS 11", NUL-terminated, shared by every CK_INTERFACE we hand out.
     nonisolated(unsafe) static let interfaceName: UnsafeMutablePointer<CK_CHAR> = {
@@ -69,19 +66,19 @@ enum CallerPool {
     }()
 
     @inline(__always)
-    static func state(_ caller: Int) -> CallerState {
-        guard let states else { return .free }
-        return CallerState(rawValue: states[caller].load(ordering: .acquiring)) ?? .free
+    static func state(_ caller: CallerNumber) -> CallerState {
+        guard let states = states.base else { return .free }
+        return CallerState(rawValue: states[caller.value].load(ordering: .acquiring)) ?? .free
     }
 
     @inline(__always)
-    static func isInitialized(_ caller: Int) -> Bool {
-        guard let states else { return false }
-        return states[caller].load(ordering: .acquiring) == CallerState.initialized.rawValue
+    static func isInitialized(_ caller: CallerNumber) -> Bool {
+        guard let states = states.base else { return false }
+        return states[caller.value].load(ordering: .acquiring) == CallerState.initialized.rawValue
     }
 
-    static func setState(_ caller: Int, _ state: CallerState) {
-        publishStates()[caller].store(state.rawValue, ordering: .sequentiallyConsistent)
+    static func setState(_ caller: CallerNumber, _ state: CallerState) {
+        publishStates()[caller.value].store(state.rawValue, ordering: .sequentiallyConsistent)
         if state == .finalized {
             lock.withLock {
                 finalizeOrder.removeAll { $0 == caller }
@@ -97,16 +94,16 @@ enum CallerPool {
         // The session table's hot path reads its address without a nil test (SessionTable).
         guard SessionTable.publishEntries() != nil else { return nil }
         let states = publishStates()
-        for caller in 0..<size where states[caller].load(ordering: .relaxed) == CallerState.free.rawValue {
-            if states[caller].compareExchange(expected: CallerState.free.rawValue, desired: CallerState.handedOut.rawValue,
+        for number in 0..<size where states[number].load(ordering: .relaxed) == CallerState.free.rawValue {
+            if states[number].compareExchange(expected: CallerState.free.rawValue, desired: CallerState.handedOut.rawValue,
                                               ordering: .sequentiallyConsistent).exchanged {
-                return tables(for: caller)
+                return tables(for: CallerNumber(number))
             }
         }
         let acquired: CallerTablesStorage? = lock.withLock {
             guard let index = finalizeOrder.firstIndex(where: { state($0) == .finalized }) else { return nil }
             let caller = finalizeOrder.remove(at: index)
-            states[caller].store(CallerState.handedOut.rawValue, ordering: .sequentiallyConsistent)
+            states[caller.value].store(CallerState.handedOut.rawValue, ordering: .sequentiallyConsistent)
             return tables(for: caller)
         }
         if acquired == nil {
@@ -120,8 +117,8 @@ enum CallerPool {
     /// other thread can reach a caller's storage before it is handed out), or under `lock`. The
     /// three lists share the caller's entry points (a 2.40 or 3.0 caller reads only its prefix)
     /// but for C_GetInfo, which answers with the version of the list it was called through.
-    private static func tables(for caller: Int) -> CallerTablesStorage {
-        if let existing = storage[caller] { return existing }
+    private static func tables(for caller: CallerNumber) -> CallerTablesStorage {
+        if let existing = storage[caller.value] { return existing }
         func list(_ version: CK_VERSION) -> UnsafeMutablePointer<CK_FUNCTION_LIST_3_2> {
             let list = UnsafeMutablePointer<CK_FUNCTION_LIST_3_2>.allocate(capacity: 1)
             list.initialize(to: CK_FUNCTION_LIST_3_2())
@@ -140,21 +137,21 @@ enum CallerPool {
         (interfaces + 1).initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list30), flags: 0))
         (interfaces + 2).initialize(to: CK_INTERFACE(pInterfaceName: interfaceName, pFunctionList: UnsafeMutableRawPointer(list240), flags: 0))
         let made = CallerTablesStorage(list32: list32, list30: list30, list240: list240, interfaces: interfaces)
-        storage[caller] = made
+        storage[caller.value] = made
         return made
     }
 
     /// The tables of a caller already handed out (for C_GetFunctionList called through its list).
     /// No lock: they were stored before the list that calls here was handed out, and never change.
-    static func existingTables(for caller: Int) -> CallerTablesStorage? {
-        storage[caller]
+    static func existingTables(for caller: CallerNumber) -> CallerTablesStorage? {
+        storage[caller.value]
     }
 
     /// In the fork child: no caller is initialised; each must call C_Initialize again.
     static func forkChild() {
         lock.reinitializeInChild()
-        for caller in 0..<size where state(caller) == .initialized {
-            statesStorage[caller].store(CallerState.handedOut.rawValue, ordering: .relaxed)
+        for number in 0..<size where state(CallerNumber(number)) == .initialized {
+            statesStorage[number].store(CallerState.handedOut.rawValue, ordering: .relaxed)
         }
     }
 }

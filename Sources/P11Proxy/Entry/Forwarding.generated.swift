@@ -19,644 +19,644 @@ import CPKCS11
 
 extension Entry {
     @inline(never)
-    static func C_GetSlotInfo(_ slotID: CK_SLOT_ID, _ pInfo: CK_SLOT_INFO_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GetSlotInfo(_ slotID: CK_SLOT_ID, _ pInfo: CK_SLOT_INFO_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_GetSlotInfo(route.target, caller, route.handle, pInfo)
     }
 
     @inline(never)
-    static func C_GetTokenInfo(_ slotID: CK_SLOT_ID, _ pInfo: CK_TOKEN_INFO_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GetTokenInfo(_ slotID: CK_SLOT_ID, _ pInfo: CK_TOKEN_INFO_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_GetTokenInfo(route.target, caller, route.handle, pInfo)
     }
 
     @inline(never)
-    static func C_GetMechanismList(_ slotID: CK_SLOT_ID, _ pMechanismList: CK_MECHANISM_TYPE_PTR?, _ pulCount: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GetMechanismList(_ slotID: CK_SLOT_ID, _ pMechanismList: CK_MECHANISM_TYPE_PTR?, _ pulCount: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_GetMechanismList(route.target, caller, route.handle, pMechanismList, pulCount)
     }
 
     @inline(never)
-    static func C_GetMechanismInfo(_ slotID: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE, _ pInfo: CK_MECHANISM_INFO_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GetMechanismInfo(_ slotID: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE, _ pInfo: CK_MECHANISM_INFO_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_GetMechanismInfo(route.target, caller, route.handle, type, pInfo)
     }
 
     @inline(never)
-    static func C_InitToken(_ slotID: CK_SLOT_ID, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pLabel: CK_UTF8CHAR_PTR?, _ caller: Int) -> CK_RV {
+    static func C_InitToken(_ slotID: CK_SLOT_ID, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pLabel: CK_UTF8CHAR_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_InitToken(route.target, caller, route.handle, pPin, ulPinLen, pLabel)
     }
 
     @inline(never)
-    static func C_InitPIN(_ hSession: CK_SESSION_HANDLE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_InitPIN(_ hSession: CK_SESSION_HANDLE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_InitPIN(route.target, caller, route.handle, pPin, ulPinLen)
     }
 
     @inline(never)
-    static func C_SetPIN(_ hSession: CK_SESSION_HANDLE, _ pOldPin: CK_UTF8CHAR_PTR?, _ ulOldLen: CK_ULONG, _ pNewPin: CK_UTF8CHAR_PTR?, _ ulNewLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_SetPIN(_ hSession: CK_SESSION_HANDLE, _ pOldPin: CK_UTF8CHAR_PTR?, _ ulOldLen: CK_ULONG, _ pNewPin: CK_UTF8CHAR_PTR?, _ ulNewLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SetPIN(route.target, caller, route.handle, pOldPin, ulOldLen, pNewPin, ulNewLen)
     }
 
     @inline(never)
-    static func C_GetOperationState(_ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ pulOperationStateLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GetOperationState(_ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ pulOperationStateLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_GetOperationState(route.target, caller, route.handle, pOperationState, pulOperationStateLen)
     }
 
     @inline(never)
-    static func C_SetOperationState(_ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ ulOperationStateLen: CK_ULONG, _ hEncryptionKey: CK_OBJECT_HANDLE, _ hAuthenticationKey: CK_OBJECT_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_SetOperationState(_ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ ulOperationStateLen: CK_ULONG, _ hEncryptionKey: CK_OBJECT_HANDLE, _ hAuthenticationKey: CK_OBJECT_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SetOperationState(route.target, caller, route.handle, pOperationState, ulOperationStateLen, hEncryptionKey, hAuthenticationKey)
     }
 
     @inline(never)
-    static func C_Login(_ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_Login(_ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_Login(route.target, caller, route.handle, userType, pPin, ulPinLen)
     }
 
     @inline(never)
-    static func C_Logout(_ hSession: CK_SESSION_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_Logout(_ hSession: CK_SESSION_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_Logout(route.target, caller, route.handle)
     }
 
     @inline(never)
-    static func C_CreateObject(_ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phObject: CK_OBJECT_HANDLE_PTR?, _ caller: Int) -> CK_RV {
+    static func C_CreateObject(_ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phObject: CK_OBJECT_HANDLE_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_CreateObject(route.target, caller, route.handle, pTemplate, ulCount, phObject)
     }
 
     @inline(never)
-    static func C_CopyObject(_ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phNewObject: CK_OBJECT_HANDLE_PTR?, _ caller: Int) -> CK_RV {
+    static func C_CopyObject(_ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phNewObject: CK_OBJECT_HANDLE_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_CopyObject(route.target, caller, route.handle, hObject, pTemplate, ulCount, phNewObject)
     }
 
     @inline(never)
-    static func C_DestroyObject(_ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_DestroyObject(_ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DestroyObject(route.target, caller, route.handle, hObject)
     }
 
     @inline(never)
-    static func C_GetObjectSize(_ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pulSize: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GetObjectSize(_ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pulSize: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_GetObjectSize(route.target, caller, route.handle, hObject, pulSize)
     }
 
     @inline(never)
-    static func C_GetAttributeValue(_ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_GetAttributeValue(_ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_GetAttributeValue(route.target, caller, route.handle, hObject, pTemplate, ulCount)
     }
 
     @inline(never)
-    static func C_SetAttributeValue(_ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_SetAttributeValue(_ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SetAttributeValue(route.target, caller, route.handle, hObject, pTemplate, ulCount)
     }
 
     @inline(never)
-    static func C_FindObjectsInit(_ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_FindObjectsInit(_ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_FindObjectsInit(route.target, caller, route.handle, pTemplate, ulCount)
     }
 
     @inline(never)
-    static func C_FindObjects(_ hSession: CK_SESSION_HANDLE, _ phObject: CK_OBJECT_HANDLE_PTR?, _ ulMaxObjectCount: CK_ULONG, _ pulObjectCount: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_FindObjects(_ hSession: CK_SESSION_HANDLE, _ phObject: CK_OBJECT_HANDLE_PTR?, _ ulMaxObjectCount: CK_ULONG, _ pulObjectCount: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_FindObjects(route.target, caller, route.handle, phObject, ulMaxObjectCount, pulObjectCount)
     }
 
     @inline(never)
-    static func C_FindObjectsFinal(_ hSession: CK_SESSION_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_FindObjectsFinal(_ hSession: CK_SESSION_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_FindObjectsFinal(route.target, caller, route.handle)
     }
 
     @inline(never)
-    static func C_EncryptInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_EncryptInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_EncryptInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
-    static func C_Encrypt(_ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pEncryptedData: CK_BYTE_PTR?, _ pulEncryptedDataLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_Encrypt(_ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pEncryptedData: CK_BYTE_PTR?, _ pulEncryptedDataLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_Encrypt(route.target, caller, route.handle, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen)
     }
 
     @inline(never)
-    static func C_EncryptUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_EncryptUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_EncryptUpdate(route.target, caller, route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
     }
 
     @inline(never)
-    static func C_EncryptFinal(_ hSession: CK_SESSION_HANDLE, _ pLastEncryptedPart: CK_BYTE_PTR?, _ pulLastEncryptedPartLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_EncryptFinal(_ hSession: CK_SESSION_HANDLE, _ pLastEncryptedPart: CK_BYTE_PTR?, _ pulLastEncryptedPartLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_EncryptFinal(route.target, caller, route.handle, pLastEncryptedPart, pulLastEncryptedPartLen)
     }
 
     @inline(never)
-    static func C_DecryptInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_DecryptInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DecryptInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
-    static func C_Decrypt(_ hSession: CK_SESSION_HANDLE, _ pEncryptedData: CK_BYTE_PTR?, _ ulEncryptedDataLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_Decrypt(_ hSession: CK_SESSION_HANDLE, _ pEncryptedData: CK_BYTE_PTR?, _ ulEncryptedDataLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_Decrypt(route.target, caller, route.handle, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen)
     }
 
     @inline(never)
-    static func C_DecryptUpdate(_ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_DecryptUpdate(_ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DecryptUpdate(route.target, caller, route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
     }
 
     @inline(never)
-    static func C_DecryptFinal(_ hSession: CK_SESSION_HANDLE, _ pLastPart: CK_BYTE_PTR?, _ pulLastPartLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_DecryptFinal(_ hSession: CK_SESSION_HANDLE, _ pLastPart: CK_BYTE_PTR?, _ pulLastPartLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DecryptFinal(route.target, caller, route.handle, pLastPart, pulLastPartLen)
     }
 
     @inline(never)
-    static func C_DigestInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ caller: Int) -> CK_RV {
+    static func C_DigestInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DigestInit(route.target, caller, route.handle, pMechanism)
     }
 
     @inline(never)
-    static func C_Digest(_ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_Digest(_ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_Digest(route.target, caller, route.handle, pData, ulDataLen, pDigest, pulDigestLen)
     }
 
     @inline(never)
-    static func C_DigestUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_DigestUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DigestUpdate(route.target, caller, route.handle, pPart, ulPartLen)
     }
 
     @inline(never)
-    static func C_DigestKey(_ hSession: CK_SESSION_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_DigestKey(_ hSession: CK_SESSION_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DigestKey(route.target, caller, route.handle, hKey)
     }
 
     @inline(never)
-    static func C_DigestFinal(_ hSession: CK_SESSION_HANDLE, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_DigestFinal(_ hSession: CK_SESSION_HANDLE, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DigestFinal(route.target, caller, route.handle, pDigest, pulDigestLen)
     }
 
     @inline(never)
-    static func C_SignInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_SignInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SignInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
-    static func C_Sign(_ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_Sign(_ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_Sign(route.target, caller, route.handle, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(never)
-    static func C_SignUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_SignUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SignUpdate(route.target, caller, route.handle, pPart, ulPartLen)
     }
 
     @inline(never)
-    static func C_SignFinal(_ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_SignFinal(_ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SignFinal(route.target, caller, route.handle, pSignature, pulSignatureLen)
     }
 
     @inline(never)
-    static func C_SignRecoverInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_SignRecoverInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SignRecoverInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
-    static func C_SignRecover(_ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_SignRecover(_ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SignRecover(route.target, caller, route.handle, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(never)
-    static func C_VerifyInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_VerifyInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_VerifyInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
-    static func C_Verify(_ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_Verify(_ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_Verify(route.target, caller, route.handle, pData, ulDataLen, pSignature, ulSignatureLen)
     }
 
     @inline(never)
-    static func C_VerifyUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_VerifyUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_VerifyUpdate(route.target, caller, route.handle, pPart, ulPartLen)
     }
 
     @inline(never)
-    static func C_VerifyFinal(_ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_VerifyFinal(_ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_VerifyFinal(route.target, caller, route.handle, pSignature, ulSignatureLen)
     }
 
     @inline(never)
-    static func C_VerifyRecoverInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_VerifyRecoverInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_VerifyRecoverInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
-    static func C_VerifyRecover(_ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_VerifyRecover(_ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_VerifyRecover(route.target, caller, route.handle, pSignature, ulSignatureLen, pData, pulDataLen)
     }
 
     @inline(never)
-    static func C_DigestEncryptUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_DigestEncryptUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DigestEncryptUpdate(route.target, caller, route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
     }
 
     @inline(never)
-    static func C_DecryptDigestUpdate(_ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_DecryptDigestUpdate(_ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DecryptDigestUpdate(route.target, caller, route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
     }
 
     @inline(never)
-    static func C_SignEncryptUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_SignEncryptUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SignEncryptUpdate(route.target, caller, route.handle, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
     }
 
     @inline(never)
-    static func C_DecryptVerifyUpdate(_ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_DecryptVerifyUpdate(_ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DecryptVerifyUpdate(route.target, caller, route.handle, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
     }
 
     @inline(never)
-    static func C_GenerateKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GenerateKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_GenerateKey(route.target, caller, route.handle, pMechanism, pTemplate, ulCount, phKey)
     }
 
     @inline(never)
-    static func C_GenerateKeyPair(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pPublicKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPublicKeyAttributeCount: CK_ULONG, _ pPrivateKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPrivateKeyAttributeCount: CK_ULONG, _ phPublicKey: CK_OBJECT_HANDLE_PTR?, _ phPrivateKey: CK_OBJECT_HANDLE_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GenerateKeyPair(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pPublicKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPublicKeyAttributeCount: CK_ULONG, _ pPrivateKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPrivateKeyAttributeCount: CK_ULONG, _ phPublicKey: CK_OBJECT_HANDLE_PTR?, _ phPrivateKey: CK_OBJECT_HANDLE_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_GenerateKeyPair(route.target, caller, route.handle, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey)
     }
 
     @inline(never)
-    static func C_WrapKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_WrapKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_WrapKey(route.target, caller, route.handle, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen)
     }
 
     @inline(never)
-    static func C_UnwrapKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: Int) -> CK_RV {
+    static func C_UnwrapKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_UnwrapKey(route.target, caller, route.handle, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey)
     }
 
     @inline(never)
-    static func C_DeriveKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hBaseKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: Int) -> CK_RV {
+    static func C_DeriveKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hBaseKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DeriveKey(route.target, caller, route.handle, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey)
     }
 
     @inline(never)
-    static func C_SeedRandom(_ hSession: CK_SESSION_HANDLE, _ pSeed: CK_BYTE_PTR?, _ ulSeedLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_SeedRandom(_ hSession: CK_SESSION_HANDLE, _ pSeed: CK_BYTE_PTR?, _ ulSeedLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SeedRandom(route.target, caller, route.handle, pSeed, ulSeedLen)
     }
 
     @inline(never)
-    static func C_GenerateRandom(_ hSession: CK_SESSION_HANDLE, _ RandomData: CK_BYTE_PTR?, _ ulRandomLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_GenerateRandom(_ hSession: CK_SESSION_HANDLE, _ RandomData: CK_BYTE_PTR?, _ ulRandomLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_GenerateRandom(route.target, caller, route.handle, RandomData, ulRandomLen)
     }
 
     @inline(never)
-    static func C_GetFunctionStatus(_ hSession: CK_SESSION_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_GetFunctionStatus(_ hSession: CK_SESSION_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_GetFunctionStatus(route.target, caller, route.handle)
     }
 
     @inline(never)
-    static func C_CancelFunction(_ hSession: CK_SESSION_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_CancelFunction(_ hSession: CK_SESSION_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_CancelFunction(route.target, caller, route.handle)
     }
 
     @inline(never)
-    static func C_LoginUser(_ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pUsername: CK_UTF8CHAR_PTR?, _ ulUsernameLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_LoginUser(_ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pUsername: CK_UTF8CHAR_PTR?, _ ulUsernameLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_LoginUser(route.target, caller, route.handle, userType, pPin, ulPinLen, pUsername, ulUsernameLen)
     }
 
     @inline(never)
-    static func C_SessionCancel(_ hSession: CK_SESSION_HANDLE, _ flags: CK_FLAGS, _ caller: Int) -> CK_RV {
+    static func C_SessionCancel(_ hSession: CK_SESSION_HANDLE, _ flags: CK_FLAGS, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SessionCancel(route.target, caller, route.handle, flags)
     }
 
     @inline(never)
-    static func C_MessageEncryptInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_MessageEncryptInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_MessageEncryptInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
-    static func C_EncryptMessage(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ ulPlaintextLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_EncryptMessage(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ ulPlaintextLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_EncryptMessage(route.target, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen, pCiphertext, pulCiphertextLen)
     }
 
     @inline(never)
-    static func C_EncryptMessageBegin(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_EncryptMessageBegin(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_EncryptMessageBegin(route.target, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
     }
 
     @inline(never)
-    static func C_EncryptMessageNext(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ ulPlaintextPartLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ pulCiphertextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS, _ caller: Int) -> CK_RV {
+    static func C_EncryptMessageNext(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ ulPlaintextPartLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ pulCiphertextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_EncryptMessageNext(route.target, caller, route.handle, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags)
     }
 
     @inline(never)
-    static func C_MessageEncryptFinal(_ hSession: CK_SESSION_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_MessageEncryptFinal(_ hSession: CK_SESSION_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_MessageEncryptFinal(route.target, caller, route.handle)
     }
 
     @inline(never)
-    static func C_MessageDecryptInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_MessageDecryptInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_MessageDecryptInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
-    static func C_DecryptMessage(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ pulPlaintextLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_DecryptMessage(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ pulPlaintextLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DecryptMessage(route.target, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext, ulCiphertextLen, pPlaintext, pulPlaintextLen)
     }
 
     @inline(never)
-    static func C_DecryptMessageBegin(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_DecryptMessageBegin(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DecryptMessageBegin(route.target, caller, route.handle, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
     }
 
     @inline(never)
-    static func C_DecryptMessageNext(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ ulCiphertextPartLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ pulPlaintextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS, _ caller: Int) -> CK_RV {
+    static func C_DecryptMessageNext(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ ulCiphertextPartLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ pulPlaintextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DecryptMessageNext(route.target, caller, route.handle, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags)
     }
 
     @inline(never)
-    static func C_MessageDecryptFinal(_ hSession: CK_SESSION_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_MessageDecryptFinal(_ hSession: CK_SESSION_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_MessageDecryptFinal(route.target, caller, route.handle)
     }
 
     @inline(never)
-    static func C_MessageSignInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_MessageSignInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_MessageSignInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
-    static func C_SignMessage(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_SignMessage(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SignMessage(route.target, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(never)
-    static func C_SignMessageBegin(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_SignMessageBegin(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SignMessageBegin(route.target, caller, route.handle, pParameter, ulParameterLen)
     }
 
     @inline(never)
-    static func C_SignMessageNext(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_SignMessageNext(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_SignMessageNext(route.target, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(never)
-    static func C_MessageSignFinal(_ hSession: CK_SESSION_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_MessageSignFinal(_ hSession: CK_SESSION_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_MessageSignFinal(route.target, caller, route.handle)
     }
 
     @inline(never)
-    static func C_MessageVerifyInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_MessageVerifyInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_MessageVerifyInit(route.target, caller, route.handle, pMechanism, hKey)
     }
 
     @inline(never)
-    static func C_VerifyMessage(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_VerifyMessage(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_VerifyMessage(route.target, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
     }
 
     @inline(never)
-    static func C_VerifyMessageBegin(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_VerifyMessageBegin(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_VerifyMessageBegin(route.target, caller, route.handle, pParameter, ulParameterLen)
     }
 
     @inline(never)
-    static func C_VerifyMessageNext(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_VerifyMessageNext(_ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_VerifyMessageNext(route.target, caller, route.handle, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
     }
 
     @inline(never)
-    static func C_MessageVerifyFinal(_ hSession: CK_SESSION_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_MessageVerifyFinal(_ hSession: CK_SESSION_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_MessageVerifyFinal(route.target, caller, route.handle)
     }
 
     @inline(never)
-    static func C_EncapsulateKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPublicKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: Int) -> CK_RV {
+    static func C_EncapsulateKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPublicKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_EncapsulateKey(route.target, caller, route.handle, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey)
     }
 
     @inline(never)
-    static func C_DecapsulateKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPrivateKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: Int) -> CK_RV {
+    static func C_DecapsulateKey(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPrivateKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_DecapsulateKey(route.target, caller, route.handle, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey)
     }
 
     @inline(never)
-    static func C_VerifySignatureInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_VerifySignatureInit(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_VerifySignatureInit(route.target, caller, route.handle, pMechanism, hKey, pSignature, ulSignatureLen)
     }
 
     @inline(never)
-    static func C_VerifySignature(_ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_VerifySignature(_ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_VerifySignature(route.target, caller, route.handle, pData, ulDataLen)
     }
 
     @inline(never)
-    static func C_VerifySignatureUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_VerifySignatureUpdate(_ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_VerifySignatureUpdate(route.target, caller, route.handle, pPart, ulPartLen)
     }
 
     @inline(never)
-    static func C_VerifySignatureFinal(_ hSession: CK_SESSION_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_VerifySignatureFinal(_ hSession: CK_SESSION_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_VerifySignatureFinal(route.target, caller, route.handle)
     }
 
     @inline(never)
-    static func C_GetSessionValidationFlags(_ hSession: CK_SESSION_HANDLE, _ type: CK_SESSION_VALIDATION_FLAGS_TYPE, _ pFlags: CK_FLAGS_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GetSessionValidationFlags(_ hSession: CK_SESSION_HANDLE, _ type: CK_SESSION_VALIDATION_FLAGS_TYPE, _ pFlags: CK_FLAGS_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_GetSessionValidationFlags(route.target, caller, route.handle, type, pFlags)
     }
 
     @inline(never)
-    static func C_AsyncComplete(_ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pResult: CK_ASYNC_DATA_PTR?, _ caller: Int) -> CK_RV {
+    static func C_AsyncComplete(_ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pResult: CK_ASYNC_DATA_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_AsyncComplete(route.target, caller, route.handle, pFunctionName, pResult)
     }
 
     @inline(never)
-    static func C_AsyncGetID(_ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pulID: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_AsyncGetID(_ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pulID: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_AsyncGetID(route.target, caller, route.handle, pFunctionName, pulID)
     }
 
     @inline(never)
-    static func C_AsyncJoin(_ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ ulID: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulData: CK_ULONG, _ caller: Int) -> CK_RV {
+    static func C_AsyncJoin(_ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ ulID: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulData: CK_ULONG, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_AsyncJoin(route.target, caller, route.handle, pFunctionName, ulID, pData, ulData)
     }
 
     @inline(never)
-    static func C_WrapKeyAuthenticated(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_WrapKeyAuthenticated(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_WrapKeyAuthenticated(route.target, caller, route.handle, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen)
     }
 
     @inline(never)
-    static func C_UnwrapKeyAuthenticated(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: Int) -> CK_RV {
+    static func C_UnwrapKeyAuthenticated(_ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         return ModuleCall.C_UnwrapKeyAuthenticated(route.target, caller, route.handle, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey)

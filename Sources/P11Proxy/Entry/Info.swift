@@ -45,7 +45,7 @@ extension Entry {
 
     /// Through a caller's 3.2 list.
     @inline(never)
-    static func C_GetInfo(_ pInfo: CK_INFO_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GetInfo(_ pInfo: CK_INFO_PTR?, _ caller: CallerNumber) -> CK_RV {
         C_GetInfo(pInfo, caller, .v3_2)
     }
 
@@ -53,7 +53,7 @@ extension Entry {
     /// holds (PKCS#11 3.0 section 5.4: a 2.40 caller that reads 3.0 there may take it for a
     /// 3.0 list; p11-kit's proxy answers 2.40 through its 2.40 list too).
     @inline(never)
-    static func C_GetInfo(_ pInfo: CK_INFO_PTR?, _ caller: Int, _ interface: InterfaceVersion) -> CK_RV {
+    static func C_GetInfo(_ pInfo: CK_INFO_PTR?, _ caller: CallerNumber, _ interface: InterfaceVersion) -> CK_RV {
         guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
         if let spy = SpyModule.index { return ModuleCall.C_GetInfo(ModuleTable.entry(spy), caller, pInfo) }
         guard let pInfo else { return CK_RV(CKR_ARGUMENTS_BAD) }
@@ -63,7 +63,7 @@ extension Entry {
     }
 
     @inline(never)
-    static func C_GetFunctionList(_ ppFunctionList: CK_FUNCTION_LIST_PTR_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GetFunctionList(_ ppFunctionList: CK_FUNCTION_LIST_PTR_PTR?, _ caller: CallerNumber) -> CK_RV {
         guard let ppFunctionList else { return CK_RV(CKR_ARGUMENTS_BAD) }
         guard let tables = CallerPool.existingTables(for: caller) else { return CK_RV(CKR_GENERAL_ERROR) }
         ppFunctionList.pointee = UnsafeMutableRawPointer(tables.list240).assumingMemoryBound(to: CK_FUNCTION_LIST.self)
@@ -71,13 +71,13 @@ extension Entry {
     }
 
     @inline(never)
-    static func C_GetInterfaceList(_ pInterfacesList: CK_INTERFACE_PTR?, _ pulCount: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GetInterfaceList(_ pInterfacesList: CK_INTERFACE_PTR?, _ pulCount: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         InterfaceQuery.list(pInterfacesList, pulCount) { CallerPool.existingTables(for: caller) }
     }
 
     @inline(never)
     static func C_GetInterface(_ pInterfaceName: CK_UTF8CHAR_PTR?, _ pVersion: CK_VERSION_PTR?,
-                               _ ppInterface: CK_INTERFACE_PTR_PTR?, _ flags: CK_FLAGS, _ caller: Int) -> CK_RV {
+                               _ ppInterface: CK_INTERFACE_PTR_PTR?, _ flags: CK_FLAGS, _ caller: CallerNumber) -> CK_RV {
         InterfaceQuery.find(pInterfaceName, pVersion, ppInterface, flags) { CallerPool.existingTables(for: caller) }
     }
 }

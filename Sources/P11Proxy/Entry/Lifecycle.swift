@@ -4,7 +4,7 @@ import CPKCS11
 
 extension Entry {
     @inline(never)
-    static func C_Initialize(_ pInitArgs: CK_VOID_PTR?, _ caller: Int) -> CK_RV {
+    static func C_Initialize(_ pInitArgs: CK_VOID_PTR?, _ caller: CallerNumber) -> CK_RV {
         do throws(ReturnValue) {
             let options = try InitializeOptions.parse(pInitArgs)
             try ProxyRuntime.initialize(caller: caller, options: options)
@@ -15,7 +15,7 @@ extension Entry {
     }
 
     @inline(never)
-    static func C_Finalize(_ pReserved: CK_VOID_PTR?, _ caller: Int) -> CK_RV {
+    static func C_Finalize(_ pReserved: CK_VOID_PTR?, _ caller: CallerNumber) -> CK_RV {
         guard pReserved == nil else {
             return CallerPool.isInitialized(caller) ? CK_RV(CKR_ARGUMENTS_BAD) : CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED)
         }

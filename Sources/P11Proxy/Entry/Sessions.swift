@@ -6,7 +6,7 @@ import Synchronization
 extension Entry {
     @inline(never)
     static func C_OpenSession(_ slotID: CK_SLOT_ID, _ flags: CK_FLAGS, _ pApplication: CK_VOID_PTR?,
-                              _ Notify: CK_NOTIFY?, _ phSession: CK_SESSION_HANDLE_PTR?, _ caller: Int) -> CK_RV {
+                              _ Notify: CK_NOTIFY?, _ phSession: CK_SESSION_HANDLE_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
         guard route.exists else { return route.failure }
         let module = route.target
@@ -37,7 +37,7 @@ extension Entry {
     }
 
     @inline(never)
-    static func C_CloseSession(_ hSession: CK_SESSION_HANDLE, _ caller: Int) -> CK_RV {
+    static func C_CloseSession(_ hSession: CK_SESSION_HANDLE, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists, let session = route.session else { return route.failure }
         let module = route.target
@@ -50,7 +50,7 @@ extension Entry {
     /// token stay open. For a `managed: no` module the module's own C_CloseAllSessions runs and
     /// every caller's sessions on that slot go (the documented cost of managed: no).
     @inline(never)
-    static func C_CloseAllSessions(_ slotID: CK_SLOT_ID, _ caller: Int) -> CK_RV {
+    static func C_CloseAllSessions(_ slotID: CK_SLOT_ID, _ caller: CallerNumber) -> CK_RV {
         let route = Router.slot(slotID, caller: caller)
         guard route.exists else { return route.failure }
         let module = route.target
@@ -75,7 +75,7 @@ extension Entry {
 
     /// The module reports its own slot ID; the caller must see the proxy's.
     @inline(never)
-    static func C_GetSessionInfo(_ hSession: CK_SESSION_HANDLE, _ pInfo: CK_SESSION_INFO_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GetSessionInfo(_ hSession: CK_SESSION_HANDLE, _ pInfo: CK_SESSION_INFO_PTR?, _ caller: CallerNumber) -> CK_RV {
         let route = Router.session(hSession, caller: caller)
         guard route.exists else { return route.failure }
         let rv = ModuleCall.C_GetSessionInfo(route.target, caller, route.handle, pInfo)

@@ -6,7 +6,7 @@ import P11ProxyLoader
 
 extension Entry {
     @inline(never)
-    static func C_GetSlotList(_ tokenPresent: CK_BBOOL, _ pSlotList: CK_SLOT_ID_PTR?, _ pulCount: CK_ULONG_PTR?, _ caller: Int) -> CK_RV {
+    static func C_GetSlotList(_ tokenPresent: CK_BBOOL, _ pSlotList: CK_SLOT_ID_PTR?, _ pulCount: CK_ULONG_PTR?, _ caller: CallerNumber) -> CK_RV {
         guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
         guard let pulCount else { return CK_RV(CKR_ARGUMENTS_BAD) }
         var slots: [CK_SLOT_ID] = []
@@ -37,7 +37,7 @@ extension Entry {
     /// or until the caller finalises (CKR_CRYPTOKI_NOT_INITIALIZED, as the spec asks), since one
     /// blocking call cannot wait on several modules and p11proxy starts no threads.
     @inline(never)
-    static func C_WaitForSlotEvent(_ flags: CK_FLAGS, _ pSlot: CK_SLOT_ID_PTR?, _ pReserved: CK_VOID_PTR?, _ caller: Int) -> CK_RV {
+    static func C_WaitForSlotEvent(_ flags: CK_FLAGS, _ pSlot: CK_SLOT_ID_PTR?, _ pReserved: CK_VOID_PTR?, _ caller: CallerNumber) -> CK_RV {
         guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
         guard let pSlot, pReserved == nil else { return CK_RV(CKR_ARGUMENTS_BAD) }
         let modules = ProxyRuntime.activeModules().filter {
@@ -70,7 +70,7 @@ extension Entry {
 enum SlotQuery {
     /// A module's slot IDs (ModuleSlotList: retried when the count changes, repeats dropped).
     /// A module that fails is left out, with a message.
-    static func realSlots(of module: Int, caller: Int, tokenPresent: CK_BBOOL) -> [CK_SLOT_ID] {
+    static func realSlots(of module: ModuleIndex, caller: CallerNumber, tokenPresent: CK_BBOOL) -> [CK_SLOT_ID] {
         let slot = ModuleTable.entry(module)
         let list = ModuleSlotList.read(tokenPresent: tokenPresent) { present, ids, count in
             ModuleCall.C_GetSlotList(slot, caller, present, ids, count)
@@ -80,7 +80,7 @@ enum SlotQuery {
         return list.ids
     }
 
-    static func waitBlocking(module: Int, caller: Int, flags: CK_FLAGS, pSlot: UnsafeMutablePointer<CK_SLOT_ID>) -> CK_RV {
+    static func waitBlocking(module: ModuleIndex, caller: CallerNumber, flags: CK_FLAGS, pSlot: UnsafeMutablePointer<CK_SLOT_ID>) -> CK_RV {
         while true {
             var realSlot: CK_SLOT_ID = 0
             let rv = ModuleCall.C_WaitForSlotEvent(ModuleTable.entry(module), caller, flags, &realSlot, nil)
@@ -94,7 +94,7 @@ enum SlotQuery {
         }
     }
 
-    private static func name(_ module: Int) -> String {
-        ProxyRuntime.record(module)?.name ?? "#\(module)"
+    private static func name(_ module: ModuleIndex) -> String {
+        ProxyRuntime.record(module)?.name ?? "#\(module.value)"
     }
 }

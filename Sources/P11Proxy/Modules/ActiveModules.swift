@@ -16,25 +16,25 @@ enum ActiveModules {
         return indices
     }()
 
-    static func publish(_ modules: [Int]) {
+    static func publish(_ modules: [ModuleIndex]) {
         let start = sequence.load(ordering: .relaxed)
         sequence.store(start &+ 1, ordering: .relaxed)
         atomicMemoryFence(ordering: .releasing)
         let stored = min(modules.count, ModuleTable.capacity)
-        for offset in 0..<stored { indices[offset].store(modules[offset], ordering: .relaxed) }
+        for offset in 0..<stored { indices[offset].store(modules[offset].value, ordering: .relaxed) }
         count.store(stored, ordering: .relaxed)
         sequence.store(start &+ 2, ordering: .releasing)
     }
 
     /// The modules' ModuleTable indices, in load order.
-    static func current() -> [Int] {
+    static func current() -> [ModuleIndex] {
         while true {
             let before = sequence.load(ordering: .acquiring)
             guard before & 1 == 0 else { continue }
             let stored = count.load(ordering: .relaxed)
-            var modules: [Int] = []
+            var modules: [ModuleIndex] = []
             modules.reserveCapacity(stored)
-            for offset in 0..<stored { modules.append(indices[offset].load(ordering: .relaxed)) }
+            for offset in 0..<stored { modules.append(ModuleIndex(indices[offset].load(ordering: .relaxed))) }
             atomicMemoryFence(ordering: .acquiring)
             if sequence.load(ordering: .relaxed) == before { return modules }
         }

@@ -7,625 +7,625 @@ import Synchronization
 
 enum ModuleCall {
     @inline(__always)
-    static func C_Initialize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ pInitArgs: CK_VOID_PTR?) -> CK_RV {
+    static func C_Initialize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ pInitArgs: CK_VOID_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_Initialize { return function(pInitArgs) }
         return TracedOrMissing.C_Initialize(module, caller, pInitArgs)
     }
 
     @inline(__always)
-    static func C_Finalize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ pReserved: CK_VOID_PTR?) -> CK_RV {
+    static func C_Finalize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ pReserved: CK_VOID_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_Finalize { return function(pReserved) }
         return TracedOrMissing.C_Finalize(module, caller, pReserved)
     }
 
     @inline(__always)
-    static func C_GetInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ pInfo: CK_INFO_PTR?) -> CK_RV {
+    static func C_GetInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ pInfo: CK_INFO_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetInfo { return function(pInfo) }
         return TracedOrMissing.C_GetInfo(module, caller, pInfo)
     }
 
     @inline(__always)
-    static func C_GetFunctionList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ ppFunctionList: CK_FUNCTION_LIST_PTR_PTR?) -> CK_RV {
+    static func C_GetFunctionList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ ppFunctionList: CK_FUNCTION_LIST_PTR_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetFunctionList { return function(ppFunctionList) }
         return TracedOrMissing.C_GetFunctionList(module, caller, ppFunctionList)
     }
 
     @inline(__always)
-    static func C_GetSlotList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ tokenPresent: CK_BBOOL, _ pSlotList: CK_SLOT_ID_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetSlotList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ tokenPresent: CK_BBOOL, _ pSlotList: CK_SLOT_ID_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetSlotList { return function(tokenPresent, pSlotList, pulCount) }
         return TracedOrMissing.C_GetSlotList(module, caller, tokenPresent, pSlotList, pulCount)
     }
 
     @inline(__always)
-    static func C_GetSlotInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID, _ pInfo: CK_SLOT_INFO_PTR?) -> CK_RV {
+    static func C_GetSlotInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID, _ pInfo: CK_SLOT_INFO_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetSlotInfo { return function(slotID, pInfo) }
         return TracedOrMissing.C_GetSlotInfo(module, caller, slotID, pInfo)
     }
 
     @inline(__always)
-    static func C_GetTokenInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID, _ pInfo: CK_TOKEN_INFO_PTR?) -> CK_RV {
+    static func C_GetTokenInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID, _ pInfo: CK_TOKEN_INFO_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetTokenInfo { return function(slotID, pInfo) }
         return TracedOrMissing.C_GetTokenInfo(module, caller, slotID, pInfo)
     }
 
     @inline(__always)
-    static func C_GetMechanismList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID, _ pMechanismList: CK_MECHANISM_TYPE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetMechanismList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID, _ pMechanismList: CK_MECHANISM_TYPE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetMechanismList { return function(slotID, pMechanismList, pulCount) }
         return TracedOrMissing.C_GetMechanismList(module, caller, slotID, pMechanismList, pulCount)
     }
 
     @inline(__always)
-    static func C_GetMechanismInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE, _ pInfo: CK_MECHANISM_INFO_PTR?) -> CK_RV {
+    static func C_GetMechanismInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE, _ pInfo: CK_MECHANISM_INFO_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetMechanismInfo { return function(slotID, type, pInfo) }
         return TracedOrMissing.C_GetMechanismInfo(module, caller, slotID, type, pInfo)
     }
 
     @inline(__always)
-    static func C_InitToken(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pLabel: CK_UTF8CHAR_PTR?) -> CK_RV {
+    static func C_InitToken(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pLabel: CK_UTF8CHAR_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_InitToken { return function(slotID, pPin, ulPinLen, pLabel) }
         return TracedOrMissing.C_InitToken(module, caller, slotID, pPin, ulPinLen, pLabel)
     }
 
     @inline(__always)
-    static func C_InitPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
+    static func C_InitPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_InitPIN { return function(hSession, pPin, ulPinLen) }
         return TracedOrMissing.C_InitPIN(module, caller, hSession, pPin, ulPinLen)
     }
 
     @inline(__always)
-    static func C_SetPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pOldPin: CK_UTF8CHAR_PTR?, _ ulOldLen: CK_ULONG, _ pNewPin: CK_UTF8CHAR_PTR?, _ ulNewLen: CK_ULONG) -> CK_RV {
+    static func C_SetPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pOldPin: CK_UTF8CHAR_PTR?, _ ulOldLen: CK_ULONG, _ pNewPin: CK_UTF8CHAR_PTR?, _ ulNewLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SetPIN { return function(hSession, pOldPin, ulOldLen, pNewPin, ulNewLen) }
         return TracedOrMissing.C_SetPIN(module, caller, hSession, pOldPin, ulOldLen, pNewPin, ulNewLen)
     }
 
     @inline(__always)
-    static func C_OpenSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID, _ flags: CK_FLAGS, _ pApplication: CK_VOID_PTR?, _ Notify: CK_NOTIFY?, _ phSession: CK_SESSION_HANDLE_PTR?) -> CK_RV {
+    static func C_OpenSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID, _ flags: CK_FLAGS, _ pApplication: CK_VOID_PTR?, _ Notify: CK_NOTIFY?, _ phSession: CK_SESSION_HANDLE_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_OpenSession { return function(slotID, flags, pApplication, Notify, phSession) }
         return TracedOrMissing.C_OpenSession(module, caller, slotID, flags, pApplication, Notify, phSession)
     }
 
     @inline(__always)
-    static func C_CloseSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_CloseSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_CloseSession { return function(hSession) }
         return TracedOrMissing.C_CloseSession(module, caller, hSession)
     }
 
     @inline(__always)
-    static func C_CloseAllSessions(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID) -> CK_RV {
+    static func C_CloseAllSessions(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_CloseAllSessions { return function(slotID) }
         return TracedOrMissing.C_CloseAllSessions(module, caller, slotID)
     }
 
     @inline(__always)
-    static func C_GetSessionInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pInfo: CK_SESSION_INFO_PTR?) -> CK_RV {
+    static func C_GetSessionInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pInfo: CK_SESSION_INFO_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetSessionInfo { return function(hSession, pInfo) }
         return TracedOrMissing.C_GetSessionInfo(module, caller, hSession, pInfo)
     }
 
     @inline(__always)
-    static func C_GetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ pulOperationStateLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ pulOperationStateLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetOperationState { return function(hSession, pOperationState, pulOperationStateLen) }
         return TracedOrMissing.C_GetOperationState(module, caller, hSession, pOperationState, pulOperationStateLen)
     }
 
     @inline(__always)
-    static func C_SetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ ulOperationStateLen: CK_ULONG, _ hEncryptionKey: CK_OBJECT_HANDLE, _ hAuthenticationKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_SetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ ulOperationStateLen: CK_ULONG, _ hEncryptionKey: CK_OBJECT_HANDLE, _ hAuthenticationKey: CK_OBJECT_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SetOperationState { return function(hSession, pOperationState, ulOperationStateLen, hEncryptionKey, hAuthenticationKey) }
         return TracedOrMissing.C_SetOperationState(module, caller, hSession, pOperationState, ulOperationStateLen, hEncryptionKey, hAuthenticationKey)
     }
 
     @inline(__always)
-    static func C_Login(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
+    static func C_Login(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_Login { return function(hSession, userType, pPin, ulPinLen) }
         return TracedOrMissing.C_Login(module, caller, hSession, userType, pPin, ulPinLen)
     }
 
     @inline(__always)
-    static func C_Logout(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_Logout(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_Logout { return function(hSession) }
         return TracedOrMissing.C_Logout(module, caller, hSession)
     }
 
     @inline(__always)
-    static func C_CreateObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_CreateObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_CreateObject { return function(hSession, pTemplate, ulCount, phObject) }
         return TracedOrMissing.C_CreateObject(module, caller, hSession, pTemplate, ulCount, phObject)
     }
 
     @inline(__always)
-    static func C_CopyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phNewObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_CopyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phNewObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_CopyObject { return function(hSession, hObject, pTemplate, ulCount, phNewObject) }
         return TracedOrMissing.C_CopyObject(module, caller, hSession, hObject, pTemplate, ulCount, phNewObject)
     }
 
     @inline(__always)
-    static func C_DestroyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_DestroyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DestroyObject { return function(hSession, hObject) }
         return TracedOrMissing.C_DestroyObject(module, caller, hSession, hObject)
     }
 
     @inline(__always)
-    static func C_GetObjectSize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pulSize: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetObjectSize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pulSize: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetObjectSize { return function(hSession, hObject, pulSize) }
         return TracedOrMissing.C_GetObjectSize(module, caller, hSession, hObject, pulSize)
     }
 
     @inline(__always)
-    static func C_GetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
+    static func C_GetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetAttributeValue { return function(hSession, hObject, pTemplate, ulCount) }
         return TracedOrMissing.C_GetAttributeValue(module, caller, hSession, hObject, pTemplate, ulCount)
     }
 
     @inline(__always)
-    static func C_SetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
+    static func C_SetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SetAttributeValue { return function(hSession, hObject, pTemplate, ulCount) }
         return TracedOrMissing.C_SetAttributeValue(module, caller, hSession, hObject, pTemplate, ulCount)
     }
 
     @inline(__always)
-    static func C_FindObjectsInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
+    static func C_FindObjectsInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_FindObjectsInit { return function(hSession, pTemplate, ulCount) }
         return TracedOrMissing.C_FindObjectsInit(module, caller, hSession, pTemplate, ulCount)
     }
 
     @inline(__always)
-    static func C_FindObjects(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ phObject: CK_OBJECT_HANDLE_PTR?, _ ulMaxObjectCount: CK_ULONG, _ pulObjectCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_FindObjects(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ phObject: CK_OBJECT_HANDLE_PTR?, _ ulMaxObjectCount: CK_ULONG, _ pulObjectCount: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_FindObjects { return function(hSession, phObject, ulMaxObjectCount, pulObjectCount) }
         return TracedOrMissing.C_FindObjects(module, caller, hSession, phObject, ulMaxObjectCount, pulObjectCount)
     }
 
     @inline(__always)
-    static func C_FindObjectsFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_FindObjectsFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_FindObjectsFinal { return function(hSession) }
         return TracedOrMissing.C_FindObjectsFinal(module, caller, hSession)
     }
 
     @inline(__always)
-    static func C_EncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_EncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_EncryptInit { return function(hSession, pMechanism, hKey) }
         return TracedOrMissing.C_EncryptInit(module, caller, hSession, pMechanism, hKey)
     }
 
     @inline(__always)
-    static func C_Encrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pEncryptedData: CK_BYTE_PTR?, _ pulEncryptedDataLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_Encrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pEncryptedData: CK_BYTE_PTR?, _ pulEncryptedDataLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_Encrypt { return function(hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen) }
         return TracedOrMissing.C_Encrypt(module, caller, hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen)
     }
 
     @inline(__always)
-    static func C_EncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_EncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_EncryptUpdate { return function(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen) }
         return TracedOrMissing.C_EncryptUpdate(module, caller, hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
     }
 
     @inline(__always)
-    static func C_EncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pLastEncryptedPart: CK_BYTE_PTR?, _ pulLastEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_EncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pLastEncryptedPart: CK_BYTE_PTR?, _ pulLastEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_EncryptFinal { return function(hSession, pLastEncryptedPart, pulLastEncryptedPartLen) }
         return TracedOrMissing.C_EncryptFinal(module, caller, hSession, pLastEncryptedPart, pulLastEncryptedPartLen)
     }
 
     @inline(__always)
-    static func C_DecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_DecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DecryptInit { return function(hSession, pMechanism, hKey) }
         return TracedOrMissing.C_DecryptInit(module, caller, hSession, pMechanism, hKey)
     }
 
     @inline(__always)
-    static func C_Decrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedData: CK_BYTE_PTR?, _ ulEncryptedDataLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_Decrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pEncryptedData: CK_BYTE_PTR?, _ ulEncryptedDataLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_Decrypt { return function(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen) }
         return TracedOrMissing.C_Decrypt(module, caller, hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen)
     }
 
     @inline(__always)
-    static func C_DecryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DecryptUpdate { return function(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen) }
         return TracedOrMissing.C_DecryptUpdate(module, caller, hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
     }
 
     @inline(__always)
-    static func C_DecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pLastPart: CK_BYTE_PTR?, _ pulLastPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pLastPart: CK_BYTE_PTR?, _ pulLastPartLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DecryptFinal { return function(hSession, pLastPart, pulLastPartLen) }
         return TracedOrMissing.C_DecryptFinal(module, caller, hSession, pLastPart, pulLastPartLen)
     }
 
     @inline(__always)
-    static func C_DigestInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?) -> CK_RV {
+    static func C_DigestInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DigestInit { return function(hSession, pMechanism) }
         return TracedOrMissing.C_DigestInit(module, caller, hSession, pMechanism)
     }
 
     @inline(__always)
-    static func C_Digest(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_Digest(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_Digest { return function(hSession, pData, ulDataLen, pDigest, pulDigestLen) }
         return TracedOrMissing.C_Digest(module, caller, hSession, pData, ulDataLen, pDigest, pulDigestLen)
     }
 
     @inline(__always)
-    static func C_DigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+    static func C_DigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DigestUpdate { return function(hSession, pPart, ulPartLen) }
         return TracedOrMissing.C_DigestUpdate(module, caller, hSession, pPart, ulPartLen)
     }
 
     @inline(__always)
-    static func C_DigestKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_DigestKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DigestKey { return function(hSession, hKey) }
         return TracedOrMissing.C_DigestKey(module, caller, hSession, hKey)
     }
 
     @inline(__always)
-    static func C_DigestFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DigestFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DigestFinal { return function(hSession, pDigest, pulDigestLen) }
         return TracedOrMissing.C_DigestFinal(module, caller, hSession, pDigest, pulDigestLen)
     }
 
     @inline(__always)
-    static func C_SignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_SignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SignInit { return function(hSession, pMechanism, hKey) }
         return TracedOrMissing.C_SignInit(module, caller, hSession, pMechanism, hKey)
     }
 
     @inline(__always)
-    static func C_Sign(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_Sign(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_Sign { return function(hSession, pData, ulDataLen, pSignature, pulSignatureLen) }
         return TracedOrMissing.C_Sign(module, caller, hSession, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(__always)
-    static func C_SignUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+    static func C_SignUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SignUpdate { return function(hSession, pPart, ulPartLen) }
         return TracedOrMissing.C_SignUpdate(module, caller, hSession, pPart, ulPartLen)
     }
 
     @inline(__always)
-    static func C_SignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SignFinal { return function(hSession, pSignature, pulSignatureLen) }
         return TracedOrMissing.C_SignFinal(module, caller, hSession, pSignature, pulSignatureLen)
     }
 
     @inline(__always)
-    static func C_SignRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_SignRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SignRecoverInit { return function(hSession, pMechanism, hKey) }
         return TracedOrMissing.C_SignRecoverInit(module, caller, hSession, pMechanism, hKey)
     }
 
     @inline(__always)
-    static func C_SignRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SignRecover { return function(hSession, pData, ulDataLen, pSignature, pulSignatureLen) }
         return TracedOrMissing.C_SignRecover(module, caller, hSession, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(__always)
-    static func C_VerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_VerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_VerifyInit { return function(hSession, pMechanism, hKey) }
         return TracedOrMissing.C_VerifyInit(module, caller, hSession, pMechanism, hKey)
     }
 
     @inline(__always)
-    static func C_Verify(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_Verify(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_Verify { return function(hSession, pData, ulDataLen, pSignature, ulSignatureLen) }
         return TracedOrMissing.C_Verify(module, caller, hSession, pData, ulDataLen, pSignature, ulSignatureLen)
     }
 
     @inline(__always)
-    static func C_VerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_VerifyUpdate { return function(hSession, pPart, ulPartLen) }
         return TracedOrMissing.C_VerifyUpdate(module, caller, hSession, pPart, ulPartLen)
     }
 
     @inline(__always)
-    static func C_VerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_VerifyFinal { return function(hSession, pSignature, ulSignatureLen) }
         return TracedOrMissing.C_VerifyFinal(module, caller, hSession, pSignature, ulSignatureLen)
     }
 
     @inline(__always)
-    static func C_VerifyRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_VerifyRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_VerifyRecoverInit { return function(hSession, pMechanism, hKey) }
         return TracedOrMissing.C_VerifyRecoverInit(module, caller, hSession, pMechanism, hKey)
     }
 
     @inline(__always)
-    static func C_VerifyRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_VerifyRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_VerifyRecover { return function(hSession, pSignature, ulSignatureLen, pData, pulDataLen) }
         return TracedOrMissing.C_VerifyRecover(module, caller, hSession, pSignature, ulSignatureLen, pData, pulDataLen)
     }
 
     @inline(__always)
-    static func C_DigestEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DigestEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DigestEncryptUpdate { return function(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen) }
         return TracedOrMissing.C_DigestEncryptUpdate(module, caller, hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
     }
 
     @inline(__always)
-    static func C_DecryptDigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptDigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DecryptDigestUpdate { return function(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen) }
         return TracedOrMissing.C_DecryptDigestUpdate(module, caller, hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
     }
 
     @inline(__always)
-    static func C_SignEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SignEncryptUpdate { return function(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen) }
         return TracedOrMissing.C_SignEncryptUpdate(module, caller, hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
     }
 
     @inline(__always)
-    static func C_DecryptVerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptVerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DecryptVerifyUpdate { return function(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen) }
         return TracedOrMissing.C_DecryptVerifyUpdate(module, caller, hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
     }
 
     @inline(__always)
-    static func C_GenerateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_GenerateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GenerateKey { return function(hSession, pMechanism, pTemplate, ulCount, phKey) }
         return TracedOrMissing.C_GenerateKey(module, caller, hSession, pMechanism, pTemplate, ulCount, phKey)
     }
 
     @inline(__always)
-    static func C_GenerateKeyPair(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pPublicKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPublicKeyAttributeCount: CK_ULONG, _ pPrivateKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPrivateKeyAttributeCount: CK_ULONG, _ phPublicKey: CK_OBJECT_HANDLE_PTR?, _ phPrivateKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_GenerateKeyPair(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pPublicKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPublicKeyAttributeCount: CK_ULONG, _ pPrivateKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPrivateKeyAttributeCount: CK_ULONG, _ phPublicKey: CK_OBJECT_HANDLE_PTR?, _ phPrivateKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GenerateKeyPair { return function(hSession, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey) }
         return TracedOrMissing.C_GenerateKeyPair(module, caller, hSession, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey)
     }
 
     @inline(__always)
-    static func C_WrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_WrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_WrapKey { return function(hSession, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen) }
         return TracedOrMissing.C_WrapKey(module, caller, hSession, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen)
     }
 
     @inline(__always)
-    static func C_UnwrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_UnwrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_UnwrapKey { return function(hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey) }
         return TracedOrMissing.C_UnwrapKey(module, caller, hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey)
     }
 
     @inline(__always)
-    static func C_DeriveKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hBaseKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_DeriveKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hBaseKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DeriveKey { return function(hSession, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey) }
         return TracedOrMissing.C_DeriveKey(module, caller, hSession, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey)
     }
 
     @inline(__always)
-    static func C_SeedRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSeed: CK_BYTE_PTR?, _ ulSeedLen: CK_ULONG) -> CK_RV {
+    static func C_SeedRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pSeed: CK_BYTE_PTR?, _ ulSeedLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SeedRandom { return function(hSession, pSeed, ulSeedLen) }
         return TracedOrMissing.C_SeedRandom(module, caller, hSession, pSeed, ulSeedLen)
     }
 
     @inline(__always)
-    static func C_GenerateRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ RandomData: CK_BYTE_PTR?, _ ulRandomLen: CK_ULONG) -> CK_RV {
+    static func C_GenerateRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ RandomData: CK_BYTE_PTR?, _ ulRandomLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GenerateRandom { return function(hSession, RandomData, ulRandomLen) }
         return TracedOrMissing.C_GenerateRandom(module, caller, hSession, RandomData, ulRandomLen)
     }
 
     @inline(__always)
-    static func C_GetFunctionStatus(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_GetFunctionStatus(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetFunctionStatus { return function(hSession) }
         return TracedOrMissing.C_GetFunctionStatus(module, caller, hSession)
     }
 
     @inline(__always)
-    static func C_CancelFunction(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_CancelFunction(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_CancelFunction { return function(hSession) }
         return TracedOrMissing.C_CancelFunction(module, caller, hSession)
     }
 
     @inline(__always)
-    static func C_WaitForSlotEvent(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ flags: CK_FLAGS, _ pSlot: CK_SLOT_ID_PTR?, _ pReserved: CK_VOID_PTR?) -> CK_RV {
+    static func C_WaitForSlotEvent(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ flags: CK_FLAGS, _ pSlot: CK_SLOT_ID_PTR?, _ pReserved: CK_VOID_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_WaitForSlotEvent { return function(flags, pSlot, pReserved) }
         return TracedOrMissing.C_WaitForSlotEvent(module, caller, flags, pSlot, pReserved)
     }
 
     @inline(__always)
-    static func C_GetInterfaceList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ pInterfacesList: CK_INTERFACE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetInterfaceList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ pInterfacesList: CK_INTERFACE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetInterfaceList { return function(pInterfacesList, pulCount) }
         return TracedOrMissing.C_GetInterfaceList(module, caller, pInterfacesList, pulCount)
     }
 
     @inline(__always)
-    static func C_GetInterface(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ pInterfaceName: CK_UTF8CHAR_PTR?, _ pVersion: CK_VERSION_PTR?, _ ppInterface: CK_INTERFACE_PTR_PTR?, _ flags: CK_FLAGS) -> CK_RV {
+    static func C_GetInterface(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ pInterfaceName: CK_UTF8CHAR_PTR?, _ pVersion: CK_VERSION_PTR?, _ ppInterface: CK_INTERFACE_PTR_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetInterface { return function(pInterfaceName, pVersion, ppInterface, flags) }
         return TracedOrMissing.C_GetInterface(module, caller, pInterfaceName, pVersion, ppInterface, flags)
     }
 
     @inline(__always)
-    static func C_LoginUser(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pUsername: CK_UTF8CHAR_PTR?, _ ulUsernameLen: CK_ULONG) -> CK_RV {
+    static func C_LoginUser(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pUsername: CK_UTF8CHAR_PTR?, _ ulUsernameLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_LoginUser { return function(hSession, userType, pPin, ulPinLen, pUsername, ulUsernameLen) }
         return TracedOrMissing.C_LoginUser(module, caller, hSession, userType, pPin, ulPinLen, pUsername, ulUsernameLen)
     }
 
     @inline(__always)
-    static func C_SessionCancel(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ flags: CK_FLAGS) -> CK_RV {
+    static func C_SessionCancel(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ flags: CK_FLAGS) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SessionCancel { return function(hSession, flags) }
         return TracedOrMissing.C_SessionCancel(module, caller, hSession, flags)
     }
 
     @inline(__always)
-    static func C_MessageEncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_MessageEncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_MessageEncryptInit { return function(hSession, pMechanism, hKey) }
         return TracedOrMissing.C_MessageEncryptInit(module, caller, hSession, pMechanism, hKey)
     }
 
     @inline(__always)
-    static func C_EncryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ ulPlaintextLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_EncryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ ulPlaintextLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_EncryptMessage { return function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen, pCiphertext, pulCiphertextLen) }
         return TracedOrMissing.C_EncryptMessage(module, caller, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen, pCiphertext, pulCiphertextLen)
     }
 
     @inline(__always)
-    static func C_EncryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
+    static func C_EncryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_EncryptMessageBegin { return function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen) }
         return TracedOrMissing.C_EncryptMessageBegin(module, caller, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
     }
 
     @inline(__always)
-    static func C_EncryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ ulPlaintextPartLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ pulCiphertextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
+    static func C_EncryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ ulPlaintextPartLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ pulCiphertextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_EncryptMessageNext { return function(hSession, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags) }
         return TracedOrMissing.C_EncryptMessageNext(module, caller, hSession, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags)
     }
 
     @inline(__always)
-    static func C_MessageEncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_MessageEncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_MessageEncryptFinal { return function(hSession) }
         return TracedOrMissing.C_MessageEncryptFinal(module, caller, hSession)
     }
 
     @inline(__always)
-    static func C_MessageDecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_MessageDecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_MessageDecryptInit { return function(hSession, pMechanism, hKey) }
         return TracedOrMissing.C_MessageDecryptInit(module, caller, hSession, pMechanism, hKey)
     }
 
     @inline(__always)
-    static func C_DecryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ pulPlaintextLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ pulPlaintextLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DecryptMessage { return function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext, ulCiphertextLen, pPlaintext, pulPlaintextLen) }
         return TracedOrMissing.C_DecryptMessage(module, caller, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext, ulCiphertextLen, pPlaintext, pulPlaintextLen)
     }
 
     @inline(__always)
-    static func C_DecryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
+    static func C_DecryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DecryptMessageBegin { return function(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen) }
         return TracedOrMissing.C_DecryptMessageBegin(module, caller, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
     }
 
     @inline(__always)
-    static func C_DecryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ ulCiphertextPartLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ pulPlaintextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
+    static func C_DecryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ ulCiphertextPartLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ pulPlaintextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DecryptMessageNext { return function(hSession, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags) }
         return TracedOrMissing.C_DecryptMessageNext(module, caller, hSession, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags)
     }
 
     @inline(__always)
-    static func C_MessageDecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_MessageDecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_MessageDecryptFinal { return function(hSession) }
         return TracedOrMissing.C_MessageDecryptFinal(module, caller, hSession)
     }
 
     @inline(__always)
-    static func C_MessageSignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_MessageSignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_MessageSignInit { return function(hSession, pMechanism, hKey) }
         return TracedOrMissing.C_MessageSignInit(module, caller, hSession, pMechanism, hKey)
     }
 
     @inline(__always)
-    static func C_SignMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SignMessage { return function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen) }
         return TracedOrMissing.C_SignMessage(module, caller, hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(__always)
-    static func C_SignMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
+    static func C_SignMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SignMessageBegin { return function(hSession, pParameter, ulParameterLen) }
         return TracedOrMissing.C_SignMessageBegin(module, caller, hSession, pParameter, ulParameterLen)
     }
 
     @inline(__always)
-    static func C_SignMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_SignMessageNext { return function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen) }
         return TracedOrMissing.C_SignMessageNext(module, caller, hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
     }
 
     @inline(__always)
-    static func C_MessageSignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_MessageSignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_MessageSignFinal { return function(hSession) }
         return TracedOrMissing.C_MessageSignFinal(module, caller, hSession)
     }
 
     @inline(__always)
-    static func C_MessageVerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_MessageVerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_MessageVerifyInit { return function(hSession, pMechanism, hKey) }
         return TracedOrMissing.C_MessageVerifyInit(module, caller, hSession, pMechanism, hKey)
     }
 
     @inline(__always)
-    static func C_VerifyMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_VerifyMessage { return function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen) }
         return TracedOrMissing.C_VerifyMessage(module, caller, hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
     }
 
     @inline(__always)
-    static func C_VerifyMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_VerifyMessageBegin { return function(hSession, pParameter, ulParameterLen) }
         return TracedOrMissing.C_VerifyMessageBegin(module, caller, hSession, pParameter, ulParameterLen)
     }
 
     @inline(__always)
-    static func C_VerifyMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_VerifyMessageNext { return function(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen) }
         return TracedOrMissing.C_VerifyMessageNext(module, caller, hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
     }
 
     @inline(__always)
-    static func C_MessageVerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_MessageVerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_MessageVerifyFinal { return function(hSession) }
         return TracedOrMissing.C_MessageVerifyFinal(module, caller, hSession)
     }
 
     @inline(__always)
-    static func C_EncapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPublicKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_EncapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPublicKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_EncapsulateKey { return function(hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey) }
         return TracedOrMissing.C_EncapsulateKey(module, caller, hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey)
     }
 
     @inline(__always)
-    static func C_DecapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPrivateKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_DecapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPrivateKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_DecapsulateKey { return function(hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey) }
         return TracedOrMissing.C_DecapsulateKey(module, caller, hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey)
     }
 
     @inline(__always)
-    static func C_VerifySignatureInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_VerifySignatureInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_VerifySignatureInit { return function(hSession, pMechanism, hKey, pSignature, ulSignatureLen) }
         return TracedOrMissing.C_VerifySignatureInit(module, caller, hSession, pMechanism, hKey, pSignature, ulSignatureLen)
     }
 
     @inline(__always)
-    static func C_VerifySignature(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG) -> CK_RV {
+    static func C_VerifySignature(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_VerifySignature { return function(hSession, pData, ulDataLen) }
         return TracedOrMissing.C_VerifySignature(module, caller, hSession, pData, ulDataLen)
     }
 
     @inline(__always)
-    static func C_VerifySignatureUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+    static func C_VerifySignatureUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_VerifySignatureUpdate { return function(hSession, pPart, ulPartLen) }
         return TracedOrMissing.C_VerifySignatureUpdate(module, caller, hSession, pPart, ulPartLen)
     }
 
     @inline(__always)
-    static func C_VerifySignatureFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_VerifySignatureFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_VerifySignatureFinal { return function(hSession) }
         return TracedOrMissing.C_VerifySignatureFinal(module, caller, hSession)
     }
 
     @inline(__always)
-    static func C_GetSessionValidationFlags(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ type: CK_SESSION_VALIDATION_FLAGS_TYPE, _ pFlags: CK_FLAGS_PTR?) -> CK_RV {
+    static func C_GetSessionValidationFlags(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ type: CK_SESSION_VALIDATION_FLAGS_TYPE, _ pFlags: CK_FLAGS_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_GetSessionValidationFlags { return function(hSession, type, pFlags) }
         return TracedOrMissing.C_GetSessionValidationFlags(module, caller, hSession, type, pFlags)
     }
 
     @inline(__always)
-    static func C_AsyncComplete(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pResult: CK_ASYNC_DATA_PTR?) -> CK_RV {
+    static func C_AsyncComplete(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pResult: CK_ASYNC_DATA_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_AsyncComplete { return function(hSession, pFunctionName, pResult) }
         return TracedOrMissing.C_AsyncComplete(module, caller, hSession, pFunctionName, pResult)
     }
 
     @inline(__always)
-    static func C_AsyncGetID(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pulID: CK_ULONG_PTR?) -> CK_RV {
+    static func C_AsyncGetID(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pulID: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_AsyncGetID { return function(hSession, pFunctionName, pulID) }
         return TracedOrMissing.C_AsyncGetID(module, caller, hSession, pFunctionName, pulID)
     }
 
     @inline(__always)
-    static func C_AsyncJoin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ ulID: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulData: CK_ULONG) -> CK_RV {
+    static func C_AsyncJoin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ ulID: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulData: CK_ULONG) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_AsyncJoin { return function(hSession, pFunctionName, ulID, pData, ulData) }
         return TracedOrMissing.C_AsyncJoin(module, caller, hSession, pFunctionName, ulID, pData, ulData)
     }
 
     @inline(__always)
-    static func C_WrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_WrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_WrapKeyAuthenticated { return function(hSession, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen) }
         return TracedOrMissing.C_WrapKeyAuthenticated(module, caller, hSession, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen)
     }
 
     @inline(__always)
-    static func C_UnwrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_UnwrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         if let function = module.pointee.dispatch.pointee.C_UnwrapKeyAuthenticated { return function(hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey) }
         return TracedOrMissing.C_UnwrapKeyAuthenticated(module, caller, hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey)
     }
@@ -635,7 +635,7 @@ extension ModuleCall {
     /// Traced modules, and functions a module does not have.
     enum TracedOrMissing {
         @inline(never)
-        static func C_Initialize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ pInitArgs: CK_VOID_PTR?) -> CK_RV {
+        static func C_Initialize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ pInitArgs: CK_VOID_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_Initialize else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_Initialize(module, caller, function, pInitArgs)
@@ -644,7 +644,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_Finalize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ pReserved: CK_VOID_PTR?) -> CK_RV {
+        static func C_Finalize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ pReserved: CK_VOID_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_Finalize else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_Finalize(module, caller, function, pReserved)
@@ -653,7 +653,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ pInfo: CK_INFO_PTR?) -> CK_RV {
+        static func C_GetInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ pInfo: CK_INFO_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GetInfo else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetInfo(module, caller, function, pInfo)
@@ -662,7 +662,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetFunctionList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ ppFunctionList: CK_FUNCTION_LIST_PTR_PTR?) -> CK_RV {
+        static func C_GetFunctionList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ ppFunctionList: CK_FUNCTION_LIST_PTR_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GetFunctionList else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetFunctionList(module, caller, function, ppFunctionList)
@@ -671,7 +671,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetSlotList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ tokenPresent: CK_BBOOL, _ pSlotList: CK_SLOT_ID_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+        static func C_GetSlotList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ tokenPresent: CK_BBOOL, _ pSlotList: CK_SLOT_ID_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GetSlotList else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetSlotList(module, caller, function, tokenPresent, pSlotList, pulCount)
@@ -680,7 +680,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetSlotInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID, _ pInfo: CK_SLOT_INFO_PTR?) -> CK_RV {
+        static func C_GetSlotInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID, _ pInfo: CK_SLOT_INFO_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GetSlotInfo else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetSlotInfo(module, caller, function, slotID, pInfo)
@@ -689,7 +689,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetTokenInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID, _ pInfo: CK_TOKEN_INFO_PTR?) -> CK_RV {
+        static func C_GetTokenInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID, _ pInfo: CK_TOKEN_INFO_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GetTokenInfo else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetTokenInfo(module, caller, function, slotID, pInfo)
@@ -698,7 +698,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetMechanismList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID, _ pMechanismList: CK_MECHANISM_TYPE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+        static func C_GetMechanismList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID, _ pMechanismList: CK_MECHANISM_TYPE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GetMechanismList else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetMechanismList(module, caller, function, slotID, pMechanismList, pulCount)
@@ -707,7 +707,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetMechanismInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE, _ pInfo: CK_MECHANISM_INFO_PTR?) -> CK_RV {
+        static func C_GetMechanismInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE, _ pInfo: CK_MECHANISM_INFO_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GetMechanismInfo else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetMechanismInfo(module, caller, function, slotID, type, pInfo)
@@ -716,7 +716,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_InitToken(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pLabel: CK_UTF8CHAR_PTR?) -> CK_RV {
+        static func C_InitToken(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pLabel: CK_UTF8CHAR_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_InitToken else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_InitToken(module, caller, function, slotID, pPin, ulPinLen, pLabel)
@@ -725,7 +725,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_InitPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
+        static func C_InitPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_InitPIN else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_InitPIN(module, caller, function, hSession, pPin, ulPinLen)
@@ -734,7 +734,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SetPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pOldPin: CK_UTF8CHAR_PTR?, _ ulOldLen: CK_ULONG, _ pNewPin: CK_UTF8CHAR_PTR?, _ ulNewLen: CK_ULONG) -> CK_RV {
+        static func C_SetPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pOldPin: CK_UTF8CHAR_PTR?, _ ulOldLen: CK_ULONG, _ pNewPin: CK_UTF8CHAR_PTR?, _ ulNewLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_SetPIN else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SetPIN(module, caller, function, hSession, pOldPin, ulOldLen, pNewPin, ulNewLen)
@@ -743,7 +743,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_OpenSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID, _ flags: CK_FLAGS, _ pApplication: CK_VOID_PTR?, _ Notify: CK_NOTIFY?, _ phSession: CK_SESSION_HANDLE_PTR?) -> CK_RV {
+        static func C_OpenSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID, _ flags: CK_FLAGS, _ pApplication: CK_VOID_PTR?, _ Notify: CK_NOTIFY?, _ phSession: CK_SESSION_HANDLE_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_OpenSession else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_OpenSession(module, caller, function, slotID, flags, pApplication, Notify, phSession)
@@ -752,7 +752,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_CloseSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+        static func C_CloseSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_CloseSession else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_CloseSession(module, caller, function, hSession)
@@ -761,7 +761,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_CloseAllSessions(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ slotID: CK_SLOT_ID) -> CK_RV {
+        static func C_CloseAllSessions(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ slotID: CK_SLOT_ID) -> CK_RV {
             guard let function = module.pointee.functions.C_CloseAllSessions else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_CloseAllSessions(module, caller, function, slotID)
@@ -770,7 +770,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetSessionInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pInfo: CK_SESSION_INFO_PTR?) -> CK_RV {
+        static func C_GetSessionInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pInfo: CK_SESSION_INFO_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GetSessionInfo else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetSessionInfo(module, caller, function, hSession, pInfo)
@@ -779,7 +779,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ pulOperationStateLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_GetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ pulOperationStateLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GetOperationState else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetOperationState(module, caller, function, hSession, pOperationState, pulOperationStateLen)
@@ -788,7 +788,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ ulOperationStateLen: CK_ULONG, _ hEncryptionKey: CK_OBJECT_HANDLE, _ hAuthenticationKey: CK_OBJECT_HANDLE) -> CK_RV {
+        static func C_SetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ ulOperationStateLen: CK_ULONG, _ hEncryptionKey: CK_OBJECT_HANDLE, _ hAuthenticationKey: CK_OBJECT_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_SetOperationState else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SetOperationState(module, caller, function, hSession, pOperationState, ulOperationStateLen, hEncryptionKey, hAuthenticationKey)
@@ -797,7 +797,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_Login(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
+        static func C_Login(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_Login else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_Login(module, caller, function, hSession, userType, pPin, ulPinLen)
@@ -806,7 +806,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_Logout(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+        static func C_Logout(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_Logout else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_Logout(module, caller, function, hSession)
@@ -815,7 +815,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_CreateObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        static func C_CreateObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_CreateObject else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_CreateObject(module, caller, function, hSession, pTemplate, ulCount, phObject)
@@ -824,7 +824,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_CopyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phNewObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        static func C_CopyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phNewObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_CopyObject else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_CopyObject(module, caller, function, hSession, hObject, pTemplate, ulCount, phNewObject)
@@ -833,7 +833,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DestroyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE) -> CK_RV {
+        static func C_DestroyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_DestroyObject else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DestroyObject(module, caller, function, hSession, hObject)
@@ -842,7 +842,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetObjectSize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pulSize: CK_ULONG_PTR?) -> CK_RV {
+        static func C_GetObjectSize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pulSize: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GetObjectSize else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetObjectSize(module, caller, function, hSession, hObject, pulSize)
@@ -851,7 +851,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
+        static func C_GetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_GetAttributeValue else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetAttributeValue(module, caller, function, hSession, hObject, pTemplate, ulCount)
@@ -860,7 +860,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
+        static func C_SetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_SetAttributeValue else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SetAttributeValue(module, caller, function, hSession, hObject, pTemplate, ulCount)
@@ -869,7 +869,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_FindObjectsInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
+        static func C_FindObjectsInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_FindObjectsInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_FindObjectsInit(module, caller, function, hSession, pTemplate, ulCount)
@@ -878,7 +878,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_FindObjects(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ phObject: CK_OBJECT_HANDLE_PTR?, _ ulMaxObjectCount: CK_ULONG, _ pulObjectCount: CK_ULONG_PTR?) -> CK_RV {
+        static func C_FindObjects(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ phObject: CK_OBJECT_HANDLE_PTR?, _ ulMaxObjectCount: CK_ULONG, _ pulObjectCount: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_FindObjects else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_FindObjects(module, caller, function, hSession, phObject, ulMaxObjectCount, pulObjectCount)
@@ -887,7 +887,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_FindObjectsFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+        static func C_FindObjectsFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_FindObjectsFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_FindObjectsFinal(module, caller, function, hSession)
@@ -896,7 +896,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_EncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+        static func C_EncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_EncryptInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_EncryptInit(module, caller, function, hSession, pMechanism, hKey)
@@ -905,7 +905,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_Encrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pEncryptedData: CK_BYTE_PTR?, _ pulEncryptedDataLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_Encrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pEncryptedData: CK_BYTE_PTR?, _ pulEncryptedDataLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_Encrypt else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_Encrypt(module, caller, function, hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen)
@@ -914,7 +914,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_EncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_EncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_EncryptUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_EncryptUpdate(module, caller, function, hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
@@ -923,7 +923,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_EncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pLastEncryptedPart: CK_BYTE_PTR?, _ pulLastEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_EncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pLastEncryptedPart: CK_BYTE_PTR?, _ pulLastEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_EncryptFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_EncryptFinal(module, caller, function, hSession, pLastEncryptedPart, pulLastEncryptedPartLen)
@@ -932,7 +932,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+        static func C_DecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_DecryptInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DecryptInit(module, caller, function, hSession, pMechanism, hKey)
@@ -941,7 +941,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_Decrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedData: CK_BYTE_PTR?, _ ulEncryptedDataLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_Decrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pEncryptedData: CK_BYTE_PTR?, _ ulEncryptedDataLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_Decrypt else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_Decrypt(module, caller, function, hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen)
@@ -950,7 +950,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DecryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_DecryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_DecryptUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DecryptUpdate(module, caller, function, hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
@@ -959,7 +959,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pLastPart: CK_BYTE_PTR?, _ pulLastPartLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_DecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pLastPart: CK_BYTE_PTR?, _ pulLastPartLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_DecryptFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DecryptFinal(module, caller, function, hSession, pLastPart, pulLastPartLen)
@@ -968,7 +968,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DigestInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?) -> CK_RV {
+        static func C_DigestInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_DigestInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DigestInit(module, caller, function, hSession, pMechanism)
@@ -977,7 +977,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_Digest(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_Digest(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_Digest else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_Digest(module, caller, function, hSession, pData, ulDataLen, pDigest, pulDigestLen)
@@ -986,7 +986,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+        static func C_DigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_DigestUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DigestUpdate(module, caller, function, hSession, pPart, ulPartLen)
@@ -995,7 +995,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DigestKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+        static func C_DigestKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_DigestKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DigestKey(module, caller, function, hSession, hKey)
@@ -1004,7 +1004,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DigestFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_DigestFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_DigestFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DigestFinal(module, caller, function, hSession, pDigest, pulDigestLen)
@@ -1013,7 +1013,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+        static func C_SignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_SignInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SignInit(module, caller, function, hSession, pMechanism, hKey)
@@ -1022,7 +1022,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_Sign(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_Sign(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_Sign else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_Sign(module, caller, function, hSession, pData, ulDataLen, pSignature, pulSignatureLen)
@@ -1031,7 +1031,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SignUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+        static func C_SignUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_SignUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SignUpdate(module, caller, function, hSession, pPart, ulPartLen)
@@ -1040,7 +1040,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_SignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_SignFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SignFinal(module, caller, function, hSession, pSignature, pulSignatureLen)
@@ -1049,7 +1049,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SignRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+        static func C_SignRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_SignRecoverInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SignRecoverInit(module, caller, function, hSession, pMechanism, hKey)
@@ -1058,7 +1058,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SignRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_SignRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_SignRecover else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SignRecover(module, caller, function, hSession, pData, ulDataLen, pSignature, pulSignatureLen)
@@ -1067,7 +1067,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_VerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+        static func C_VerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_VerifyInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_VerifyInit(module, caller, function, hSession, pMechanism, hKey)
@@ -1076,7 +1076,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_Verify(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+        static func C_Verify(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_Verify else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_Verify(module, caller, function, hSession, pData, ulDataLen, pSignature, ulSignatureLen)
@@ -1085,7 +1085,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_VerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+        static func C_VerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_VerifyUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_VerifyUpdate(module, caller, function, hSession, pPart, ulPartLen)
@@ -1094,7 +1094,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_VerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+        static func C_VerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_VerifyFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_VerifyFinal(module, caller, function, hSession, pSignature, ulSignatureLen)
@@ -1103,7 +1103,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_VerifyRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+        static func C_VerifyRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_VerifyRecoverInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_VerifyRecoverInit(module, caller, function, hSession, pMechanism, hKey)
@@ -1112,7 +1112,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_VerifyRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_VerifyRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_VerifyRecover else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_VerifyRecover(module, caller, function, hSession, pSignature, ulSignatureLen, pData, pulDataLen)
@@ -1121,7 +1121,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DigestEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_DigestEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_DigestEncryptUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DigestEncryptUpdate(module, caller, function, hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
@@ -1130,7 +1130,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DecryptDigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_DecryptDigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_DecryptDigestUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DecryptDigestUpdate(module, caller, function, hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
@@ -1139,7 +1139,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SignEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_SignEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_SignEncryptUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SignEncryptUpdate(module, caller, function, hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
@@ -1148,7 +1148,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DecryptVerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_DecryptVerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_DecryptVerifyUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DecryptVerifyUpdate(module, caller, function, hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
@@ -1157,7 +1157,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GenerateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        static func C_GenerateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GenerateKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GenerateKey(module, caller, function, hSession, pMechanism, pTemplate, ulCount, phKey)
@@ -1166,7 +1166,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GenerateKeyPair(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pPublicKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPublicKeyAttributeCount: CK_ULONG, _ pPrivateKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPrivateKeyAttributeCount: CK_ULONG, _ phPublicKey: CK_OBJECT_HANDLE_PTR?, _ phPrivateKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        static func C_GenerateKeyPair(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pPublicKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPublicKeyAttributeCount: CK_ULONG, _ pPrivateKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPrivateKeyAttributeCount: CK_ULONG, _ phPublicKey: CK_OBJECT_HANDLE_PTR?, _ phPrivateKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GenerateKeyPair else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GenerateKeyPair(module, caller, function, hSession, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey)
@@ -1175,7 +1175,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_WrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_WrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_WrapKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_WrapKey(module, caller, function, hSession, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen)
@@ -1184,7 +1184,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_UnwrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        static func C_UnwrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_UnwrapKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_UnwrapKey(module, caller, function, hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey)
@@ -1193,7 +1193,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DeriveKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hBaseKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        static func C_DeriveKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hBaseKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_DeriveKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DeriveKey(module, caller, function, hSession, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey)
@@ -1202,7 +1202,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SeedRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pSeed: CK_BYTE_PTR?, _ ulSeedLen: CK_ULONG) -> CK_RV {
+        static func C_SeedRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pSeed: CK_BYTE_PTR?, _ ulSeedLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_SeedRandom else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SeedRandom(module, caller, function, hSession, pSeed, ulSeedLen)
@@ -1211,7 +1211,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GenerateRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ RandomData: CK_BYTE_PTR?, _ ulRandomLen: CK_ULONG) -> CK_RV {
+        static func C_GenerateRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ RandomData: CK_BYTE_PTR?, _ ulRandomLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_GenerateRandom else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GenerateRandom(module, caller, function, hSession, RandomData, ulRandomLen)
@@ -1220,7 +1220,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetFunctionStatus(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+        static func C_GetFunctionStatus(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_GetFunctionStatus else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetFunctionStatus(module, caller, function, hSession)
@@ -1229,7 +1229,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_CancelFunction(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+        static func C_CancelFunction(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_CancelFunction else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_CancelFunction(module, caller, function, hSession)
@@ -1238,7 +1238,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_WaitForSlotEvent(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ flags: CK_FLAGS, _ pSlot: CK_SLOT_ID_PTR?, _ pReserved: CK_VOID_PTR?) -> CK_RV {
+        static func C_WaitForSlotEvent(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ flags: CK_FLAGS, _ pSlot: CK_SLOT_ID_PTR?, _ pReserved: CK_VOID_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_WaitForSlotEvent else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_WaitForSlotEvent(module, caller, function, flags, pSlot, pReserved)
@@ -1247,7 +1247,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetInterfaceList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ pInterfacesList: CK_INTERFACE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+        static func C_GetInterfaceList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ pInterfacesList: CK_INTERFACE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GetInterfaceList else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetInterfaceList(module, caller, function, pInterfacesList, pulCount)
@@ -1256,7 +1256,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetInterface(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ pInterfaceName: CK_UTF8CHAR_PTR?, _ pVersion: CK_VERSION_PTR?, _ ppInterface: CK_INTERFACE_PTR_PTR?, _ flags: CK_FLAGS) -> CK_RV {
+        static func C_GetInterface(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ pInterfaceName: CK_UTF8CHAR_PTR?, _ pVersion: CK_VERSION_PTR?, _ ppInterface: CK_INTERFACE_PTR_PTR?, _ flags: CK_FLAGS) -> CK_RV {
             guard let function = module.pointee.functions.C_GetInterface else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetInterface(module, caller, function, pInterfaceName, pVersion, ppInterface, flags)
@@ -1265,7 +1265,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_LoginUser(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pUsername: CK_UTF8CHAR_PTR?, _ ulUsernameLen: CK_ULONG) -> CK_RV {
+        static func C_LoginUser(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pUsername: CK_UTF8CHAR_PTR?, _ ulUsernameLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_LoginUser else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_LoginUser(module, caller, function, hSession, userType, pPin, ulPinLen, pUsername, ulUsernameLen)
@@ -1274,7 +1274,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SessionCancel(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ flags: CK_FLAGS) -> CK_RV {
+        static func C_SessionCancel(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ flags: CK_FLAGS) -> CK_RV {
             guard let function = module.pointee.functions.C_SessionCancel else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SessionCancel(module, caller, function, hSession, flags)
@@ -1283,7 +1283,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_MessageEncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+        static func C_MessageEncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_MessageEncryptInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_MessageEncryptInit(module, caller, function, hSession, pMechanism, hKey)
@@ -1292,7 +1292,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_EncryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ ulPlaintextLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_EncryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ ulPlaintextLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_EncryptMessage else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_EncryptMessage(module, caller, function, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen, pCiphertext, pulCiphertextLen)
@@ -1301,7 +1301,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_EncryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
+        static func C_EncryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_EncryptMessageBegin else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_EncryptMessageBegin(module, caller, function, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
@@ -1310,7 +1310,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_EncryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ ulPlaintextPartLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ pulCiphertextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
+        static func C_EncryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ ulPlaintextPartLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ pulCiphertextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
             guard let function = module.pointee.functions.C_EncryptMessageNext else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_EncryptMessageNext(module, caller, function, hSession, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags)
@@ -1319,7 +1319,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_MessageEncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+        static func C_MessageEncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_MessageEncryptFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_MessageEncryptFinal(module, caller, function, hSession)
@@ -1328,7 +1328,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_MessageDecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+        static func C_MessageDecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_MessageDecryptInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_MessageDecryptInit(module, caller, function, hSession, pMechanism, hKey)
@@ -1337,7 +1337,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DecryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ pulPlaintextLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_DecryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ pulPlaintextLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_DecryptMessage else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DecryptMessage(module, caller, function, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext, ulCiphertextLen, pPlaintext, pulPlaintextLen)
@@ -1346,7 +1346,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DecryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
+        static func C_DecryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_DecryptMessageBegin else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DecryptMessageBegin(module, caller, function, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
@@ -1355,7 +1355,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DecryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ ulCiphertextPartLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ pulPlaintextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
+        static func C_DecryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ ulCiphertextPartLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ pulPlaintextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
             guard let function = module.pointee.functions.C_DecryptMessageNext else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DecryptMessageNext(module, caller, function, hSession, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags)
@@ -1364,7 +1364,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_MessageDecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+        static func C_MessageDecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_MessageDecryptFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_MessageDecryptFinal(module, caller, function, hSession)
@@ -1373,7 +1373,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_MessageSignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+        static func C_MessageSignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_MessageSignInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_MessageSignInit(module, caller, function, hSession, pMechanism, hKey)
@@ -1382,7 +1382,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SignMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_SignMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_SignMessage else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SignMessage(module, caller, function, hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
@@ -1391,7 +1391,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SignMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
+        static func C_SignMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_SignMessageBegin else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SignMessageBegin(module, caller, function, hSession, pParameter, ulParameterLen)
@@ -1400,7 +1400,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_SignMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_SignMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_SignMessageNext else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_SignMessageNext(module, caller, function, hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen)
@@ -1409,7 +1409,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_MessageSignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+        static func C_MessageSignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_MessageSignFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_MessageSignFinal(module, caller, function, hSession)
@@ -1418,7 +1418,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_MessageVerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+        static func C_MessageVerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_MessageVerifyInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_MessageVerifyInit(module, caller, function, hSession, pMechanism, hKey)
@@ -1427,7 +1427,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_VerifyMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+        static func C_VerifyMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_VerifyMessage else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_VerifyMessage(module, caller, function, hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
@@ -1436,7 +1436,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_VerifyMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
+        static func C_VerifyMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_VerifyMessageBegin else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_VerifyMessageBegin(module, caller, function, hSession, pParameter, ulParameterLen)
@@ -1445,7 +1445,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_VerifyMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+        static func C_VerifyMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_VerifyMessageNext else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_VerifyMessageNext(module, caller, function, hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)
@@ -1454,7 +1454,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_MessageVerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+        static func C_MessageVerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_MessageVerifyFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_MessageVerifyFinal(module, caller, function, hSession)
@@ -1463,7 +1463,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_EncapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPublicKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        static func C_EncapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPublicKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_EncapsulateKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_EncapsulateKey(module, caller, function, hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey)
@@ -1472,7 +1472,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_DecapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPrivateKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        static func C_DecapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPrivateKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_DecapsulateKey else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_DecapsulateKey(module, caller, function, hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey)
@@ -1481,7 +1481,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_VerifySignatureInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+        static func C_VerifySignatureInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_VerifySignatureInit else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_VerifySignatureInit(module, caller, function, hSession, pMechanism, hKey, pSignature, ulSignatureLen)
@@ -1490,7 +1490,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_VerifySignature(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG) -> CK_RV {
+        static func C_VerifySignature(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_VerifySignature else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_VerifySignature(module, caller, function, hSession, pData, ulDataLen)
@@ -1499,7 +1499,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_VerifySignatureUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+        static func C_VerifySignatureUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_VerifySignatureUpdate else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_VerifySignatureUpdate(module, caller, function, hSession, pPart, ulPartLen)
@@ -1508,7 +1508,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_VerifySignatureFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+        static func C_VerifySignatureFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
             guard let function = module.pointee.functions.C_VerifySignatureFinal else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_VerifySignatureFinal(module, caller, function, hSession)
@@ -1517,7 +1517,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_GetSessionValidationFlags(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ type: CK_SESSION_VALIDATION_FLAGS_TYPE, _ pFlags: CK_FLAGS_PTR?) -> CK_RV {
+        static func C_GetSessionValidationFlags(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ type: CK_SESSION_VALIDATION_FLAGS_TYPE, _ pFlags: CK_FLAGS_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_GetSessionValidationFlags else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_GetSessionValidationFlags(module, caller, function, hSession, type, pFlags)
@@ -1526,7 +1526,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_AsyncComplete(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pResult: CK_ASYNC_DATA_PTR?) -> CK_RV {
+        static func C_AsyncComplete(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pResult: CK_ASYNC_DATA_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_AsyncComplete else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_AsyncComplete(module, caller, function, hSession, pFunctionName, pResult)
@@ -1535,7 +1535,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_AsyncGetID(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pulID: CK_ULONG_PTR?) -> CK_RV {
+        static func C_AsyncGetID(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pulID: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_AsyncGetID else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_AsyncGetID(module, caller, function, hSession, pFunctionName, pulID)
@@ -1544,7 +1544,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_AsyncJoin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ ulID: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulData: CK_ULONG) -> CK_RV {
+        static func C_AsyncJoin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ ulID: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulData: CK_ULONG) -> CK_RV {
             guard let function = module.pointee.functions.C_AsyncJoin else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_AsyncJoin(module, caller, function, hSession, pFunctionName, ulID, pData, ulData)
@@ -1553,7 +1553,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_WrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
+        static func C_WrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_WrapKeyAuthenticated else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_WrapKeyAuthenticated(module, caller, function, hSession, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen)
@@ -1562,7 +1562,7 @@ extension ModuleCall {
         }
 
         @inline(never)
-        static func C_UnwrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+        static func C_UnwrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
             guard let function = module.pointee.functions.C_UnwrapKeyAuthenticated else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }
             if module.pointee.traceMode.load(ordering: .relaxed) != 0 {
                 return Traced.C_UnwrapKeyAuthenticated(module, caller, function, hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey)

@@ -6,7 +6,7 @@ import P11ProxyConfig
 import P11ProxyLoader
 
 final class ModuleRecord: OpenedModule {
-    let index: Int
+    let index: ModuleIndex
     let source: ModuleSource
     var config: ModuleConfig
     var isManaged = true
@@ -20,7 +20,7 @@ final class ModuleRecord: OpenedModule {
     /// `x-init-reserved`, NUL-terminated, passed as CK_C_INITIALIZE_ARGS.pReserved as p11-kit does.
     private(set) var initReserved: UnsafeMutablePointer<CChar>?
 
-    init(index: Int, source: ModuleSource, config: ModuleConfig) {
+    init(index: ModuleIndex, source: ModuleSource, config: ModuleConfig) {
         self.index = index
         self.source = source
         self.config = config
@@ -48,7 +48,7 @@ final class ModuleRecord: OpenedModule {
     /// `managed: no` module: a later ALREADY_INITIALIZED there is our own first initialisation
     /// answering.
     @discardableResult
-    func initialize(caller: Int) -> CK_RV {
+    func initialize(caller: CallerNumber) -> CK_RV {
         var arguments = ModuleStartup.initializeArguments(reserved: initReserved)
         let rv = withUnsafeMutablePointer(to: &arguments) {
             ModuleCall.C_Initialize(entry, caller, UnsafeMutableRawPointer($0))
@@ -60,7 +60,7 @@ final class ModuleRecord: OpenedModule {
     }
 
     /// Undoes our initialisation; a module someone else initialised is only let go.
-    func finalize(caller: Int) {
+    func finalize(caller: CallerNumber) {
         if ownsInitialization { _ = ModuleCall.C_Finalize(entry, caller, nil) }
         isInitialized = false
         ownsInitialization = false

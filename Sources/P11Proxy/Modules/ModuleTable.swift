@@ -75,20 +75,16 @@ enum ModuleTable {
         return list
     }()
 
-    /// `entriesStorage`'s address, published once: a `static let` with a computed initialiser
-    /// costs a swift_once call on every access; this is a single load.
-    private static let entriesAddress = Atomic<UInt>(0)
-
-    @inline(__always)
-    /// Only reached for a module some slot or session names, so after ProxyRuntime.prepared.
-    static var entries: UnsafeMutablePointer<ModuleEntry> { publishedPointer(entriesAddress).unsafelyUnwrapped }
+    /// `entriesStorage`, for the hot path (PublishedTable). Read unchecked: only reached for a
+    /// module some slot or session names, so after ProxyRuntime.prepared.
+    private static let entries = PublishedTable<ModuleEntry>()
 
     @inline(never)
-    static func publishEntries() -> UnsafeMutablePointer<ModuleEntry> { publish(entriesStorage, into: entriesAddress) }
+    static func publishEntries() -> UnsafeMutablePointer<ModuleEntry> { entries.publish(entriesStorage) }
 
     @inline(__always)
-    static func entry(_ index: Int) -> UnsafeMutablePointer<ModuleEntry> { entries + index }
+    static func entry(_ index: ModuleIndex) -> UnsafeMutablePointer<ModuleEntry> { entries.uncheckedBase + index.value }
 
     @inline(__always)
-    static func index(of entry: UnsafeMutablePointer<ModuleEntry>) -> Int { entry - entries }
+    static func index(of entry: UnsafeMutablePointer<ModuleEntry>) -> ModuleIndex { ModuleIndex(entry - entries.uncheckedBase) }
 }

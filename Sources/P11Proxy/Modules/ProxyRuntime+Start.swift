@@ -10,7 +10,7 @@ import Synchronization
 extension ProxyRuntime {
     // MARK: Starting the configuration's modules (first caller)
 
-    static func startModules(caller: Int, options: InitializeOptions) throws(ReturnValue) {
+    static func startModules(caller: CallerNumber, options: InitializeOptions) throws(ReturnValue) {
         let environment = ConfigurationSource.environment()
         let source = ConfigurationSource.select(configDirectory: options.configDirectory, environment: environment)
         let configuration = source.read(programNames: CurrentProcess.programNamesForProxy())
@@ -33,7 +33,7 @@ extension ProxyRuntime {
 
     /// The module's side of the walk, under `lock`: it acts where the command records.
     struct Startup: ModuleStartupHost {
-        let caller: Int
+        let caller: CallerNumber
         let configuration: ProxyConfiguration
         let isSpy: Bool
         /// The modules initialised so far, in load order.
@@ -53,7 +53,7 @@ extension ProxyRuntime {
         }
 
         func add(_ source: ModuleSource, functions: CK_FUNCTION_LIST_3_2, config: ModuleConfig) -> ModuleRecord {
-            let record = ModuleRecord(index: state.modules.count, source: source, config: config)
+            let record = ModuleRecord(index: ModuleIndex(state.modules.count), source: source, config: config)
             update { state in
                 record.entry.load(functions)
                 state.modules.append(record)

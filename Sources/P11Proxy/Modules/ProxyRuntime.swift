@@ -18,7 +18,7 @@ struct RuntimeState {
     /// in the first C_Initialize.)
     var modules: [ModuleRecord] = []
     /// The current configuration's modules, in load order (priority, then name).
-    var active: [Int] = []
+    var active: [ModuleIndex] = []
 }
 
 enum ProxyRuntime {
@@ -35,12 +35,12 @@ enum ProxyRuntime {
     nonisolated(unsafe) static var state = RuntimeState()
 
     /// The active modules' indices, for calls that visit every module (C_GetSlotList); no lock.
-    static func activeModules() -> [Int] {
+    static func activeModules() -> [ModuleIndex] {
         ActiveModules.current()
     }
 
-    static func record(_ index: Int) -> ModuleRecord? {
-        stateLock.withLock { index < state.modules.count ? state.modules[index] : nil }
+    static func record(_ index: ModuleIndex) -> ModuleRecord? {
+        stateLock.withLock { index.value < state.modules.count ? state.modules[index.value] : nil }
     }
 
     /// A change to `state`; only under `lock`.
@@ -53,7 +53,7 @@ enum ProxyRuntime {
 
     // MARK: C_Initialize / C_Finalize, per caller (under `lock`, so they are serialised)
 
-    static func initialize(caller: Int, options: InitializeOptions) throws(ReturnValue) {
+    static func initialize(caller: CallerNumber, options: InitializeOptions) throws(ReturnValue) {
         try refuseReentry("C_Initialize")
         try lock.withLock { () throws(ReturnValue) in
             guard CallerPool.state(caller) != .initialized else { throw .cryptokiAlreadyInitialized }
@@ -66,8 +66,8 @@ enum ProxyRuntime {
                 try startModules(caller: caller, options: options)
             } else {
                 // managed: no: every caller's C_Initialize reaches the module, as for a plain module.
-                for index in state.active where state.modules[index].isManaged == false {
-                    state.modules[index].initialize(caller: caller)
+                for index in state.active where state.modules[index.value].isManaged == false {
+                    state.modules[index.value].initialize(caller: caller)
                 }
             }
             update { $0.initializedCallers += 1 }
@@ -75,7 +75,7 @@ enum ProxyRuntime {
         }
     }
 
-    static func finalize(caller: Int) throws(ReturnValue) {
+    static func finalize(caller: CallerNumber) throws(ReturnValue) {
         try refuseReentry("C_Finalize")
         try lock.withLock { () throws(ReturnValue) in
             guard CallerPool.state(caller) == .initialized else { throw .cryptokiNotInitialized }
@@ -84,7 +84,7 @@ enum ProxyRuntime {
             update { $0.initializedCallers -= 1 }
             let last = state.initializedCallers == 0
             for session in SessionTable.liveSessions(where: { sessionCaller, _, _ in sessionCaller == caller }) {
-                let record = state.modules[session.moduleIndex]
+                let record = state.modules[session.moduleIndex.value]
                 // The last caller's sessions go with the module's C_Finalize.
                 if !last || !record.isManaged {
                     _ = ModuleCall.C_CloseSession(record.entry, caller, session.realHandle)
@@ -92,8 +92,8 @@ enum ProxyRuntime {
                 SessionTable.release(session)
             }
             // managed: no modules stop with every caller's C_Finalize, the others with the last one.
-            for index in state.active where last || !state.modules[index].isManaged {
-                stopModule(state.modules[index], caller: caller)
+            for index in state.active where last || !state.modules[index.value].isManaged {
+                stopModule(state.modules[index.value], caller: caller)
             }
             if last {
                 update { $0.active = [] }
@@ -114,7 +114,7 @@ enum ProxyRuntime {
     }
 
     /// Finalises a module and retires every session on it (any caller's).
-    private static func stopModule(_ record: ModuleRecord, caller: Int) {
+    private static func stopModule(_ record: ModuleRecord, caller: CallerNumber) {
         if record.isInitialized { record.finalize(caller: caller) }
         for session in SessionTable.liveSessions(where: { _, module, _ in module == record.index }) {
             SessionTable.release(session)

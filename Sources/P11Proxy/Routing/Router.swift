@@ -31,7 +31,7 @@ struct Route {
 
 enum Router {
     @inline(__always)
-    static func slot(_ proxySlot: CK_SLOT_ID, caller: Int) -> Route {
+    static func slot(_ proxySlot: CK_SLOT_ID, caller: CallerNumber) -> Route {
         guard CallerPool.isInitialized(caller) else { return .failed(.cryptokiNotInitialized) }
         guard let key = SlotMap.key(for: proxySlot), !TokenVisibility.isHidden(proxySlot) else { return .failed(.slotIDInvalid) }
         let module = ModuleTable.entry(key.module)
@@ -46,7 +46,7 @@ enum Router {
     /// A live session implies an initialised caller (C_Finalize retires a caller's sessions), so
     /// the caller's state is only read to pick the right error.
     @inline(__always)
-    static func session(_ handle: CK_SESSION_HANDLE, caller: Int) -> Route {
+    static func session(_ handle: CK_SESSION_HANDLE, caller: CallerNumber) -> Route {
         guard let record = SessionTable.resolve(handle, caller: caller) else {
             return .failed(CallerPool.isInitialized(caller) ? .sessionHandleInvalid : .cryptokiNotInitialized)
         }

@@ -38,10 +38,10 @@ struct SessionRecord {
     /// SessionEntry.packed as read.
     var packed: UInt64
 
-    var caller: Int { Int(packed & 0xFF) }
+    var caller: CallerNumber { CallerNumber(Int(packed & 0xFF)) }
     var proxySlot: CK_SLOT_ID { CK_SLOT_ID((packed >> 8) & 0xFFFF_FFFF) }
     /// The module's ModuleTable index.
-    var moduleIndex: Int { ModuleTable.index(of: moduleEntry) }
+    var moduleIndex: ModuleIndex { ModuleTable.index(of: moduleEntry) }
 }
 
 enum SessionTable {
@@ -72,16 +72,16 @@ enum SessionTable {
         entries.pointee.handle.store(~0, ordering: .relaxed)
         return entries
     }()
-    /// `entriesStorage`'s address, published once by ProxyRuntime.prepare, before any caller
-    /// gets a function list (CallerPool.acquire fails without it): the hot path reads it with
-    /// one load and no nil test.
-    private static let entriesAddress = Atomic<UInt>(0)
+    /// `entriesStorage`, for the hot path (PublishedTable). Published by ProxyRuntime.prepared,
+    /// before any caller gets a function list (CallerPool.acquire fails without it), so the hot
+    /// path reads it unchecked.
+    private static let entries = PublishedTable<SessionEntry>()
 
     @inline(never)
     static func publishEntries() -> UnsafeMutablePointer<SessionEntry>? {
         guard let storage = entriesStorage else { return nil }
         SessionIndexPool.createKey()
-        return publish(storage, into: entriesAddress)
+        return entries.publish(storage)
     }
 
     /// Guards SessionIndexPool's shared state (not taken while a thread's cache can serve).
@@ -96,12 +96,12 @@ enum SessionTable {
 
     /// The hot path: resolve a caller's handle, or nil if it is not a live session of that caller.
     @inline(__always)
-    static func resolve(_ handle: CK_SESSION_HANDLE, caller: Int) -> SessionRecord? {
+    static func resolve(_ handle: CK_SESSION_HANDLE, caller: CallerNumber) -> SessionRecord? {
         let index = Int(handle & indexMask)
-        let entry = UnsafeMutablePointer<SessionEntry>(bitPattern: entriesAddress.load(ordering: .acquiring)).unsafelyUnwrapped + index
+        let entry = entries.uncheckedBase + index
         guard entry.pointee.handle.load(ordering: .acquiring) == handle else { return nil }
         let packed = entry.pointee.packed.load(ordering: .relaxed)
-        guard packed & 0xFF == UInt64(truncatingIfNeeded: caller) else { return nil }
+        guard packed & 0xFF == UInt64(truncatingIfNeeded: caller.value) else { return nil }
         let realHandle = entry.pointee.realHandle.load(ordering: .relaxed)
         let module = entry.pointee.module.load(ordering: .relaxed)
         atomicMemoryFence(ordering: .acquiring)
@@ -113,15 +113,15 @@ enum SessionTable {
 
     /// Registers a session the module opened; nil when the table is full (or `caller` or
     /// `proxySlot` is beyond what an entry holds, which CallerPool and SlotMap never hand out).
-    static func open(caller: Int, module: Int, proxySlot: CK_SLOT_ID, realHandle: CK_SESSION_HANDLE) -> CK_SESSION_HANDLE? {
-        guard let entries = publishEntries(), caller >= 0, caller <= maximumCaller, proxySlot <= maximumProxySlot
+    static func open(caller: CallerNumber, module: ModuleIndex, proxySlot: CK_SLOT_ID, realHandle: CK_SESSION_HANDLE) -> CK_SESSION_HANDLE? {
+        guard let entries = publishEntries(), caller.value >= 0, caller.value <= maximumCaller, proxySlot <= maximumProxySlot
         else { return nil }
         guard let index = SessionIndexPool.take() else { return nil }
         let entry = entries + index
         let generation = ((entry.pointee.packed.load(ordering: .relaxed) >> 48) + 1) & generationMask
         entry.pointee.realHandle.store(realHandle, ordering: .relaxed)
-        entry.pointee.module.store(UInt(bitPattern: ModuleTable.publishEntries() + module), ordering: .relaxed)
-        entry.pointee.packed.store(UInt64(caller) | UInt64(proxySlot) << 8 | generation << 48, ordering: .relaxed)
+        entry.pointee.module.store(UInt(bitPattern: ModuleTable.publishEntries() + module.value), ordering: .relaxed)
+        entry.pointee.packed.store(UInt64(caller.value) | UInt64(proxySlot) << 8 | generation << 48, ordering: .relaxed)
         let handle = handle(index: index, generation: generation)
         // Sequentially consistent: pairs with the caller-state store in C_Finalize (see Sessions.swift).
         entry.pointee.handle.store(handle, ordering: .sequentiallyConsistent)
@@ -140,7 +140,7 @@ enum SessionTable {
     }
 
     /// Every live session matching `filter`, for C_CloseAllSessions and C_Finalize.
-    static func liveSessions(where filter: (_ caller: Int, _ module: Int, _ proxySlot: CK_SLOT_ID) -> Bool) -> [SessionRecord] {
+    static func liveSessions(where filter: (_ caller: CallerNumber, _ module: ModuleIndex, _ proxySlot: CK_SLOT_ID) -> Bool) -> [SessionRecord] {
         guard let entries = publishEntries() else { return [] }
         var found: [SessionRecord] = []
         let limit = scanLimit.load(ordering: .acquiring)

@@ -11,7 +11,7 @@ import CPKCS11
 import Synchronization
 
 struct SlotKey: Equatable {
-    var module: Int
+    var module: ModuleIndex
     var realSlot: CK_SLOT_ID
 }
 
@@ -22,21 +22,18 @@ enum SlotMap {
     // Who may touch them: entries below `count` are immutable and read anywhere; appends
     // happen under `lock`.
     nonisolated(unsafe) private static let entriesStorage = UnsafeMutablePointer<SlotKey>.allocate(capacity: capacity)
-    /// `entriesStorage`'s address, published once (one load on the hot path instead of swift_once).
-    private static let entriesAddress = Atomic<UInt>(0)
-
-    @inline(__always)
-    static var entries: UnsafeMutablePointer<SlotKey>? { publishedPointer(entriesAddress) }
+    /// `entriesStorage`, for the hot path (PublishedTable).
+    static let entries = PublishedTable<SlotKey>()
 
     @inline(never)
-    static func publishEntries() -> UnsafeMutablePointer<SlotKey> { publish(entriesStorage, into: entriesAddress) }
+    static func publishEntries() -> UnsafeMutablePointer<SlotKey> { entries.publish(entriesStorage) }
     static let count = Atomic<Int>(0)
     static let lock = ProcessLock()
 
     @inline(__always)
     static func key(for proxySlot: CK_SLOT_ID) -> SlotKey? {
         if let spy = SpyModule.index { return SlotKey(module: spy, realSlot: proxySlot) }
-        guard proxySlot >= 1, proxySlot <= UInt(count.load(ordering: .acquiring)), let entries else { return nil }
+        guard proxySlot >= 1, proxySlot <= UInt(count.load(ordering: .acquiring)), let entries = entries.base else { return nil }
         return entries[Int(proxySlot) - 1]
     }
 
@@ -45,7 +42,7 @@ enum SlotMap {
         if SpyModule.index == key.module { return key.realSlot }
         // Known slots (every call after the first) are found without the lock: entries below
         // `count` never change.
-        if let entries {
+        if let entries = entries.base {
             for index in 0..<count.load(ordering: .acquiring) where entries[index] == key { return CK_SLOT_ID(index + 1) }
         }
         return lock.withLock {
@@ -53,7 +50,7 @@ enum SlotMap {
             let entries = publishEntries()
             for index in 0..<next where entries[index] == key { return CK_SLOT_ID(index + 1) }
             guard next < capacity else {
-                Diagnostics.report("more than \(capacity) distinct slots seen; slot \(key.realSlot) of module #\(key.module) is not shown")
+                Diagnostics.report("more than \(capacity) distinct slots seen; slot \(key.realSlot) of module #\(key.module.value) is not shown")
                 return nil
             }
             (entries + next).initialize(to: key)

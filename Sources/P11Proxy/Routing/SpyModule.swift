@@ -11,12 +11,12 @@ enum SpyModule {
 
     /// The module's ModuleTable index in spy mode; nil in config mode.
     @inline(__always)
-    static var index: Int? {
+    static var index: ModuleIndex? {
         let value = indexPlusOne.load(ordering: .acquiring)
-        return value == 0 ? nil : value - 1
+        return value == 0 ? nil : ModuleIndex(value - 1)
     }
 
-    static func set(_ index: Int?) {
-        indexPlusOne.store(index.map { $0 + 1 } ?? 0, ordering: .releasing)
+    static func set(_ index: ModuleIndex?) {
+        indexPlusOne.store(index.map { $0.value + 1 } ?? 0, ordering: .releasing)
     }
 }

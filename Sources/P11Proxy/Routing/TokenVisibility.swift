@@ -32,27 +32,27 @@ enum TokenVisibility {
         memory.initializeMemory(as: UInt8.self, repeating: 0, count: SlotMap.capacity)
         return memory.bindMemory(to: Atomic<UInt8>.self, capacity: SlotMap.capacity)
     }()
-    private static let marksAddress = Atomic<UInt>(0)
+    private static let marks = PublishedTable<Atomic<UInt8>>()
 
     /// Whether a proxy slot ID is hidden now (one load; the bounds check covers spy mode, whose
     /// IDs are the module's own and never marked).
     @inline(__always)
     static func isHidden(_ proxySlot: CK_SLOT_ID) -> Bool {
-        guard let marks: UnsafeMutablePointer<Atomic<UInt8>> = publishedPointer(marksAddress) else { return false }
+        guard let marks = marks.base else { return false }
         guard proxySlot >= 1, proxySlot <= CK_SLOT_ID(SlotMap.capacity) else { return false }
         return marks[Int(proxySlot) - 1].load(ordering: .acquiring) != 0
     }
 
     private static func mark(_ proxySlot: CK_SLOT_ID, hidden: Bool) {
         guard proxySlot >= 1, proxySlot <= CK_SLOT_ID(SlotMap.capacity),
-              let marks: UnsafeMutablePointer<Atomic<UInt8>> = publishedPointer(marksAddress) else { return }
+              let marks = marks.base else { return }
         marks[Int(proxySlot) - 1].store(hidden ? 1 : 0, ordering: .releasing)
     }
 
     /// Whether any filter was ever set in this process: until then nothing is hidden or checked.
     @inline(__always)
     private static var everFiltered: Bool {
-        publishedPointer(marksAddress) as UnsafeMutablePointer<Atomic<UInt8>>? != nil
+        marks.base != nil
     }
 
     // MARK: Configuration (ProxyRuntime.startModules, under its lock)
@@ -61,31 +61,31 @@ enum TokenVisibility {
     /// one says otherwise. Only while no caller is initialised.
     static func reset() {
         ProxyRuntime.stateLock.withLock { filters = [] }
-        guard let marks: UnsafeMutablePointer<Atomic<UInt8>> = publishedPointer(marksAddress) else { return }
+        guard let marks = marks.base else { return }
         for index in 0..<SlotMap.capacity { marks[index].store(0, ordering: .relaxed) }
     }
 
     /// Sets the module's filter (nil: none), after its C_Initialize and before its slots are listed.
-    static func set(_ filter: TokenFilter?, module: Int, caller: Int) {
+    static func set(_ filter: TokenFilter?, module: ModuleIndex, caller: CallerNumber) {
         let entry = filter.map { filter in
             ModuleFilter(filter: filter, library: TokenInfoReading.library { ModuleCall.C_GetInfo(ModuleTable.entry(module), caller, $0) })
         }
-        if entry != nil { _ = publish(marksStorage, into: marksAddress) }
+        if entry != nil { marks.publish(marksStorage) }
         ProxyRuntime.stateLock.withLock {
-            while filters.count <= module { filters.append(nil) }
-            filters[module] = entry
+            while filters.count <= module.value { filters.append(nil) }
+            filters[module.value] = entry
         }
     }
 
-    private static func filter(of module: Int) -> ModuleFilter? {
-        ProxyRuntime.stateLock.withLock { module < filters.count ? filters[module] : nil }
+    private static func filter(of module: ModuleIndex) -> ModuleFilter? {
+        ProxyRuntime.stateLock.withLock { module.value < filters.count ? filters[module.value] : nil }
     }
 
     // MARK: Deciding (C_Initialize, C_GetSlotList, C_WaitForSlotEvent, C_OpenSession)
 
     /// The proxy ID callers see the module's slot under now, assigned on first sight as SlotMap
     /// does; nil when the filter hides the slot (or the map is full).
-    static func proxySlot(module: Int, realSlot: CK_SLOT_ID, caller: Int) -> CK_SLOT_ID? {
+    static func proxySlot(module: ModuleIndex, realSlot: CK_SLOT_ID, caller: CallerNumber) -> CK_SLOT_ID? {
         let key = SlotKey(module: module, realSlot: realSlot)
         guard everFiltered, let entry = filter(of: module) else {
             let proxySlot = SlotMap.proxySlot(for: key)
@@ -105,7 +105,7 @@ enum TokenVisibility {
     /// hear of it: the slot is hidden now and was hidden before. An event on a slot callers could
     /// see (its token was pulled, or replaced by one the filter hides) is reported under its old
     /// ID, which from then on answers CKR_SLOT_ID_INVALID, as a slot that went away does.
-    static func eventSlot(module: Int, realSlot: CK_SLOT_ID, caller: Int) -> CK_SLOT_ID? {
+    static func eventSlot(module: ModuleIndex, realSlot: CK_SLOT_ID, caller: CallerNumber) -> CK_SLOT_ID? {
         let known = SlotMap.knownProxySlot(for: SlotKey(module: module, realSlot: realSlot))
         let wasVisible = known.map { !isHidden($0) } ?? false
         if let proxySlot = proxySlot(module: module, realSlot: realSlot, caller: caller) { return proxySlot }
@@ -115,7 +115,7 @@ enum TokenVisibility {
     /// One non-blocking C_WaitForSlotEvent of the module, passing over the events of slots its
     /// filter hides (so a visible event queued behind them is not reported as CKR_NO_EVENT): the
     /// module's answer, and the proxy ID of the event's slot (nil when the map is full).
-    static func pollEvent(module: Int, caller: Int, flags: CK_FLAGS) -> (CK_RV, CK_SLOT_ID?) {
+    static func pollEvent(module: ModuleIndex, caller: CallerNumber, flags: CK_FLAGS) -> (CK_RV, CK_SLOT_ID?) {
         // Bounded, in case a module keeps answering CKR_OK for hidden slots.
         for _ in 0..<64 {
             var realSlot: CK_SLOT_ID = 0
@@ -128,14 +128,14 @@ enum TokenVisibility {
     }
 
     /// Whether the module has a filter (an event on a slot it hides is not an error).
-    static func isFiltered(_ module: Int) -> Bool {
+    static func isFiltered(_ module: ModuleIndex) -> Bool {
         everFiltered && filter(of: module) != nil
     }
 
     /// C_OpenSession's check: the token in a filtered module's slot may have changed since the
     /// slot was last listed, and a session is the way to its objects. False (and the slot marked
     /// hidden) when the filter hides what is in the slot now. One load for unfiltered processes.
-    static func stillShown(_ proxySlot: CK_SLOT_ID, module: Int, realSlot: CK_SLOT_ID, caller: Int) -> Bool {
+    static func stillShown(_ proxySlot: CK_SLOT_ID, module: ModuleIndex, realSlot: CK_SLOT_ID, caller: CallerNumber) -> Bool {
         guard everFiltered, let entry = filter(of: module) else { return true }
         guard shows(entry, module: module, realSlot: realSlot, caller: caller) else {
             mark(proxySlot, hidden: true)
@@ -144,7 +144,7 @@ enum TokenVisibility {
         return true
     }
 
-    private static func shows(_ entry: ModuleFilter, module: Int, realSlot: CK_SLOT_ID, caller: Int) -> Bool {
+    private static func shows(_ entry: ModuleFilter, module: ModuleIndex, realSlot: CK_SLOT_ID, caller: CallerNumber) -> Bool {
         let target = ModuleTable.entry(module)
         return TokenInfoReading.shows(
             entry.filter, library: entry.library, slot: realSlot,
@@ -158,7 +158,7 @@ extension SlotMap {
     /// never change, so no lock is needed).
     static func knownProxySlot(for key: SlotKey) -> CK_SLOT_ID? {
         if SpyModule.index == key.module { return key.realSlot }
-        guard let entries else { return nil }
+        guard let entries = entries.base else { return nil }
         let count = count.load(ordering: .acquiring)
         for index in 0..<count where entries[index] == key { return CK_SLOT_ID(index + 1) }
         return nil

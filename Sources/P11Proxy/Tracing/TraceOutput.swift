@@ -98,9 +98,9 @@ enum TraceOutput {
         for index in 0..<ModuleTable.capacity { (targets + index).initialize(to: Atomic(0)) }
         return targets
     }()
-    /// `moduleTargetsStorage`'s address, published by the first `configure` (no record is made
-    /// before it): one load per record instead of swift_once.
-    private static let moduleTargetsAddress = Atomic<UInt>(0)
+    /// `moduleTargetsStorage`, for records (PublishedTable): published by the first `configure`
+    /// (no record is made before it).
+    private static let moduleTargets = PublishedTable<Atomic<UInt>>()
 
     /// A caller initialised with CKF_LIBRARY_CANT_CREATE_OS_THREADS: no flusher thread in this
     /// process from then on, every record written as it completes. Never cleared: the flag says
@@ -113,17 +113,17 @@ enum TraceOutput {
 
     /// Points a module's records at its sink, opening the file the first time. Called under
     /// ProxyRuntime's lock when the configuration starts.
-    static func configure(module: Int, name: String, settings: TraceSettings) {
+    static func configure(module: ModuleIndex, name: String, settings: TraceSettings) {
         _ = exitHandlerInstalled
         let needsFlusher = lock.withLock {
-            let moduleTargets = publish(moduleTargetsStorage, into: moduleTargetsAddress)
+            let moduleTargets = moduleTargets.publish(moduleTargetsStorage)
             let sink = sink(for: settings.path)
-            let current = UnsafeRawPointer(bitPattern: moduleTargets[module].load(ordering: .acquiring))
+            let current = UnsafeRawPointer(bitPattern: moduleTargets[module.value].load(ordering: .acquiring))
                 .map { Unmanaged<TraceTarget>.fromOpaque($0).takeUnretainedValue() }
             if current == nil || !current!.matches(sink, name) {
                 let target = TraceTarget(sink: sink, name: name)
                 targets.append(target)
-                moduleTargets[module].store(UInt(bitPattern: Unmanaged.passUnretained(target).toOpaque()), ordering: .releasing)
+                moduleTargets[module.value].store(UInt(bitPattern: Unmanaged.passUnretained(target).toOpaque()), ordering: .releasing)
             }
             return sink.buffered && !withoutThreads.load(ordering: .relaxed)
         }
@@ -165,10 +165,10 @@ enum TraceOutput {
     /// record with secrets) writes it at once. `now`: the record's end (monotonic), close enough
     /// to decide a flush without reading the clock again. `thread`: this thread's scratch, when
     /// the record already holds it.
-    static func emit(module: Int, thread: Unmanaged<TraceScratch>?, urgent: Bool, secrets: Bool, now: UInt64,
+    static func emit(module: ModuleIndex, thread: Unmanaged<TraceScratch>?, urgent: Bool, secrets: Bool, now: UInt64,
                      build: (_ moduleName: UnsafeRawBufferPointer, _ out: inout TraceBuffer) -> Void) {
-        guard let moduleTargets: UnsafeMutablePointer<Atomic<UInt>> = publishedPointer(moduleTargetsAddress),
-              let address = UnsafeRawPointer(bitPattern: moduleTargets[module].load(ordering: .acquiring)) else { return }
+        guard let moduleTargets = moduleTargets.base,
+              let address = UnsafeRawPointer(bitPattern: moduleTargets[module.value].load(ordering: .acquiring)) else { return }
         let thread = thread ?? Unmanaged.passUnretained(TraceScratch.current())
         Unmanaged<TraceTarget>.fromOpaque(address)._withUnsafeGuaranteedRef { target in
             thread._withUnsafeGuaranteedRef { scratch in

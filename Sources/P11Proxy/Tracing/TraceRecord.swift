@@ -26,8 +26,8 @@ struct ObjectTraits {
 
 struct TraceRecord {
     let function: StaticString
-    let module: Int
-    let caller: Int
+    let module: ModuleIndex
+    let caller: CallerNumber
     let json: Bool
     let secrets: Bool
     /// This thread's buffers, borrowed for the record's life (nil: a record nested inside
@@ -54,7 +54,7 @@ struct TraceRecord {
     /// Beyond this many elements a list or template is not walked.
     static let elementLimit = 1024
 
-    init(_ function: StaticString, module: UnsafeMutablePointer<ModuleEntry>, caller: Int) {
+    init(_ function: StaticString, module: UnsafeMutablePointer<ModuleEntry>, caller: CallerNumber) {
         let mode = TraceMode(rawValue: module.pointee.traceMode.load(ordering: .relaxed))
         self.function = function
         self.module = ModuleTable.index(of: module)
@@ -137,7 +137,7 @@ struct TraceRecord {
             TraceText.append(",\"module\":", to: &out)
             TraceText.appendJSONString(moduleName, to: &out)
             TraceText.append(",\"caller\":", to: &out)
-            TraceText.appendSigned(caller + 1, to: &out)
+            TraceText.appendSigned(caller.value + 1, to: &out)
             TraceText.append(",\"function\":", to: &out)
             TraceText.appendJSONString(function, to: &out)
             if waiting {
@@ -152,7 +152,7 @@ struct TraceRecord {
             TraceText.append(" [", to: &out)
             out.append(moduleName)
             TraceText.append(" caller=", to: &out)
-            TraceText.appendSigned(caller + 1, to: &out)
+            TraceText.appendSigned(caller.value + 1, to: &out)
             TraceText.append(" tid=", to: &out)
             TraceText.appendSigned(threadScratch.threadID, to: &out)
             out.append(UInt8(ascii: " "))

@@ -6,7 +6,7 @@ import P11ProxyNames
 
 extension Traced {
     @inline(never)
-    static func C_Initialize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Initialize, _ pInitArgs: CK_VOID_PTR?) -> CK_RV {
+    static func C_Initialize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_Initialize, _ pInitArgs: CK_VOID_PTR?) -> CK_RV {
         var record = TraceRecord("C_Initialize", module: module, caller: caller)
         record.initializeArguments("pInitArgs", pInitArgs)
         record.callStarts()
@@ -17,7 +17,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Finalize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Finalize, _ pReserved: CK_VOID_PTR?) -> CK_RV {
+    static func C_Finalize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_Finalize, _ pReserved: CK_VOID_PTR?) -> CK_RV {
         var record = TraceRecord("C_Finalize", module: module, caller: caller)
         record.pointer(.in, "pReserved", pReserved)
         record.callStarts()
@@ -28,7 +28,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetInfo, _ pInfo: CK_INFO_PTR?) -> CK_RV {
+    static func C_GetInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetInfo, _ pInfo: CK_INFO_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetInfo", module: module, caller: caller)
         record.callStarts()
         let rv = function(pInfo)
@@ -41,7 +41,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetFunctionList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetFunctionList, _ ppFunctionList: CK_FUNCTION_LIST_PTR_PTR?) -> CK_RV {
+    static func C_GetFunctionList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetFunctionList, _ ppFunctionList: CK_FUNCTION_LIST_PTR_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetFunctionList", module: module, caller: caller)
         record.callStarts()
         let rv = function(ppFunctionList)
@@ -54,7 +54,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetSlotList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetSlotList, _ tokenPresent: CK_BBOOL, _ pSlotList: CK_SLOT_ID_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetSlotList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetSlotList, _ tokenPresent: CK_BBOOL, _ pSlotList: CK_SLOT_ID_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetSlotList", module: module, caller: caller)
         record.bool(.in, "tokenPresent", tokenPresent)
         let pSlotListCapacity = TraceRecord.capacity(of: pSlotList, pulCount)
@@ -70,7 +70,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetSlotInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetSlotInfo, _ slotID: CK_SLOT_ID, _ pInfo: CK_SLOT_INFO_PTR?) -> CK_RV {
+    static func C_GetSlotInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetSlotInfo, _ slotID: CK_SLOT_ID, _ pInfo: CK_SLOT_INFO_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetSlotInfo", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         record.callStarts()
@@ -84,7 +84,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetTokenInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetTokenInfo, _ slotID: CK_SLOT_ID, _ pInfo: CK_TOKEN_INFO_PTR?) -> CK_RV {
+    static func C_GetTokenInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetTokenInfo, _ slotID: CK_SLOT_ID, _ pInfo: CK_TOKEN_INFO_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetTokenInfo", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         record.callStarts()
@@ -98,7 +98,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetMechanismList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetMechanismList, _ slotID: CK_SLOT_ID, _ pMechanismList: CK_MECHANISM_TYPE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetMechanismList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetMechanismList, _ slotID: CK_SLOT_ID, _ pMechanismList: CK_MECHANISM_TYPE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetMechanismList", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         let pMechanismListCapacity = TraceRecord.capacity(of: pMechanismList, pulCount)
@@ -114,7 +114,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetMechanismInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetMechanismInfo, _ slotID: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE, _ pInfo: CK_MECHANISM_INFO_PTR?) -> CK_RV {
+    static func C_GetMechanismInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetMechanismInfo, _ slotID: CK_SLOT_ID, _ type: CK_MECHANISM_TYPE, _ pInfo: CK_MECHANISM_INFO_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetMechanismInfo", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         record.named(.in, "type", type, PKCS11Name.mechanism)
@@ -129,7 +129,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_InitToken(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_InitToken, _ slotID: CK_SLOT_ID, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pLabel: CK_UTF8CHAR_PTR?) -> CK_RV {
+    static func C_InitToken(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_InitToken, _ slotID: CK_SLOT_ID, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pLabel: CK_UTF8CHAR_PTR?) -> CK_RV {
         var record = TraceRecord("C_InitToken", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         record.bytes(.in, "pPin", pPin, ulPinLen, .pin)
@@ -142,7 +142,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_InitPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_InitPIN, _ hSession: CK_SESSION_HANDLE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
+    static func C_InitPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_InitPIN, _ hSession: CK_SESSION_HANDLE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_InitPIN", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPin", pPin, ulPinLen, .pin)
@@ -154,7 +154,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SetPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SetPIN, _ hSession: CK_SESSION_HANDLE, _ pOldPin: CK_UTF8CHAR_PTR?, _ ulOldLen: CK_ULONG, _ pNewPin: CK_UTF8CHAR_PTR?, _ ulNewLen: CK_ULONG) -> CK_RV {
+    static func C_SetPIN(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SetPIN, _ hSession: CK_SESSION_HANDLE, _ pOldPin: CK_UTF8CHAR_PTR?, _ ulOldLen: CK_ULONG, _ pNewPin: CK_UTF8CHAR_PTR?, _ ulNewLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_SetPIN", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pOldPin", pOldPin, ulOldLen, .pin)
@@ -167,7 +167,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_OpenSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_OpenSession, _ slotID: CK_SLOT_ID, _ flags: CK_FLAGS, _ pApplication: CK_VOID_PTR?, _ Notify: CK_NOTIFY?, _ phSession: CK_SESSION_HANDLE_PTR?) -> CK_RV {
+    static func C_OpenSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_OpenSession, _ slotID: CK_SLOT_ID, _ flags: CK_FLAGS, _ pApplication: CK_VOID_PTR?, _ Notify: CK_NOTIFY?, _ phSession: CK_SESSION_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_OpenSession", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         record.flags(.in, "flags", flags, .session)
@@ -184,7 +184,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_CloseSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_CloseSession, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_CloseSession(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_CloseSession, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_CloseSession", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -195,7 +195,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_CloseAllSessions(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_CloseAllSessions, _ slotID: CK_SLOT_ID) -> CK_RV {
+    static func C_CloseAllSessions(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_CloseAllSessions, _ slotID: CK_SLOT_ID) -> CK_RV {
         var record = TraceRecord("C_CloseAllSessions", module: module, caller: caller)
         record.handle(.in, "slotID", slotID, .slot)
         record.callStarts()
@@ -206,7 +206,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetSessionInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetSessionInfo, _ hSession: CK_SESSION_HANDLE, _ pInfo: CK_SESSION_INFO_PTR?) -> CK_RV {
+    static func C_GetSessionInfo(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetSessionInfo, _ hSession: CK_SESSION_HANDLE, _ pInfo: CK_SESSION_INFO_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetSessionInfo", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -220,7 +220,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetOperationState, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ pulOperationStateLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetOperationState, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ pulOperationStateLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetOperationState", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulOperationStateLen", pulOperationStateLen)
@@ -236,7 +236,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SetOperationState, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ ulOperationStateLen: CK_ULONG, _ hEncryptionKey: CK_OBJECT_HANDLE, _ hAuthenticationKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_SetOperationState(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SetOperationState, _ hSession: CK_SESSION_HANDLE, _ pOperationState: CK_BYTE_PTR?, _ ulOperationStateLen: CK_ULONG, _ hEncryptionKey: CK_OBJECT_HANDLE, _ hAuthenticationKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_SetOperationState", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pOperationState", pOperationState, ulOperationStateLen, .secret)
@@ -250,7 +250,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Login(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Login, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
+    static func C_Login(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_Login, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_Login", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.named(.in, "userType", userType, PKCS11Name.userType)
@@ -263,7 +263,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Logout(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Logout, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_Logout(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_Logout, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_Logout", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -274,7 +274,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_CreateObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_CreateObject, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_CreateObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_CreateObject, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_CreateObject", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.template(.in, "pTemplate", pTemplate, ulCount, .unknown)
@@ -289,7 +289,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_CopyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_CopyObject, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phNewObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_CopyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_CopyObject, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phNewObject: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_CopyObject", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.handle(.in, "hObject", hObject, .object)
@@ -305,7 +305,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DestroyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DestroyObject, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_DestroyObject(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DestroyObject, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_DestroyObject", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.handle(.in, "hObject", hObject, .object)
@@ -317,7 +317,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetObjectSize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetObjectSize, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pulSize: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetObjectSize(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetObjectSize, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pulSize: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetObjectSize", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.handle(.in, "hObject", hObject, .object)
@@ -332,7 +332,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetAttributeValue, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
+    static func C_GetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetAttributeValue, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_GetAttributeValue", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.handle(.in, "hObject", hObject, .object)
@@ -349,7 +349,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SetAttributeValue, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
+    static func C_SetAttributeValue(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SetAttributeValue, _ hSession: CK_SESSION_HANDLE, _ hObject: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_SetAttributeValue", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.handle(.in, "hObject", hObject, .object)
@@ -362,7 +362,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_FindObjectsInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_FindObjectsInit, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
+    static func C_FindObjectsInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_FindObjectsInit, _ hSession: CK_SESSION_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_FindObjectsInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.template(.in, "pTemplate", pTemplate, ulCount, .unknown)
@@ -374,7 +374,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_FindObjects(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_FindObjects, _ hSession: CK_SESSION_HANDLE, _ phObject: CK_OBJECT_HANDLE_PTR?, _ ulMaxObjectCount: CK_ULONG, _ pulObjectCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_FindObjects(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_FindObjects, _ hSession: CK_SESSION_HANDLE, _ phObject: CK_OBJECT_HANDLE_PTR?, _ ulMaxObjectCount: CK_ULONG, _ pulObjectCount: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_FindObjects", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulong(.in, "ulMaxObjectCount", ulMaxObjectCount)
@@ -390,7 +390,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_FindObjectsFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_FindObjectsFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_FindObjectsFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_FindObjectsFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_FindObjectsFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -401,7 +401,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_EncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_EncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_EncryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_EncryptInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -414,7 +414,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Encrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Encrypt, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pEncryptedData: CK_BYTE_PTR?, _ pulEncryptedDataLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_Encrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_Encrypt, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pEncryptedData: CK_BYTE_PTR?, _ pulEncryptedDataLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_Encrypt", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .secret)
@@ -431,7 +431,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_EncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_EncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_EncryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_EncryptUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .secret)
@@ -448,7 +448,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_EncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncryptFinal, _ hSession: CK_SESSION_HANDLE, _ pLastEncryptedPart: CK_BYTE_PTR?, _ pulLastEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_EncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_EncryptFinal, _ hSession: CK_SESSION_HANDLE, _ pLastEncryptedPart: CK_BYTE_PTR?, _ pulLastEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_EncryptFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulLastEncryptedPartLen", pulLastEncryptedPartLen)
@@ -464,7 +464,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_DecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DecryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_DecryptInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -477,7 +477,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Decrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Decrypt, _ hSession: CK_SESSION_HANDLE, _ pEncryptedData: CK_BYTE_PTR?, _ ulEncryptedDataLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_Decrypt(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_Decrypt, _ hSession: CK_SESSION_HANDLE, _ pEncryptedData: CK_BYTE_PTR?, _ ulEncryptedDataLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_Decrypt", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pEncryptedData", pEncryptedData, ulEncryptedDataLen, .plain)
@@ -494,7 +494,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DecryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DecryptUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pEncryptedPart", pEncryptedPart, ulEncryptedPartLen, .plain)
@@ -511,7 +511,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptFinal, _ hSession: CK_SESSION_HANDLE, _ pLastPart: CK_BYTE_PTR?, _ pulLastPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DecryptFinal, _ hSession: CK_SESSION_HANDLE, _ pLastPart: CK_BYTE_PTR?, _ pulLastPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DecryptFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulLastPartLen", pulLastPartLen)
@@ -527,7 +527,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DigestInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DigestInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?) -> CK_RV {
+    static func C_DigestInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DigestInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?) -> CK_RV {
         var record = TraceRecord("C_DigestInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -539,7 +539,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Digest(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Digest, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_Digest(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_Digest, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_Digest", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
@@ -556,7 +556,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DigestUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+    static func C_DigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DigestUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_DigestUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .plain)
@@ -568,7 +568,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DigestKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DigestKey, _ hSession: CK_SESSION_HANDLE, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_DigestKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DigestKey, _ hSession: CK_SESSION_HANDLE, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_DigestKey", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.handle(.in, "hKey", hKey, .object)
@@ -580,7 +580,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DigestFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DigestFinal, _ hSession: CK_SESSION_HANDLE, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DigestFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DigestFinal, _ hSession: CK_SESSION_HANDLE, _ pDigest: CK_BYTE_PTR?, _ pulDigestLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DigestFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulDigestLen", pulDigestLen)
@@ -596,7 +596,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_SignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SignInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_SignInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -609,7 +609,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Sign(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Sign, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_Sign(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_Sign, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_Sign", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
@@ -626,7 +626,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+    static func C_SignUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SignUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_SignUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .plain)
@@ -638,7 +638,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignFinal, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SignFinal, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_SignFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulongPointee(.in, "pulSignatureLen", pulSignatureLen)
@@ -654,7 +654,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignRecoverInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_SignRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SignRecoverInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_SignRecoverInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -667,7 +667,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignRecover, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SignRecover, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_SignRecover", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
@@ -684,7 +684,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_VerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_VerifyInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_VerifyInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -697,7 +697,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_Verify(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_Verify, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_Verify(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_Verify, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_Verify", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
@@ -710,7 +710,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_VerifyUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifyUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .plain)
@@ -722,7 +722,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyFinal, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_VerifyFinal, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifyFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pSignature", pSignature, ulSignatureLen, .plain)
@@ -734,7 +734,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyRecoverInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_VerifyRecoverInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_VerifyRecoverInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_VerifyRecoverInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -747,7 +747,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyRecover, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_VerifyRecover(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_VerifyRecover, _ hSession: CK_SESSION_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ pulDataLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_VerifyRecover", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pSignature", pSignature, ulSignatureLen, .plain)
@@ -764,7 +764,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DigestEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DigestEncryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DigestEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DigestEncryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DigestEncryptUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .secret)
@@ -781,7 +781,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptDigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptDigestUpdate, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptDigestUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DecryptDigestUpdate, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DecryptDigestUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pEncryptedPart", pEncryptedPart, ulEncryptedPartLen, .plain)
@@ -798,7 +798,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignEncryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignEncryptUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SignEncryptUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG, _ pEncryptedPart: CK_BYTE_PTR?, _ pulEncryptedPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_SignEncryptUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .secret)
@@ -815,7 +815,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptVerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptVerifyUpdate, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptVerifyUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DecryptVerifyUpdate, _ hSession: CK_SESSION_HANDLE, _ pEncryptedPart: CK_BYTE_PTR?, _ ulEncryptedPartLen: CK_ULONG, _ pPart: CK_BYTE_PTR?, _ pulPartLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DecryptVerifyUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pEncryptedPart", pEncryptedPart, ulEncryptedPartLen, .plain)
@@ -832,7 +832,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GenerateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GenerateKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_GenerateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GenerateKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_GenerateKey", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -848,7 +848,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GenerateKeyPair(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GenerateKeyPair, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pPublicKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPublicKeyAttributeCount: CK_ULONG, _ pPrivateKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPrivateKeyAttributeCount: CK_ULONG, _ phPublicKey: CK_OBJECT_HANDLE_PTR?, _ phPrivateKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_GenerateKeyPair(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GenerateKeyPair, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ pPublicKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPublicKeyAttributeCount: CK_ULONG, _ pPrivateKeyTemplate: CK_ATTRIBUTE_PTR?, _ ulPrivateKeyAttributeCount: CK_ULONG, _ phPublicKey: CK_OBJECT_HANDLE_PTR?, _ phPrivateKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_GenerateKeyPair", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -866,7 +866,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_WrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_WrapKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_WrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_WrapKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_WrapKey", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -885,7 +885,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_UnwrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_UnwrapKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_UnwrapKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_UnwrapKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_UnwrapKey", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -903,7 +903,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DeriveKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DeriveKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hBaseKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_DeriveKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DeriveKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hBaseKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_DeriveKey", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -920,7 +920,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SeedRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SeedRandom, _ hSession: CK_SESSION_HANDLE, _ pSeed: CK_BYTE_PTR?, _ ulSeedLen: CK_ULONG) -> CK_RV {
+    static func C_SeedRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SeedRandom, _ hSession: CK_SESSION_HANDLE, _ pSeed: CK_BYTE_PTR?, _ ulSeedLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_SeedRandom", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pSeed", pSeed, ulSeedLen, .secret)
@@ -932,7 +932,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GenerateRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GenerateRandom, _ hSession: CK_SESSION_HANDLE, _ RandomData: CK_BYTE_PTR?, _ ulRandomLen: CK_ULONG) -> CK_RV {
+    static func C_GenerateRandom(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GenerateRandom, _ hSession: CK_SESSION_HANDLE, _ RandomData: CK_BYTE_PTR?, _ ulRandomLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_GenerateRandom", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.ulong(.in, "ulRandomLen", ulRandomLen)
@@ -947,7 +947,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetFunctionStatus(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetFunctionStatus, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_GetFunctionStatus(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetFunctionStatus, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_GetFunctionStatus", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -958,7 +958,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_CancelFunction(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_CancelFunction, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_CancelFunction(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_CancelFunction, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_CancelFunction", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -969,7 +969,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_WaitForSlotEvent(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_WaitForSlotEvent, _ flags: CK_FLAGS, _ pSlot: CK_SLOT_ID_PTR?, _ pReserved: CK_VOID_PTR?) -> CK_RV {
+    static func C_WaitForSlotEvent(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_WaitForSlotEvent, _ flags: CK_FLAGS, _ pSlot: CK_SLOT_ID_PTR?, _ pReserved: CK_VOID_PTR?) -> CK_RV {
         var record = TraceRecord("C_WaitForSlotEvent", module: module, caller: caller)
         record.flags(.in, "flags", flags, .wait)
         record.pointer(.in, "pReserved", pReserved)
@@ -985,7 +985,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetInterfaceList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetInterfaceList, _ pInterfacesList: CK_INTERFACE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
+    static func C_GetInterfaceList(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetInterfaceList, _ pInterfacesList: CK_INTERFACE_PTR?, _ pulCount: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetInterfaceList", module: module, caller: caller)
         record.ulongPointee(.in, "pulCount", pulCount)
         record.callStarts()
@@ -999,7 +999,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetInterface(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetInterface, _ pInterfaceName: CK_UTF8CHAR_PTR?, _ pVersion: CK_VERSION_PTR?, _ ppInterface: CK_INTERFACE_PTR_PTR?, _ flags: CK_FLAGS) -> CK_RV {
+    static func C_GetInterface(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetInterface, _ pInterfaceName: CK_UTF8CHAR_PTR?, _ pVersion: CK_VERSION_PTR?, _ ppInterface: CK_INTERFACE_PTR_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         var record = TraceRecord("C_GetInterface", module: module, caller: caller)
         record.cString(.in, "pInterfaceName", pInterfaceName)
         record.version(.in, "pVersion", pVersion)
@@ -1015,7 +1015,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_LoginUser(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_LoginUser, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pUsername: CK_UTF8CHAR_PTR?, _ ulUsernameLen: CK_ULONG) -> CK_RV {
+    static func C_LoginUser(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_LoginUser, _ hSession: CK_SESSION_HANDLE, _ userType: CK_USER_TYPE, _ pPin: CK_UTF8CHAR_PTR?, _ ulPinLen: CK_ULONG, _ pUsername: CK_UTF8CHAR_PTR?, _ ulUsernameLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_LoginUser", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.named(.in, "userType", userType, PKCS11Name.userType)
@@ -1029,7 +1029,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SessionCancel(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SessionCancel, _ hSession: CK_SESSION_HANDLE, _ flags: CK_FLAGS) -> CK_RV {
+    static func C_SessionCancel(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SessionCancel, _ hSession: CK_SESSION_HANDLE, _ flags: CK_FLAGS) -> CK_RV {
         var record = TraceRecord("C_SessionCancel", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.flags(.in, "flags", flags, .mechanism)
@@ -1041,7 +1041,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageEncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageEncryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_MessageEncryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_MessageEncryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageEncryptInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -1054,7 +1054,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_EncryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncryptMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ ulPlaintextLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_EncryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_EncryptMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ ulPlaintextLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_EncryptMessage", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1074,7 +1074,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_EncryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncryptMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
+    static func C_EncryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_EncryptMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_EncryptMessageBegin", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1090,7 +1090,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_EncryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncryptMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ ulPlaintextPartLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ pulCiphertextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
+    static func C_EncryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_EncryptMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ ulPlaintextPartLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ pulCiphertextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         var record = TraceRecord("C_EncryptMessageNext", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1110,7 +1110,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageEncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageEncryptFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_MessageEncryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_MessageEncryptFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageEncryptFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -1121,7 +1121,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageDecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageDecryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_MessageDecryptInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_MessageDecryptInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageDecryptInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -1134,7 +1134,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ pulPlaintextLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_DecryptMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DecryptMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ pPlaintext: CK_BYTE_PTR?, _ pulPlaintextLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_DecryptMessage", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1154,7 +1154,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
+    static func C_DecryptMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DecryptMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_DecryptMessageBegin", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1170,7 +1170,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecryptMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ ulCiphertextPartLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ pulPlaintextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
+    static func C_DecryptMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DecryptMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pCiphertextPart: CK_BYTE_PTR?, _ ulCiphertextPartLen: CK_ULONG, _ pPlaintextPart: CK_BYTE_PTR?, _ pulPlaintextPartLen: CK_ULONG_PTR?, _ flags: CK_FLAGS) -> CK_RV {
         var record = TraceRecord("C_DecryptMessageNext", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1190,7 +1190,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageDecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageDecryptFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_MessageDecryptFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_MessageDecryptFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageDecryptFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -1201,7 +1201,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageSignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageSignInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_MessageSignInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_MessageSignInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageSignInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -1214,7 +1214,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SignMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_SignMessage", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1233,7 +1233,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
+    static func C_SignMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SignMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_SignMessageBegin", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1248,7 +1248,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_SignMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_SignMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_SignMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_SignMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ pulSignatureLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_SignMessageNext", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1267,7 +1267,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageSignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageSignFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_MessageSignFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_MessageSignFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageSignFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -1278,7 +1278,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageVerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageVerifyInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    static func C_MessageVerifyInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_MessageVerifyInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageVerifyInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -1291,7 +1291,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyMessage(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_VerifyMessage, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifyMessage", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1308,7 +1308,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyMessageBegin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_VerifyMessageBegin, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifyMessageBegin", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1323,7 +1323,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifyMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifyMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_VerifyMessageNext(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_VerifyMessageNext, _ hSession: CK_SESSION_HANDLE, _ pParameter: CK_VOID_PTR?, _ ulParameterLen: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifyMessageNext", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.messageParameter(.in, "pParameter", pParameter, ulParameterLen)
@@ -1340,7 +1340,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_MessageVerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_MessageVerifyFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_MessageVerifyFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_MessageVerifyFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_MessageVerifyFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -1351,7 +1351,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_EncapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_EncapsulateKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPublicKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_EncapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_EncapsulateKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPublicKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ pulCiphertextLen: CK_ULONG_PTR?, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_EncapsulateKey", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -1371,7 +1371,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_DecapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_DecapsulateKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPrivateKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_DecapsulateKey(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_DecapsulateKey, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hPrivateKey: CK_OBJECT_HANDLE, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pCiphertext: CK_BYTE_PTR?, _ ulCiphertextLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_DecapsulateKey", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -1389,7 +1389,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifySignatureInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifySignatureInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
+    static func C_VerifySignatureInit(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_VerifySignatureInit, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hKey: CK_OBJECT_HANDLE, _ pSignature: CK_BYTE_PTR?, _ ulSignatureLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifySignatureInit", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -1403,7 +1403,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifySignature(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifySignature, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG) -> CK_RV {
+    static func C_VerifySignature(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_VerifySignature, _ hSession: CK_SESSION_HANDLE, _ pData: CK_BYTE_PTR?, _ ulDataLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifySignature", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pData", pData, ulDataLen, .plain)
@@ -1415,7 +1415,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifySignatureUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifySignatureUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
+    static func C_VerifySignatureUpdate(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_VerifySignatureUpdate, _ hSession: CK_SESSION_HANDLE, _ pPart: CK_BYTE_PTR?, _ ulPartLen: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_VerifySignatureUpdate", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.bytes(.in, "pPart", pPart, ulPartLen, .plain)
@@ -1427,7 +1427,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_VerifySignatureFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_VerifySignatureFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
+    static func C_VerifySignatureFinal(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_VerifySignatureFinal, _ hSession: CK_SESSION_HANDLE) -> CK_RV {
         var record = TraceRecord("C_VerifySignatureFinal", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.callStarts()
@@ -1438,7 +1438,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_GetSessionValidationFlags(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_GetSessionValidationFlags, _ hSession: CK_SESSION_HANDLE, _ type: CK_SESSION_VALIDATION_FLAGS_TYPE, _ pFlags: CK_FLAGS_PTR?) -> CK_RV {
+    static func C_GetSessionValidationFlags(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_GetSessionValidationFlags, _ hSession: CK_SESSION_HANDLE, _ type: CK_SESSION_VALIDATION_FLAGS_TYPE, _ pFlags: CK_FLAGS_PTR?) -> CK_RV {
         var record = TraceRecord("C_GetSessionValidationFlags", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.named(.in, "type", type, PKCS11Name.sessionValidation)
@@ -1453,7 +1453,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_AsyncComplete(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_AsyncComplete, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pResult: CK_ASYNC_DATA_PTR?) -> CK_RV {
+    static func C_AsyncComplete(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_AsyncComplete, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pResult: CK_ASYNC_DATA_PTR?) -> CK_RV {
         var record = TraceRecord("C_AsyncComplete", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.cString(.in, "pFunctionName", pFunctionName)
@@ -1469,7 +1469,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_AsyncGetID(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_AsyncGetID, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pulID: CK_ULONG_PTR?) -> CK_RV {
+    static func C_AsyncGetID(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_AsyncGetID, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ pulID: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_AsyncGetID", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.cString(.in, "pFunctionName", pFunctionName)
@@ -1484,7 +1484,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_AsyncJoin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_AsyncJoin, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ ulID: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulData: CK_ULONG) -> CK_RV {
+    static func C_AsyncJoin(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_AsyncJoin, _ hSession: CK_SESSION_HANDLE, _ pFunctionName: CK_UTF8CHAR_PTR?, _ ulID: CK_ULONG, _ pData: CK_BYTE_PTR?, _ ulData: CK_ULONG) -> CK_RV {
         var record = TraceRecord("C_AsyncJoin", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.cString(.in, "pFunctionName", pFunctionName)
@@ -1498,7 +1498,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_WrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_WrapKeyAuthenticated, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
+    static func C_WrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_WrapKeyAuthenticated, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hWrappingKey: CK_OBJECT_HANDLE, _ hKey: CK_OBJECT_HANDLE, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ pWrappedKey: CK_BYTE_PTR?, _ pulWrappedKeyLen: CK_ULONG_PTR?) -> CK_RV {
         var record = TraceRecord("C_WrapKeyAuthenticated", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
@@ -1518,7 +1518,7 @@ extension Traced {
     }
 
     @inline(never)
-    static func C_UnwrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: Int, _ function: CK_C_UnwrapKeyAuthenticated, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
+    static func C_UnwrapKeyAuthenticated(_ module: UnsafeMutablePointer<ModuleEntry>, _ caller: CallerNumber, _ function: CK_C_UnwrapKeyAuthenticated, _ hSession: CK_SESSION_HANDLE, _ pMechanism: CK_MECHANISM_PTR?, _ hUnwrappingKey: CK_OBJECT_HANDLE, _ pWrappedKey: CK_BYTE_PTR?, _ ulWrappedKeyLen: CK_ULONG, _ pTemplate: CK_ATTRIBUTE_PTR?, _ ulAttributeCount: CK_ULONG, _ pAssociatedData: CK_BYTE_PTR?, _ ulAssociatedDataLen: CK_ULONG, _ phKey: CK_OBJECT_HANDLE_PTR?) -> CK_RV {
         var record = TraceRecord("C_UnwrapKeyAuthenticated", module: module, caller: caller)
         record.handle(.in, "hSession", hSession, .session)
         record.mechanism(.in, "pMechanism", pMechanism)
