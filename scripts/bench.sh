@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/bench.sh: issue 5's benchmark. Times PKCS#11 calls on the fast mock module
+# scripts/bench.sh: the benchmark. Times PKCS#11 calls on the fast mock module
 # (build/mock/libmock-fast.so) directly, through p11proxy, through p11proxy with tracing,
 # and through p11-kit-proxy.so loading only that module; prints one table of ratios and
 # writes it to build/bench/results.md. A benchmark prints numbers: it exits 0 whether or

@@ -1,4 +1,4 @@
-/* test_token_filter.c (issue 18): token filters over mock-a (slots 1 and 5), mock-b (slot 1)
+/* test_token_filter.c: token filters over mock-a (slots 1 and 5), mock-b (slot 1)
  * and mock-c (slot 7), each scenario in a fresh process: x-only-tokens / x-hide-tokens in
  * pkcs11.conf and in a .module file matching by label, serial, manufacturer and model, slot-id
  * and library, several URIs, P11PROXY_ONLY_TOKENS; a hidden slot has no ID (visible ones are

@@ -1,4 +1,4 @@
-// Managed callers (issue 3): every C_GetFunctionList / C_GetInterface / C_GetInterfaceList
+// Managed callers: every C_GetFunctionList / C_GetInterface / C_GetInterfaceList
 // hands out a caller of its own, with its own function tables and its own initialise count.
 // The tables' entry points come from the generated pool (CallerTables.generated.swift).
 //
@@ -49,7 +49,7 @@ enum CallerPool {
 
     static let lock = ProcessLock()
     /// A plain buffer: an [CallerTablesStorage?] made the runtime instantiate its storage class
-    /// from a mangled name (~36k instructions of the first C_GetFunctionList, issue 5).
+    /// from a mangled name (~36k instructions of the first C_GetFunctionList).
     nonisolated(unsafe) static let storage: UnsafeMutablePointer<CallerTablesStorage?> = {
         let storage = UnsafeMutablePointer<CallerTablesStorage?>.allocate(capacity: CallerTables.poolSize)
         storage.initialize(repeating: nil, count: CallerTables.poolSize)

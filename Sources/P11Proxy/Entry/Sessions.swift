@@ -1,5 +1,5 @@
 // Session lifecycle: the proxy hands out its own handles (SessionTable) and keeps each session
-// with the caller that opened it, so C_CloseAllSessions closes only that caller's (issue 3).
+// with the caller that opened it, so C_CloseAllSessions closes only that caller's.
 import CPKCS11
 import Synchronization
 
