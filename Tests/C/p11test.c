@@ -581,3 +581,43 @@ int t_no_uninit_calls(const struct mock_stats *s, unsigned long baseline, const 
     return t_fail("%s: never called while uninitialised (%lu such calls, the last %s)", who, extra,
                   mock_fn_name(s->last_call_while_uninitialised));
 }
+
+double t_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void *t_waiter_main(void *arg)
+{
+    struct t_waiter *w = arg;
+    w->slot = T_NO_SLOT;
+    w->rv = w->f->C_WaitForSlotEvent(0, &w->slot, NULL);
+    w->returned_at = t_now();
+    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+void t_waiter_start(struct t_waiter *w, CK_FUNCTION_LIST_PTR f)
+{
+    memset(w, 0, sizeof *w);
+    w->f = f;
+    pthread_create(&w->thread, NULL, t_waiter_main, w);
+}
+
+int t_waiter_done(struct t_waiter *w)
+{
+    return __atomic_load_n(&w->done, __ATOMIC_ACQUIRE);
+}
+
+int t_waiter_returns(struct t_waiter *w, double seconds)
+{
+    double end = t_now() + seconds;
+    while (!t_waiter_done(w) && t_now() < end)
+        usleep(2000);
+    if (!t_waiter_done(w))
+        return 0;
+    pthread_join(w->thread, NULL);
+    return 1;
+}

@@ -4,6 +4,7 @@
 #ifndef P11PROXY_P11TEST_H
 #define P11PROXY_P11TEST_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "p11proxy_pkcs11.h"
@@ -94,6 +95,37 @@ int t_all_distinct(const CK_ULONG *v, CK_ULONG n);
 /* Checks that no call reached the mock while it was not initialised since `baseline`
  * calls; a failure names the last such function. */
 int t_no_uninit_calls(const struct mock_stats *s, unsigned long baseline, const char *who);
+
+/* Monotonic seconds. */
+double t_now(void);
+
+/* A thread sitting in a blocking C_WaitForSlotEvent(0) of `f` (slot starts as T_NO_SLOT). */
+struct t_waiter {
+    CK_FUNCTION_LIST_PTR f;
+    pthread_t thread;
+    CK_SLOT_ID slot;
+    CK_RV rv;
+    int done; /* atomic */
+    double returned_at;
+};
+void t_waiter_start(struct t_waiter *w, CK_FUNCTION_LIST_PTR f);
+int t_waiter_done(struct t_waiter *w);
+/* Waits up to `seconds` for the waiter to return; joins it if it did. */
+int t_waiter_returns(struct t_waiter *w, double seconds);
+
+/* ThreadSanitizer refuses by default to start a thread in the child of a multi-threaded fork;
+ * a program whose fork children start threads (p11proxy's trace flusher, a waiter of their
+ * own) says so once, at file scope, with this. */
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
+#define T_TSAN_THREADS_AFTER_FORK                                                                    \
+    const char *__tsan_default_options(void);                                                       \
+    const char *__tsan_default_options(void) { return "die_after_fork=0"; }
+#else
+#define T_TSAN_THREADS_AFTER_FORK
+#endif
 
 #define T_NO_SLOT ((CK_SLOT_ID)-1)
 

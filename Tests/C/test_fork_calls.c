@@ -24,18 +24,9 @@
 
 #include "p11test.h"
 
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-#if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
 /* ThreadSanitizer refuses by default to start a thread in the child of a multi-threaded fork;
  * the traced children start p11proxy's trace flusher thread. */
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-    return "die_after_fork=0";
-}
-#endif
+T_TSAN_THREADS_AFTER_FORK
 
 #define FORKS 40
 #define CHILD_TIMEOUT_S 10.0
@@ -43,13 +34,6 @@ const char *__tsan_default_options(void)
 
 static struct t_proxy px;
 static int stop; /* atomic */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int stopping(void)
 {
@@ -171,14 +155,14 @@ static int child_main(CK_FUNCTION_LIST_PTR inherited)
 /* Waits for the child up to the timeout; a child still running then is killed. */
 static int reap(pid_t pid, int *status)
 {
-    double end = now() + CHILD_TIMEOUT_S;
+    double end = t_now() + CHILD_TIMEOUT_S;
     for (;;) {
         pid_t got = waitpid(pid, status, WNOHANG);
         if (got == pid)
             return 1;
         if (got < 0 && errno != EINTR)
             return 0;
-        if (now() > end) {
+        if (t_now() > end) {
             kill(pid, SIGKILL);
             waitpid(pid, status, 0);
             return 0;
@@ -234,7 +218,7 @@ static void fork_while_busy(void *arg)
     for (int i = 0; i < FORKS; i++) {
         usleep(1000 + (unsigned)(i * 7919) % 5000);
         fflush(stdout);
-        double t0 = now();
+        double t0 = t_now();
         pid_t pid = fork();
         if (pid < 0) {
             t_fail("fork %d: %s", i, strerror(errno));
@@ -244,7 +228,7 @@ static void fork_while_busy(void *arg)
             alarm((unsigned)CHILD_TIMEOUT_S + 5);
             _exit(child_main(workers[0].f));
         }
-        double forked_at = now();
+        double forked_at = t_now();
         if (forked_at - t0 > fork_max)
             fork_max = forked_at - t0;
         forked++;
@@ -253,8 +237,8 @@ static void fork_while_busy(void *arg)
             hung++;
             continue;
         }
-        if (now() - forked_at > child_max)
-            child_max = now() - forked_at;
+        if (t_now() - forked_at > child_max)
+            child_max = t_now() - forked_at;
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
             clean++;
         } else {

@@ -25,60 +25,10 @@
 static struct t_mock mh, ma;
 static struct t_proxy px;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-struct waiter {
-    CK_FUNCTION_LIST_PTR f;
-    pthread_t thread;
-    CK_SLOT_ID slot;
-    CK_RV rv;
-    int done; /* atomic */
-    double returned_at;
-};
-
-static void *wait_for_event(void *arg)
-{
-    struct waiter *w = arg;
-    w->slot = (CK_SLOT_ID)-1;
-    w->rv = w->f->C_WaitForSlotEvent(0, &w->slot, NULL);
-    w->returned_at = now();
-    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
-    return NULL;
-}
-
-static void start_waiter(struct waiter *w, CK_FUNCTION_LIST_PTR f)
-{
-    memset(w, 0, sizeof *w);
-    w->f = f;
-    pthread_create(&w->thread, NULL, wait_for_event, w);
-}
-
-static int is_done(struct waiter *w)
-{
-    return __atomic_load_n(&w->done, __ATOMIC_ACQUIRE);
-}
-
-/* Waits up to `seconds` for the waiter to return; joins it if it did. */
-static int waiter_returns(struct waiter *w, double seconds)
-{
-    double end = now() + seconds;
-    while (!is_done(w) && now() < end)
-        usleep(2000);
-    if (!is_done(w))
-        return 0;
-    pthread_join(w->thread, NULL);
-    return 1;
-}
-
 static int mock_waiters_reach(struct t_mock *m, unsigned long n, double seconds)
 {
-    double end = now() + seconds;
-    while (t_mock_stats(m).waiters != n && now() < end)
+    double end = t_now() + seconds;
+    while (t_mock_stats(m).waiters != n && t_now() < end)
         usleep(2000);
     return t_mock_stats(m).waiters == n;
 }
@@ -111,9 +61,9 @@ static int use(CK_FUNCTION_LIST_PTR f, const char *label, char *why, size_t why_
 static void check_use(CK_FUNCTION_LIST_PTR f, const char *label, const char *who)
 {
     char why[200] = "";
-    double t0 = now();
+    double t0 = t_now();
     int ok = use(f, label, why, sizeof why);
-    double took = now() - t0;
+    double took = t_now() - t0;
     t_ok(ok && took < PROMPT_S, "%s: slot list, token info, session, digest, non-blocking wait (%.3f s%s%s)", who,
          took, why[0] ? "; " : "", why);
 }
@@ -175,9 +125,9 @@ static void stuck_waiters(void *arg)
     if (!f1 || !f2 || !t_rv(f1->C_Initialize(NULL), CKR_OK, "%s: caller 1 C_Initialize", mode) ||
         !t_rv(f2->C_Initialize(NULL), CKR_OK, "%s: caller 2 C_Initialize", mode))
         return;
-    struct waiter w1, w2;
-    start_waiter(&w1, f1);
-    start_waiter(&w2, f2);
+    struct t_waiter w1, w2;
+    t_waiter_start(&w1, f1);
+    t_waiter_start(&w2, f2);
     if (!t_ok(mock_waiters_reach(&mh, 2, 5.0), "%s: two threads blocked inside mock-hang's C_WaitForSlotEvent",
               mode))
         return;
@@ -186,41 +136,41 @@ static void stuck_waiters(void *arg)
     check_use(f2, "mock-hang-2", "stuck caller 2, from another thread");
     struct busy b1 = {f1, "mock-hang-2", 200, 0, ""}, b2 = {f2, "mock-hang-2", 200, 0, ""};
     pthread_t t1, t2;
-    double t0 = now();
+    double t0 = t_now();
     pthread_create(&t1, NULL, busy_thread, &b1);
     pthread_create(&t2, NULL, busy_thread, &b2);
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     t_ok(b1.ok == 200 && b2.ok == 200, "%s: two more threads, one per stuck caller, 200 rounds each (%d, %d; %.3f s%s%s)",
-         mode, b1.ok, b2.ok, now() - t0, b1.why[0] || b2.why[0] ? "; " : "", b1.why[0] ? b1.why : b2.why);
+         mode, b1.ok, b2.ok, t_now() - t0, b1.why[0] || b2.why[0] ? "; " : "", b1.why[0] ? b1.why : b2.why);
 
     CK_FUNCTION_LIST_PTR f3 = t_caller(&px);
-    t0 = now();
+    t0 = t_now();
     if (f3 && t_rv(f3->C_Initialize(NULL), CKR_OK, "%s: a new caller's C_Initialize", mode)) {
         check_use(f3, "mock-hang-2", "a new caller");
         t_rv(f3->C_Finalize(NULL), CKR_OK, "%s: the new caller's C_Finalize", mode);
     }
-    t_ok(now() - t0 < PROMPT_S, "%s: new caller's lifecycle took %.3f s", mode, now() - t0);
+    t_ok(t_now() - t0 < PROMPT_S, "%s: new caller's lifecycle took %.3f s", mode, t_now() - t0);
 
-    t0 = now();
+    t0 = t_now();
     t_rv(f2->C_Finalize(NULL), CKR_OK, "%s: C_Finalize of caller 2, whose thread is stuck", mode);
-    t_ok(now() - t0 < PROMPT_S, "%s: ... returned in %.3f s", mode, now() - t0);
+    t_ok(t_now() - t0 < PROMPT_S, "%s: ... returned in %.3f s", mode, t_now() - t0);
     check_use(f1, "mock-hang-2", "caller 1 after caller 2 finalised");
-    t0 = now();
+    t0 = t_now();
     t_rv(f1->C_Finalize(NULL), CKR_OK, "%s: C_Finalize of caller 1 (the last), whose thread is stuck", mode);
-    t_ok(now() - t0 < PROMPT_S, "%s: ... returned in %.3f s", mode, now() - t0);
+    t_ok(t_now() - t0 < PROMPT_S, "%s: ... returned in %.3f s", mode, t_now() - t0);
     struct mock_stats s = t_mock_stats(&mh);
     t_ok(!s.initialized && s.waiters == 2, "%s: mock-hang finalised with both threads still inside (waiters %lu)",
          mode, s.waiters);
-    t_ok(!is_done(&w1) && !is_done(&w2), "%s: the stuck threads are still stuck", mode);
+    t_ok(!t_waiter_done(&w1) && !t_waiter_done(&w2), "%s: the stuck threads are still stuck", mode);
 
     CK_FUNCTION_LIST_PTR f4 = t_caller(&px);
     if (f4 && t_rv(f4->C_Initialize(NULL), CKR_OK, "%s: C_Initialize again, threads still stuck in the module", mode))
         check_use(f4, "mock-hang-2", "a caller after the module was re-initialised");
 
     t_rv(t_mock_control(&mh, MOCK_RELEASE_WAITERS, CKR_DEVICE_REMOVED), CKR_OK, "%s: the module lets go", mode);
-    double released = now();
-    int r1 = waiter_returns(&w1, 5.0), r2 = waiter_returns(&w2, 5.0);
+    double released = t_now();
+    int r1 = t_waiter_returns(&w1, 5.0), r2 = t_waiter_returns(&w2, 5.0);
     t_ok(r1 && r2, "%s: both stuck threads return once the module answers", mode);
     if (r1 && r2) {
         t_ok(w1.returned_at - released < PROMPT_S && w2.returned_at - released < PROMPT_S,
@@ -250,13 +200,13 @@ static void late_event(void *arg)
     if (!f || !t_rv(f->C_Initialize(NULL), CKR_OK, "late event: C_Initialize"))
         return;
     CK_SLOT_ID slot = t_slot_by_label(f, "mock-hang-2");
-    struct waiter w;
-    start_waiter(&w, f);
+    struct t_waiter w;
+    t_waiter_start(&w, f);
     if (!t_ok(mock_waiters_reach(&mh, 1, 5.0), "late event: a thread blocked in the module"))
         return;
     check_use(f, "mock-hang-2", "late event: the same caller meanwhile");
     t_mock_control(&mh, MOCK_RELEASE_WAITERS, CKR_OK);
-    if (t_ok(waiter_returns(&w, 5.0), "late event: the waiter returns")) {
+    if (t_ok(t_waiter_returns(&w, 5.0), "late event: the waiter returns")) {
         t_rv(w.rv, CKR_OK, "late event: CKR_OK");
         t_ul(w.slot, slot, "late event: the proxy's ID of mock-hang's slot");
     }
@@ -272,13 +222,13 @@ static void stuck_forever(void *arg)
     CK_FUNCTION_LIST_PTR f = t_caller(&px);
     if (!f || !t_rv(f->C_Initialize(NULL), CKR_OK, "stuck forever: C_Initialize"))
         return;
-    struct waiter w;
-    start_waiter(&w, f);
+    struct t_waiter w;
+    t_waiter_start(&w, f);
     if (!t_ok(mock_waiters_reach(&mh, 1, 5.0), "stuck forever: a thread blocked in the module"))
         return;
-    double t0 = now();
+    double t0 = t_now();
     t_rv(f->C_Finalize(NULL), CKR_OK, "stuck forever: C_Finalize with the thread inside");
-    t_ok(now() - t0 < PROMPT_S, "stuck forever: ... returned in %.3f s", now() - t0);
+    t_ok(t_now() - t0 < PROMPT_S, "stuck forever: ... returned in %.3f s", t_now() - t0);
     t_proxy_close(&px);
     fflush(stdout);
     /* exit(), not _exit(): atexit handlers and destructors run with the thread still blocked;
@@ -298,25 +248,25 @@ static void several_modules(void *arg)
         !t_rv(g->C_Initialize(NULL), CKR_OK, "several modules: second caller C_Initialize"))
         return;
     CK_SLOT_ID a5 = t_slot_by_label(f, "mock-a-5");
-    struct waiter w;
-    start_waiter(&w, f);
+    struct t_waiter w;
+    t_waiter_start(&w, f);
     usleep(300 * 1000);
-    t_ok(!is_done(&w), "several modules: the blocking C_WaitForSlotEvent waits");
+    t_ok(!t_waiter_done(&w), "several modules: the blocking C_WaitForSlotEvent waits");
     t_ul(t_mock_stats(&mh).waiters, 0, "several modules: it never blocks inside mock-hang");
     check_use(f, "mock-hang-2", "several modules: the waiting caller, another thread, on mock-hang");
     check_use(g, "mock-a-1", "several modules: another caller on mock-a");
     t_mock_control(&ma, MOCK_QUEUE_EVENT, 5);
-    double t0 = now();
-    if (t_ok(waiter_returns(&w, 5.0), "several modules: mock-a's event ends the wait")) {
+    double t0 = t_now();
+    if (t_ok(t_waiter_returns(&w, 5.0), "several modules: mock-a's event ends the wait")) {
         t_rv(w.rv, CKR_OK, "several modules: CKR_OK");
         t_ul(w.slot, a5, "several modules: the event is mock-a-5's");
         t_ok(w.returned_at - t0 < 1.0, "several modules: within a poll period or so (%.3f s)", w.returned_at - t0);
     }
-    start_waiter(&w, f);
+    t_waiter_start(&w, f);
     usleep(200 * 1000);
-    t0 = now();
+    t0 = t_now();
     t_rv(f->C_Finalize(NULL), CKR_OK, "several modules: C_Finalize of the waiting caller");
-    if (t_ok(waiter_returns(&w, 5.0), "several modules: C_Finalize ends the caller's wait")) {
+    if (t_ok(t_waiter_returns(&w, 5.0), "several modules: C_Finalize ends the caller's wait")) {
         t_rv(w.rv, CKR_CRYPTOKI_NOT_INITIALIZED, "several modules: ... with CKR_CRYPTOKI_NOT_INITIALIZED");
         t_ok(w.returned_at - t0 < 1.0, "several modules: ... within a poll period or so (%.3f s)",
              w.returned_at - t0);

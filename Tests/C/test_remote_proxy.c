@@ -42,18 +42,9 @@
 
 #include "p11test.h"
 
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-#if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
 /* ThreadSanitizer refuses by default to start a thread in the child of a multi-threaded fork;
  * fork_during_wait's child starts a waiting thread of its own. */
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-    return "die_after_fork=0";
-}
-#endif
+T_TSAN_THREADS_AFTER_FORK
 
 /* A call that nothing blocks answers within this many seconds. */
 #define PROMPT_S 2.0
@@ -69,13 +60,6 @@ const char *__tsan_default_options(void)
 
 static const char *softhsm_so;
 static int have_token; /* the SoftHSM2 token was made */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- SHA-256 (FIPS 180-4), to know what SoftHSM2 must answer ---- */
 
@@ -182,9 +166,9 @@ static int children_of(pid_t parent, const char *comm, int *zombies)
  * A server's connections are its `p11-kit-remote` children, one each. */
 static int children_reach(pid_t parent, const char *comm, int want, double seconds)
 {
-    double end = now() + seconds;
+    double end = t_now() + seconds;
     int n;
-    while ((n = children_of(parent, comm, NULL)) != want && now() < end)
+    while ((n = children_of(parent, comm, NULL)) != want && t_now() < end)
         usleep(10 * 1000);
     return n;
 }
@@ -274,9 +258,9 @@ static int server_start(struct server *s, const char *name, const char *const se
         return t_fail("%s: fork for p11-kit server (%s)", name, strerror(errno));
     }
     setpgid(s->pid, s->pid);
-    double end = now() + 10;
+    double end = t_now() + 10;
     int ready = 0;
-    while (!(ready = is_listening(s->socket)) && now() < end && waitpid(s->pid, NULL, WNOHANG) == 0)
+    while (!(ready = is_listening(s->socket)) && t_now() < end && waitpid(s->pid, NULL, WNOHANG) == 0)
         usleep(20 * 1000);
     int ok = t_ok(ready, "%s: p11-kit server listens on its socket", name);
     if (!ok) {
@@ -361,9 +345,9 @@ static int make_token(void)
 static int child_exits_cleanly(pid_t child, double seconds, char *how, size_t how_len)
 {
     int status = 0;
-    double end = now() + seconds;
+    double end = t_now() + seconds;
     pid_t got = 0;
-    while (child > 0 && (got = waitpid(child, &status, WNOHANG)) == 0 && now() < end)
+    while (child > 0 && (got = waitpid(child, &status, WNOHANG)) == 0 && t_now() < end)
         usleep(10 * 1000);
     if (child > 0 && got == 0) {
         kill(child, SIGKILL);
@@ -443,9 +427,9 @@ static int use_token(CK_FUNCTION_LIST_PTR f, const char *label, uint64_t tag, ch
 static void check_use(CK_FUNCTION_LIST_PTR f, const char *label, uint64_t tag, const char *who)
 {
     char why[200] = "";
-    double t0 = now();
+    double t0 = t_now();
     int ok = use_token(f, label, tag, why, sizeof why);
-    double took = now() - t0;
+    double took = t_now() - t0;
     t_ok(ok && took < PROMPT_S, "%s: %s listed, token info, session and its info, digest (%.3f s%s%s)", who, label,
          took, why[0] ? "; " : "", why);
 }
@@ -469,6 +453,18 @@ static void use_config(const char *name, const char *remote, const char *local_m
         free(path);
     }
     t_config_use(dir);
+}
+
+/* A server of `served` started in its own directory, and a config directory naming its socket
+ * (with a local `local_mock` beside it, if any); 0 (reported) if the server does not start. */
+static int serve_and_use(struct server *s, const char *name, const char *const served[], const char *local_mock)
+{
+    if (!server_start(s, name, served))
+        return 0;
+    char address[PATH_MAX + 16];
+    snprintf(address, sizeof address, "unix:path=%s", s->socket);
+    use_config(name, address, local_mock);
+    return 1;
 }
 
 /* ---- 1. threads and callers on one connection ---- */
@@ -535,11 +531,8 @@ static void threads_and_callers(void *arg)
     alarm(SCENARIO_S);
     struct server s;
     struct t_proxy px;
-    if (!server_start(&s, "threads", softhsm_served()))
+    if (!serve_and_use(&s, "threads", softhsm_served(), NULL))
         return;
-    char address[PATH_MAX + 16];
-    snprintf(address, sizeof address, "unix:path=%s", s.socket);
-    use_config("threads", address, NULL);
     CK_FUNCTION_LIST_PTR f[CALLERS] = {0};
     CK_SLOT_ID slot[CALLERS];
     if (!t_proxy_open(&px))
@@ -557,7 +550,7 @@ static void threads_and_callers(void *arg)
     t_ul(children_reach(s.pid, "p11-kit-remote", 1, 1.0), 1, "threads: one connection to the server for both callers");
 
     struct session_worker workers[CALLERS * THREADS];
-    double t0 = now();
+    double t0 = t_now();
     for (int i = 0; i < CALLERS * THREADS; i++) {
         workers[i] = (struct session_worker){.f = f[i % CALLERS], .slot = slot[i % CALLERS], .caller = i % CALLERS,
                                              .thread = i / CALLERS};
@@ -565,7 +558,7 @@ static void threads_and_callers(void *arg)
     }
     for (int i = 0; i < CALLERS * THREADS; i++)
         pthread_join(workers[i].id, NULL);
-    double took = now() - t0;
+    double took = t_now() - t0;
     for (int i = 0; i < CALLERS * THREADS; i++)
         t_ok(workers[i].rounds == ROUNDS,
              "threads: caller %d, thread %d: %d of %d rounds of C_OpenSession, C_GetSessionInfo, SHA-256 of its own "
@@ -618,49 +611,6 @@ out:
 
 /* ---- 2. a blocking C_WaitForSlotEvent ---- */
 
-struct waiter {
-    CK_FUNCTION_LIST_PTR f;
-    pthread_t id;
-    CK_SLOT_ID slot;
-    CK_RV rv;
-    int done; /* atomic */
-    double returned_at;
-};
-
-static void *wait_for_event(void *arg)
-{
-    struct waiter *w = arg;
-    w->slot = T_NO_SLOT;
-    w->rv = w->f->C_WaitForSlotEvent(0, &w->slot, NULL);
-    w->returned_at = now();
-    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
-    return NULL;
-}
-
-static void start_waiter(struct waiter *w, CK_FUNCTION_LIST_PTR f)
-{
-    memset(w, 0, sizeof *w);
-    w->f = f;
-    pthread_create(&w->id, NULL, wait_for_event, w);
-}
-
-static int is_done(struct waiter *w)
-{
-    return __atomic_load_n(&w->done, __ATOMIC_ACQUIRE);
-}
-
-/* Waits up to `seconds` for the waiter to return; joins it if it did. */
-static int waiter_returns(struct waiter *w, double seconds)
-{
-    double end = now() + seconds;
-    while (!is_done(w) && now() < end)
-        usleep(2000);
-    if (!is_done(w))
-        return 0;
-    pthread_join(w->id, NULL);
-    return 1;
-}
-
 struct busy {
     CK_FUNCTION_LIST_PTR f;
     const char *label;
@@ -677,11 +627,11 @@ static void *busy_rounds(void *arg)
 {
     struct busy *b = arg;
     for (int i = 0; i < BUSY_ROUNDS; i++) {
-        double t0 = now();
+        double t0 = t_now();
         if (!use_token(b->f, b->label, b->tag, b->why, sizeof b->why))
             return NULL;
-        if (now() - t0 > b->slowest)
-            b->slowest = now() - t0;
+        if (t_now() - t0 > b->slowest)
+            b->slowest = t_now() - t0;
         b->ok++;
     }
     return NULL;
@@ -699,14 +649,14 @@ static pid_t fork_during_wait(CK_FUNCTION_LIST_PTR f)
     int before = t_failures();
     if (t_rv(f->C_Initialize(NULL), CKR_OK, "wait fork: the child's C_Initialize")) {
         check_use(f, "mock-hang-2", HANG_TAG, "wait fork: the child");
-        struct waiter w;
-        start_waiter(&w, f);
+        struct t_waiter w;
+        t_waiter_start(&w, f);
         usleep(300 * 1000);
-        t_ok(!is_done(&w), "wait fork: the child's own blocking wait waits");
-        double t0 = now();
+        t_ok(!t_waiter_done(&w), "wait fork: the child's own blocking wait waits");
+        double t0 = t_now();
         t_rv(f->C_Finalize(NULL), CKR_OK, "wait fork: the child's C_Finalize");
-        t_ok(now() - t0 < PROMPT_S, "wait fork: ... returned in %.3f s", now() - t0);
-        if (t_ok(waiter_returns(&w, PROMPT_S), "wait fork: ... and ended the child's wait"))
+        t_ok(t_now() - t0 < PROMPT_S, "wait fork: ... returned in %.3f s", t_now() - t0);
+        if (t_ok(t_waiter_returns(&w, PROMPT_S), "wait fork: ... and ended the child's wait"))
             t_rv(w.rv, CKR_CRYPTOKI_NOT_INITIALIZED, "wait fork: ... with CKR_CRYPTOKI_NOT_INITIALIZED");
     }
     fflush(stdout);
@@ -728,22 +678,19 @@ static void blocking_wait(void *arg)
     const char *served[] = {hang, NULL};
     if (with_local && !t_mock_open(&local, "mock-b"))
         return;
-    if (!server_start(&s, with_local ? "hang-local" : "hang", served))
+    if (!serve_and_use(&s, with_local ? "hang-local" : "hang", served, with_local ? "mock-b" : NULL))
         return;
-    char address[PATH_MAX + 16];
-    snprintf(address, sizeof address, "unix:path=%s", s.socket);
-    use_config(with_local ? "hang-local" : "hang", address, with_local ? "mock-b" : NULL);
     CK_FUNCTION_LIST_PTR a = NULL, b = NULL;
     if (!t_proxy_open(&px) || !(a = initialized_caller(&px, mode)) || !(b = initialized_caller(&px, mode)))
         goto out;
     if (!t_ok(t_slot_by_label(a, "mock-hang-2") != T_NO_SLOT, "%s: the remote mock-hang's token is listed", mode))
         goto out;
 
-    struct waiter w;
-    start_waiter(&w, a);
+    struct t_waiter w;
+    t_waiter_start(&w, a);
     usleep(1000 * 1000);
-    if (!t_ok(!is_done(&w), "%s: C_WaitForSlotEvent(0) of caller A is still waiting after 1 s%s%s", mode,
-              is_done(&w) ? "; it returned " : "", is_done(&w) ? t_rv_name(w.rv) : ""))
+    if (!t_ok(!t_waiter_done(&w), "%s: C_WaitForSlotEvent(0) of caller A is still waiting after 1 s%s%s", mode,
+              t_waiter_done(&w) ? "; it returned " : "", t_waiter_done(&w) ? t_rv_name(w.rv) : ""))
         goto out;
     if (!with_local)
         t_ul(children_reach(s.pid, "p11-kit-remote", 2, 2.0), 2,
@@ -769,42 +716,42 @@ static void blocking_wait(void *arg)
              busy[i].why[0] ? "; " : "", busy[i].why);
     }
     CK_FUNCTION_LIST_PTR c = t_caller(&px);
-    double t0 = now();
+    double t0 = t_now();
     if (c && t_rv(c->C_Initialize(NULL), CKR_OK, "%s: a new caller's C_Initialize", mode)) {
         check_use(c, "mock-hang-2", HANG_TAG, with_local ? "beside: a new caller" : "wait: a new caller");
         t_rv(c->C_Finalize(NULL), CKR_OK, "%s: the new caller's C_Finalize", mode);
     }
-    t_ok(now() - t0 < PROMPT_S, "%s: the new caller's lifecycle took %.3f s", mode, now() - t0);
-    t_ok(!is_done(&w), "%s: caller A's wait is still waiting", mode);
+    t_ok(t_now() - t0 < PROMPT_S, "%s: the new caller's lifecycle took %.3f s", mode, t_now() - t0);
+    t_ok(!t_waiter_done(&w), "%s: caller A's wait is still waiting", mode);
     if (!with_local) {
         char how[64];
         t_ok(child_exits_cleanly(fork_during_wait(a), 25, how, sizeof how),
              "wait: a child forked while caller A waits exits cleanly (%s)", how);
-        t_ok(!is_done(&w), "wait: caller A's wait is still waiting after the fork");
+        t_ok(!t_waiter_done(&w), "wait: caller A's wait is still waiting after the fork");
     }
 
     if (with_local) {
         CK_SLOT_ID local_slot = t_slot_by_label(a, "mock-b-1");
         t_rv(t_mock_control(&local, MOCK_QUEUE_EVENT, 1), CKR_OK, "beside: an event on mock-b's slot");
-        if (t_ok(waiter_returns(&w, PROMPT_S), "beside: ... ends the wait")) {
+        if (t_ok(t_waiter_returns(&w, PROMPT_S), "beside: ... ends the wait")) {
             t_rv(w.rv, CKR_OK, "beside: ... with CKR_OK");
             t_ul(w.slot, local_slot, "beside: ... and mock-b-1's proxy slot");
         }
-        start_waiter(&w, a);
+        t_waiter_start(&w, a);
         usleep(300 * 1000);
-        t_ok(!is_done(&w), "beside: a second wait is waiting");
+        t_ok(!t_waiter_done(&w), "beside: a second wait is waiting");
     }
 
-    t0 = now();
+    t0 = t_now();
     t_rv(b->C_Finalize(NULL), CKR_OK, "%s: C_Finalize of caller B (not the last)", mode);
-    t_ok(now() - t0 < PROMPT_S, "%s: ... returned in %.3f s", mode, now() - t0);
+    t_ok(t_now() - t0 < PROMPT_S, "%s: ... returned in %.3f s", mode, t_now() - t0);
     b = NULL;
-    t_ok(!is_done(&w), "%s: caller A's wait goes on", mode);
-    t0 = now();
+    t_ok(!t_waiter_done(&w), "%s: caller A's wait goes on", mode);
+    t0 = t_now();
     t_rv(a->C_Finalize(NULL), CKR_OK, "%s: C_Finalize of caller A (the last), whose thread waits", mode);
-    t_ok(now() - t0 < PROMPT_S, "%s: ... returned in %.3f s", mode, now() - t0);
+    t_ok(t_now() - t0 < PROMPT_S, "%s: ... returned in %.3f s", mode, t_now() - t0);
     a = NULL;
-    if (t_ok(waiter_returns(&w, PROMPT_S), "%s: the waiting thread returns", mode)) {
+    if (t_ok(t_waiter_returns(&w, PROMPT_S), "%s: the waiting thread returns", mode)) {
         t_rv(w.rv, CKR_CRYPTOKI_NOT_INITIALIZED, "%s: ... with CKR_CRYPTOKI_NOT_INITIALIZED", mode);
         t_ok(w.returned_at - t0 < PROMPT_S, "%s: ... %.3f s after C_Finalize began", mode, w.returned_at - t0);
     }
@@ -861,7 +808,7 @@ static void *digest_loop(void *arg)
         }
         if (!__atomic_load_n(&d->failed, __ATOMIC_RELAXED)) {
             CK_SESSION_INFO info;
-            d->failed_at = now();
+            d->failed_at = t_now();
             snprintf(d->why, sizeof d->why, "%s", why);
             d->rv = d->f->C_GetSessionInfo(d->h, &info);
             __atomic_store_n(&d->failed, 1, __ATOMIC_RELEASE);
@@ -934,11 +881,8 @@ static void server_dies(void *arg)
     alarm(SCENARIO_S);
     struct server s;
     struct t_proxy px;
-    if (!server_start(&s, "dies", softhsm_served()))
+    if (!serve_and_use(&s, "dies", softhsm_served(), "mock-b"))
         return;
-    char address[PATH_MAX + 16];
-    snprintf(address, sizeof address, "unix:path=%s", s.socket);
-    use_config("dies", address, "mock-b");
     CK_FUNCTION_LIST_PTR a = NULL, b = NULL;
     if (!t_proxy_open(&px) || !(a = initialized_caller(&px, "dies: caller A")) ||
         !(b = initialized_caller(&px, "dies: caller B")))
@@ -961,12 +905,12 @@ static void server_dies(void *arg)
     for (int i = 0; i < 3; i++)
         pthread_create(&d[i].id, NULL, digest_loop, &d[i]);
     usleep(500 * 1000);
-    double t_kill = now();
+    double t_kill = t_now();
     server_stop(&s);
     __atomic_store_n(&killed, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < 2; i++) {
-        double end = now() + DEATH_S + 5;
-        while (!__atomic_load_n(&d[i].failed, __ATOMIC_ACQUIRE) && now() < end)
+        double end = t_now() + DEATH_S + 5;
+        while (!__atomic_load_n(&d[i].failed, __ATOMIC_ACQUIRE) && t_now() < end)
             usleep(5000);
         __atomic_store_n(&d[i].stop, 1, __ATOMIC_RELEASE);
         pthread_join(d[i].id, NULL);
@@ -987,7 +931,7 @@ static void server_dies(void *arg)
          "dies: the local module's digests never fail (%lu of them, %lu after the kill%s%s)", d[2].ok,
          d[2].after_kill, d[2].why[0] ? "; " : "", d[2].why);
 
-    double t0 = now();
+    double t0 = t_now();
     t_ok(t_slot_by_label(a, TOKEN_LABEL) == T_NO_SLOT, "dies: caller A's slot list leaves the remote token out");
     t_ok(t_slot_by_label(b, TOKEN_LABEL) == T_NO_SLOT, "dies: caller B's too");
     CK_SESSION_HANDLE h;
@@ -995,7 +939,7 @@ static void server_dies(void *arg)
     t_ok(is_device_gone(rv), "dies: C_OpenSession on the remote slot's old ID fails (%s)", t_rv_name(rv));
     check_use(a, "mock-b-1", LOCAL_TAG, "dies: caller A, the local module");
     check_use(b, "mock-b-1", LOCAL_TAG, "dies: caller B, the local module");
-    t_ok(now() - t0 < PROMPT_S, "dies: all that in %.3f s", now() - t0);
+    t_ok(t_now() - t0 < PROMPT_S, "dies: all that in %.3f s", t_now() - t0);
 
     if (!server_start(&s, "dies", softhsm_served()))
         goto out;
@@ -1039,21 +983,18 @@ static void server_dies_under_wait(void *arg)
     struct t_proxy px;
     char *hang = served_mock_path("mock-hang");
     const char *served[] = {hang, NULL};
-    if (!server_start(&s, "hang-dies", served))
+    if (!serve_and_use(&s, "hang-dies", served, NULL))
         return;
-    char address[PATH_MAX + 16];
-    snprintf(address, sizeof address, "unix:path=%s", s.socket);
-    use_config("hang-dies", address, NULL);
     CK_FUNCTION_LIST_PTR f = NULL;
     if (!t_proxy_open(&px) || !(f = initialized_caller(&px, "dies under a wait")))
         goto out;
-    struct waiter w;
-    start_waiter(&w, f);
+    struct t_waiter w;
+    t_waiter_start(&w, f);
     if (!t_ul(children_reach(s.pid, "p11-kit-remote", 2, 2.0), 2, "dies under a wait: the wait's connection is open"))
         goto out;
-    double t_kill = now();
+    double t_kill = t_now();
     server_stop(&s);
-    if (t_ok(waiter_returns(&w, DEATH_S), "dies under a wait: the waiting thread returns once the server is killed")) {
+    if (t_ok(t_waiter_returns(&w, DEATH_S), "dies under a wait: the waiting thread returns once the server is killed")) {
         t_ok(is_device_gone(w.rv), "dies under a wait: ... with CKR_DEVICE_ERROR or CKR_DEVICE_REMOVED (%s)",
              t_rv_name(w.rv));
         t_ok(w.returned_at - t_kill < DEATH_S, "dies under a wait: ... %.3f s after the kill", w.returned_at - t_kill);
@@ -1063,10 +1004,10 @@ static void server_dies_under_wait(void *arg)
      * call, so the wait must not quietly connect to the new server and block there. */
     if (!server_start(&s, "hang-dies", served))
         goto out;
-    struct waiter again[2];
+    struct t_waiter again[2];
     for (int i = 1; i <= 2; i++) {
-        start_waiter(&again[i - 1], f);
-        if (t_ok(waiter_returns(&again[i - 1], PROMPT_S), "dies under a wait: with the server back, wait %d fails at once",
+        t_waiter_start(&again[i - 1], f);
+        if (t_ok(t_waiter_returns(&again[i - 1], PROMPT_S), "dies under a wait: with the server back, wait %d fails at once",
                  i))
             t_ok(is_device_gone(again[i - 1].rv), "dies under a wait: ... with CKR_DEVICE_ERROR or CKR_DEVICE_REMOVED (%s)",
                  t_rv_name(again[i - 1].rv));
@@ -1074,9 +1015,9 @@ static void server_dies_under_wait(void *arg)
         if (i == 1)
             t_ok(t_slot_by_label(f, "mock-hang-2") == T_NO_SLOT, "dies under a wait: the remote token is not listed");
     }
-    double t0 = now();
+    double t0 = t_now();
     t_rv(f->C_Finalize(NULL), CKR_OK, "dies under a wait: C_Finalize");
-    t_ok(now() - t0 < PROMPT_S, "dies under a wait: ... returned in %.3f s", now() - t0);
+    t_ok(t_now() - t0 < PROMPT_S, "dies under a wait: ... returned in %.3f s", t_now() - t0);
     f = NULL;
     if ((f = initialized_caller(&px, "dies under a wait: after a restart"))) {
         check_use(f, "mock-hang-2", HANG_TAG, "dies under a wait: restarted server");
@@ -1138,11 +1079,8 @@ static void fork_with_remote(void *arg)
     alarm(SCENARIO_S);
     struct server s;
     struct t_proxy px;
-    if (!server_start(&s, "fork", softhsm_served()))
+    if (!serve_and_use(&s, "fork", softhsm_served(), NULL))
         return;
-    char address[PATH_MAX + 16];
-    snprintf(address, sizeof address, "unix:path=%s", s.socket);
-    use_config("fork", address, NULL);
     CK_FUNCTION_LIST_PTR f = NULL;
     if (!t_proxy_open(&px) || !(f = initialized_caller(&px, "fork: the parent")))
         goto out;
@@ -1245,18 +1183,18 @@ static void spawned_command(void *arg)
         return;
     if (!t_ok(t_slot_by_label(f, "mock-hang-2") != T_NO_SLOT, "spawn hang: mock-hang's token through the command"))
         return;
-    struct waiter w;
-    start_waiter(&w, f);
+    struct t_waiter w;
+    t_waiter_start(&w, f);
     usleep(1000 * 1000);
-    t_ok(!is_done(&w), "spawn hang: a blocking C_WaitForSlotEvent waits");
+    t_ok(!t_waiter_done(&w), "spawn hang: a blocking C_WaitForSlotEvent waits");
     t_ul(children_reach(self, "p11-kit-remote", 2, 2.0), 2, "spawn hang: the wait runs a command of its own");
-    double t0 = now();
+    double t0 = t_now();
     t_rv(f->C_Finalize(NULL), CKR_OK, "spawn hang: C_Finalize");
-    double took = now() - t0;
+    double took = t_now() - t0;
     t_ok(took < 8.0, "spawn hang: ... returned in %.1f s (3 s for the command to leave, then SIGTERM)", took);
     int zombies, n = children_of(self, NULL, &zombies);
     t_ok(n == 0, "spawn hang: once C_Finalize returns, no child is left (%d, %d of them zombies)", n, zombies);
-    if (t_ok(waiter_returns(&w, PROMPT_S), "spawn hang: the waiting thread returns"))
+    if (t_ok(t_waiter_returns(&w, PROMPT_S), "spawn hang: the waiting thread returns"))
         t_rv(w.rv, CKR_CRYPTOKI_NOT_INITIALIZED, "spawn hang: ... with CKR_CRYPTOKI_NOT_INITIALIZED");
 }
 

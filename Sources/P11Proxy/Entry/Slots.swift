@@ -10,7 +10,7 @@ extension Entry {
         guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
         guard let pulCount else { return CK_RV(CKR_ARGUMENTS_BAD) }
         var slots: [CK_SLOT_ID] = []
-        for module in ProxyRuntime.activeModules() {
+        for module in ActiveModules.current() {
             for realSlot in SlotQuery.realSlots(of: module, caller: caller, tokenPresent: tokenPresent) {
                 if let proxySlot = TokenVisibility.proxySlot(module: module, realSlot: realSlot, caller: caller) {
                     slots.append(proxySlot)
@@ -40,7 +40,7 @@ extension Entry {
     static func C_WaitForSlotEvent(_ flags: CK_FLAGS, _ pSlot: CK_SLOT_ID_PTR?, _ pReserved: CK_VOID_PTR?, _ caller: CallerNumber) -> CK_RV {
         guard CallerPool.isInitialized(caller) else { return CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED) }
         guard let pSlot, pReserved == nil else { return CK_RV(CKR_ARGUMENTS_BAD) }
-        let modules = ProxyRuntime.activeModules().filter {
+        let modules = ActiveModules.current().filter {
             ModuleTable.entry($0).pointee.functions.C_WaitForSlotEvent != nil
         }
         guard !modules.isEmpty else { return CK_RV(CKR_FUNCTION_NOT_SUPPORTED) }

@@ -34,11 +34,6 @@ enum ProxyRuntime {
     // Who may touch it: see RuntimeState.
     nonisolated(unsafe) static var state = RuntimeState()
 
-    /// The active modules' indices, for calls that visit every module (C_GetSlotList); no lock.
-    static func activeModules() -> [ModuleIndex] {
-        ActiveModules.current()
-    }
-
     static func record(_ index: ModuleIndex) -> ModuleRecord? {
         stateLock.withLock { index.value < state.modules.count ? state.modules[index.value] : nil }
     }
