@@ -11,8 +11,8 @@
 #   scripts/bench.sh --callgrind CALL [--iterations N] [--traced]
 #                                             # instructions per call, direct vs p11proxy
 #
-# Knobs (environment): BENCH_TIME_MS (100, per timed loop), BENCH_REPS (5 loops, median
-# of), BENCH_ROUNDS (3 processes per target, interleaved, median of their medians: one
+# Knobs (environment): BENCH_TIME_MS (100, per timed loop), BENCH_REPS (9 loops, median
+# of: on this VM both vCPUs are sometimes taken away for tens of ms, see cpu_share below), BENCH_ROUNDS (3 processes per target, interleaved, median of their medians: one
 # process of p11proxy can differ from the next by a third while the direct module does not),
 # BENCH_TRACE_TIME_MS (50, traced loops), BENCH_PAIRED_TIME_MS (20) and BENCH_PAIRED_REPS (25):
 # the proxies' loops, each paired with the mock's own (bench --baseline), BENCH_LOAD_RUNS (40 runs, each timing pkcs11-tool -L and the
@@ -35,7 +35,7 @@ ROOT=$PWD
 BUILD_DIR=${BUILD_DIR:-build}
 PROXY_SO=${PROXY_SO:-build/lib/libp11proxy.so}
 TIME_MS=${BENCH_TIME_MS:-100}
-REPS=${BENCH_REPS:-5}
+REPS=${BENCH_REPS:-9}
 ROUNDS=${BENCH_ROUNDS:-3}
 TRACE_TIME_MS=${BENCH_TRACE_TIME_MS:-50}
 PAIRED_TIME_MS=${BENCH_PAIRED_TIME_MS:-20}
@@ -466,10 +466,13 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
         "processes); xT = 1-thread ns / T-thread ns. Traced: text to one file. Thread counts:" \
         "\`BENCH_THREADS=\"${THREAD_COUNTS[*]}\"\` (\`make bench THREADS=\"...\"\`) on $(nproc) CPUs." \
         "Goals at 2 threads: open+close through p11proxy >= 1.6x and >= 0.9 of the mock's own ratio;" \
-        "traced C_GetSessionInfo >= 1.6x; session calls untraced >= 1.7x (table above)."
+        "traced C_GetSessionInfo >= 1.6x; session calls untraced >= 1.7x (table above)." \
+        "Threads on CPU: the threads' CPU time / (threads x wall time), median over the loops" \
+        "(then the processes): below 100% the threads waited (a lock, the scheduler) or the" \
+        "hypervisor ran something else on their CPUs, which also slows that loop's figure."
     echo
-    echo "| call | threads | direct ns | p11proxy ns | traced ns | p11-kit ns | direct xT | p11proxy xT | p11proxy / direct scaling | traced xT | p11-kit xT |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---|---:|"
+    echo "| call | threads | direct ns | p11proxy ns | traced ns | p11-kit ns | direct xT | p11proxy xT | p11proxy / direct scaling | traced xT | p11-kit xT | threads on CPU: direct, p11proxy, traced |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---|"
     for call in "${CALLS[@]}"; do
         d1=$(result direct "$call" 1); p1=$(result p11proxy "$call" 1); t1=$(result traced "$call" 1); k1=$(result p11kit "$call" 1)
         for t in "${THREAD_COUNTS[@]}"; do
@@ -487,7 +490,12 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
                 [ "$sp" != n/a ] && [ "$call" = open_close ] && sp="$sp (aim >= 10: $(mark "$(awk -v s="${sp%% *}" 'BEGIN { print (s >= 10) ? 1 : 0 }')"))"
                 [ "$st" != n/a ] && [ "$call" = get_session_info ] && st="$st (aim >= 10: $(mark "$(awk -v s="${st%% *}" 'BEGIN { print (s >= 10) ? 1 : 0 }')"))"
             fi
-            echo "| ${LABEL[$call]} | $t | $(fmt_ns "$d") | $(fmt_ns "$p") | $(fmt_ns "$tr") | $(fmt_ns "$k") | $sd | $sp | $rel | $st | $sk |"
+            on_cpu=""
+            for target in direct p11proxy traced; do
+                share=$(result "$target" "$call" "$t" cpu_share)
+                on_cpu+="${on_cpu:+, }$(if num "$share"; then calc "%.0f%%" "$share * 100"; else printf 'n/a'; fi)"
+            done
+            echo "| ${LABEL[$call]} | $t | $(fmt_ns "$d") | $(fmt_ns "$p") | $(fmt_ns "$tr") | $(fmt_ns "$k") | $sd | $sp | $rel | $st | $sk | $on_cpu |"
         done
     done
     echo
