@@ -360,13 +360,13 @@ static double run_once(const struct call *call, struct ctx *ctxs, int threads, l
                        double *cpu_share)
 {
     if (threads == 1) {
-        CALLGRIND_TOGGLE_COLLECT;
         double c0 = thread_cpu_ns();
+        CALLGRIND_TOGGLE_COLLECT;
         double t0 = now_ns();
         *bad += call->loop(&ctxs[0], n);
         double t1 = now_ns();
-        double cpu = thread_cpu_ns() - c0;
         CALLGRIND_TOGGLE_COLLECT;
+        double cpu = thread_cpu_ns() - c0;
         *cpu_share = t1 > t0 ? cpu / (t1 - t0) : 1;
         return t1 - t0;
     }
