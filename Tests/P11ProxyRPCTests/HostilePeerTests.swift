@@ -247,6 +247,43 @@ import Testing
         #expect(module.C_GetSessionInfo(1, &info) == ok, "back after C_Finalize and C_Initialize")
         #expect(module.C_Finalize(nil) == ok)
     }
+
+    @Test func aWaitConnectionThatCannotOpenWhileTheServerIsGoneLosesTheModule() {
+        // The server killed while the wait's connection is being set up (it hangs up at the
+        // version byte), the main connection gone with it: lost as a whole, so the next wait does
+        // not connect (to a server perhaps restarted meanwhile) and block there.
+        let peer = HostilePeer(version: { connection in connection == 1 ? nil : 0 }) { _, _, _ in .sendAndClose([]) }
+        let module = peer.module(timeout: 2000)
+        #expect(module.C_Initialize(nil) == ok)
+        var slot: CK_SLOT_ID = 0
+        #expect(module.C_WaitForSlotEvent(0, &slot, nil) == deviceError)
+        #expect(module.C_WaitForSlotEvent(0, &slot, nil) == deviceError)
+        var info = CK_SESSION_INFO()
+        #expect(module.C_GetSessionInfo(1, &info) == deviceError)
+        #expect(peer.connectionCount == 2, "no connection after the failed one")
+        #expect(module.C_Finalize(nil) == ok)
+    }
+
+    @Test func aWaitConnectionThatCannotOpenWhileTheServerAnswersKeepsTheModule() {
+        // Only the new connection failed; the main one still answers: that wait fails, the module
+        // stays, and the next wait tries again.
+        let text = array([UInt8](repeating: 0x20, count: 32))
+        let info = [2, 40] + text + u64(0) + text + [1, 0]
+        let peer = HostilePeer(version: { connection in connection == 1 ? nil : 0 }) { _, code, body in
+            if body.starts(with: u32(RPCCall.getInfo.id)) { return .send(frame(code, replyBody(.getInfo, info))) }
+            if body.starts(with: u32(RPCCall.waitForSlotEvent.id)) { return .send(frame(code, replyBody(.waitForSlotEvent, u64(5)))) }
+            return .send(frame(code, replyBody(.getSessionInfo, u64(1) + u64(2) + u64(3) + u64(0))))
+        }
+        let module = peer.module(timeout: 2000)
+        #expect(module.C_Initialize(nil) == ok)
+        var slot: CK_SLOT_ID = 0
+        #expect(module.C_WaitForSlotEvent(0, &slot, nil) == deviceError)
+        var sessionInfo = CK_SESSION_INFO()
+        #expect(module.C_GetSessionInfo(1, &sessionInfo) == ok, "the module is not lost")
+        #expect(module.C_WaitForSlotEvent(0, &slot, nil) == ok && slot == 5, "the next wait connects and waits")
+        #expect(peer.connectionCount == 3)
+        #expect(module.C_Finalize(nil) == ok)
+    }
 }
 
 /// The first frame code it is given; later calls answer that code.

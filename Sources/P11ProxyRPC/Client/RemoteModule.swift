@@ -279,7 +279,7 @@ public final class RemoteModule: @unchecked Sendable {
                 let opened = try connectForWaiting(reserved: reserved)
                 waitChannel = opened
             } catch {
-                return .failure(error)
+                return .failure(waitConnectionFailed(error))
             }
         }
         let channel = waitChannel!
@@ -310,6 +310,17 @@ public final class RemoteModule: @unchecked Sendable {
             }
             return .failure(error)
         }
+    }
+
+    /// The wait's connection could not be opened: a server gone (killed while the connection was
+    /// being set up) takes the main connection with it, and then the module is lost, as when a
+    /// wait's connection drops; a server still there (the main connection answers C_GetInfo)
+    /// keeps the module, and only this wait fails. Asking is what tells the two apart: left
+    /// unasked, the next wait would open a connection to whatever listens there by then.
+    private func waitConnectionFailed(_ error: RPCError) -> RPCError {
+        if stateLock.withLock({ finalizing }) { return .code(CK_RV(CKR_CRYPTOKI_NOT_INITIALIZED)) }
+        if case .failure(let lost) = serverInfo(), lost.breaksConnection { return lost }
+        return error
     }
 
     /// Why a blocking wait may not start; read under stateLock.
