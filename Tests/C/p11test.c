@@ -550,6 +550,21 @@ CK_SLOT_ID t_slot_by_label(CK_FUNCTION_LIST_PTR f, const char *label)
     return found;
 }
 
+CK_SLOT_ID t_open_on_label(CK_FUNCTION_LIST_PTR f, const char *label, CK_SESSION_HANDLE *h, char *why,
+                           size_t why_len)
+{
+    CK_SLOT_ID slot = t_slot_by_label(f, label);
+    CK_RV rv;
+    char token[33];
+    if (slot == T_NO_SLOT)
+        return snprintf(why, why_len, "%s not listed", label), T_NO_SLOT;
+    if ((rv = t_token_label(f, slot, token)) != CKR_OK)
+        return snprintf(why, why_len, "C_GetTokenInfo: %s", t_rv_name(rv)), T_NO_SLOT;
+    if ((rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, h)) != CKR_OK)
+        return snprintf(why, why_len, "C_OpenSession: %s", t_rv_name(rv)), T_NO_SLOT;
+    return slot;
+}
+
 CK_RV t_digest(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE h, const void *data, size_t len,
                unsigned char out[MOCK_DIGEST_LEN])
 {

@@ -89,6 +89,10 @@ void t_trim(char *dst, const unsigned char *src, size_t n);                /* bl
 CK_RV t_token_label(CK_FUNCTION_LIST_PTR f, CK_SLOT_ID slot, char label[33]);
 /* The proxy slot whose token label is `label`, or (CK_SLOT_ID)-1. */
 CK_SLOT_ID t_slot_by_label(CK_FUNCTION_LIST_PTR f, const char *label);
+/* A caller's first steps with a token: its slot found by label, its token info read again, a
+ * serial session opened (*h). The slot, or T_NO_SLOT with what failed in `why`. */
+CK_SLOT_ID t_open_on_label(CK_FUNCTION_LIST_PTR f, const char *label, CK_SESSION_HANDLE *h, char *why,
+                           size_t why_len);
 CK_RV t_digest(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE h, const void *data, size_t len,
                unsigned char out[MOCK_DIGEST_LEN]);
 int t_all_distinct(const CK_ULONG *v, CK_ULONG n);

@@ -36,18 +36,12 @@ static int mock_waiters_reach(struct t_mock *m, unsigned long n, double seconds)
 /* One caller's ordinary work on a slot: list, token info, a session, a digest, no event. */
 static int use(CK_FUNCTION_LIST_PTR f, const char *label, char *why, size_t why_len)
 {
-    CK_SLOT_ID slot = t_slot_by_label(f, label);
     CK_SESSION_HANDLE h;
     unsigned char md[MOCK_DIGEST_LEN];
     CK_SLOT_ID event;
     CK_RV rv;
-    char tl[33];
-    if (slot == T_NO_SLOT)
-        return snprintf(why, why_len, "%s not listed", label), 0;
-    if ((rv = t_token_label(f, slot, tl)) != CKR_OK)
-        return snprintf(why, why_len, "C_GetTokenInfo: %s", t_rv_name(rv)), 0;
-    if ((rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &h)) != CKR_OK)
-        return snprintf(why, why_len, "C_OpenSession: %s", t_rv_name(rv)), 0;
+    if (t_open_on_label(f, label, &h, why, why_len) == T_NO_SLOT)
+        return 0;
     rv = t_digest(f, h, "data", 4, md);
     f->C_CloseSession(h);
     if (rv != CKR_OK)

@@ -399,17 +399,12 @@ static int digest_matches(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE h, uint64_t 
  * digest with its known answer, closed. */
 static int use_token(CK_FUNCTION_LIST_PTR f, const char *label, uint64_t tag, char *why, size_t why_len)
 {
-    CK_SLOT_ID slot = t_slot_by_label(f, label);
     CK_SESSION_HANDLE h;
     CK_SESSION_INFO info;
     CK_RV rv;
-    char tl[33];
+    CK_SLOT_ID slot = t_open_on_label(f, label, &h, why, why_len);
     if (slot == T_NO_SLOT)
-        return snprintf(why, why_len, "%s not listed", label), 0;
-    if ((rv = t_token_label(f, slot, tl)) != CKR_OK)
-        return snprintf(why, why_len, "C_GetTokenInfo: %s", t_rv_name(rv)), 0;
-    if ((rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &h)) != CKR_OK)
-        return snprintf(why, why_len, "C_OpenSession: %s", t_rv_name(rv)), 0;
+        return 0;
     int ok = 0;
     if ((rv = f->C_GetSessionInfo(h, &info)) != CKR_OK)
         snprintf(why, why_len, "C_GetSessionInfo: %s", t_rv_name(rv));
@@ -455,16 +450,21 @@ static void use_config(const char *name, const char *remote, const char *local_m
     t_config_use(dir);
 }
 
-/* A server of `served` started in its own directory, and a config directory naming its socket
- * (with a local `local_mock` beside it, if any); 0 (reported) if the server does not start. */
-static int serve_and_use(struct server *s, const char *name, const char *const served[], const char *local_mock)
+/* A server of `served` started in its own directory, a config directory naming its socket
+ * (with a local `local_mock` beside it, if any) and the proxy opened on it; 0 (reported, the
+ * server stopped again) if either fails. */
+static int serve_and_open(struct server *s, struct t_proxy *px, const char *name, const char *const served[],
+                          const char *local_mock)
 {
     if (!server_start(s, name, served))
         return 0;
     char address[PATH_MAX + 16];
     snprintf(address, sizeof address, "unix:path=%s", s->socket);
     use_config(name, address, local_mock);
-    return 1;
+    if (t_proxy_open(px))
+        return 1;
+    server_stop(s);
+    return 0;
 }
 
 /* ---- 1. threads and callers on one connection ---- */
@@ -531,12 +531,10 @@ static void threads_and_callers(void *arg)
     alarm(SCENARIO_S);
     struct server s;
     struct t_proxy px;
-    if (!serve_and_use(&s, "threads", softhsm_served(), NULL))
+    if (!serve_and_open(&s, &px, "threads", softhsm_served(), NULL))
         return;
     CK_FUNCTION_LIST_PTR f[CALLERS] = {0};
     CK_SLOT_ID slot[CALLERS];
-    if (!t_proxy_open(&px))
-        goto out;
     for (int c = 0; c < CALLERS; c++) {
         char who[32];
         snprintf(who, sizeof who, "threads: caller %d", c);
@@ -678,10 +676,10 @@ static void blocking_wait(void *arg)
     const char *served[] = {hang, NULL};
     if (with_local && !t_mock_open(&local, "mock-b"))
         return;
-    if (!serve_and_use(&s, with_local ? "hang-local" : "hang", served, with_local ? "mock-b" : NULL))
+    if (!serve_and_open(&s, &px, with_local ? "hang-local" : "hang", served, with_local ? "mock-b" : NULL))
         return;
     CK_FUNCTION_LIST_PTR a = NULL, b = NULL;
-    if (!t_proxy_open(&px) || !(a = initialized_caller(&px, mode)) || !(b = initialized_caller(&px, mode)))
+    if (!(a = initialized_caller(&px, mode)) || !(b = initialized_caller(&px, mode)))
         goto out;
     if (!t_ok(t_slot_by_label(a, "mock-hang-2") != T_NO_SLOT, "%s: the remote mock-hang's token is listed", mode))
         goto out;
@@ -881,10 +879,10 @@ static void server_dies(void *arg)
     alarm(SCENARIO_S);
     struct server s;
     struct t_proxy px;
-    if (!serve_and_use(&s, "dies", softhsm_served(), "mock-b"))
+    if (!serve_and_open(&s, &px, "dies", softhsm_served(), "mock-b"))
         return;
     CK_FUNCTION_LIST_PTR a = NULL, b = NULL;
-    if (!t_proxy_open(&px) || !(a = initialized_caller(&px, "dies: caller A")) ||
+    if (!(a = initialized_caller(&px, "dies: caller A")) ||
         !(b = initialized_caller(&px, "dies: caller B")))
         goto out;
     CK_SLOT_ID remote_a = t_slot_by_label(a, TOKEN_LABEL), remote_b = t_slot_by_label(b, TOKEN_LABEL);
@@ -983,10 +981,10 @@ static void server_dies_under_wait(void *arg)
     struct t_proxy px;
     char *hang = served_mock_path("mock-hang");
     const char *served[] = {hang, NULL};
-    if (!serve_and_use(&s, "hang-dies", served, NULL))
+    if (!serve_and_open(&s, &px, "hang-dies", served, NULL))
         return;
     CK_FUNCTION_LIST_PTR f = NULL;
-    if (!t_proxy_open(&px) || !(f = initialized_caller(&px, "dies under a wait")))
+    if (!(f = initialized_caller(&px, "dies under a wait")))
         goto out;
     struct t_waiter w;
     t_waiter_start(&w, f);
@@ -1079,10 +1077,10 @@ static void fork_with_remote(void *arg)
     alarm(SCENARIO_S);
     struct server s;
     struct t_proxy px;
-    if (!serve_and_use(&s, "fork", softhsm_served(), NULL))
+    if (!serve_and_open(&s, &px, "fork", softhsm_served(), NULL))
         return;
     CK_FUNCTION_LIST_PTR f = NULL;
-    if (!t_proxy_open(&px) || !(f = initialized_caller(&px, "fork: the parent")))
+    if (!(f = initialized_caller(&px, "fork: the parent")))
         goto out;
     CK_SLOT_ID slot = t_slot_by_label(f, TOKEN_LABEL);
     struct digester d = {.f = f, .tag = 0, .who = "fork parent"};
